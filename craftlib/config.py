@@ -1,0 +1,200 @@
+"""Settings, paths and run profiles: the one place that defines them.
+
+Every setting has three sources, strongest first: an explicit argument (CLI option or notebook
+parameter), an environment variable, a default. Nothing here touches the disk or the network at
+import time.
+
+| setting            | environment variable      | default                                         |
+| ------------------ | ------------------------- | ----------------------------------------------- |
+| CRAFT source       | ``CRAFT_SOURCE``          | the CRAFT v5.0.2 GitHub release archive (URL)   |
+| CRAFT checksum     | ``CRAFT_SHA256``          | known checksums in :data:`KNOWN_SHA256`         |
+| data directory     | ``CRAFTLIB_DATA_DIR``     | ``<repo>/data`` (or ``./data`` outside a clone) |
+| models directory   | ``CRAFTLIB_MODELS_DIR``   | ``<repo>/models``                               |
+| results directory  | ``CRAFTLIB_RESULTS_DIR``  | ``<repo>/results``                              |
+| extra OBO files    | ``CRAFTLIB_ONTOLOGY_DIR`` | none (only the ontologies bundled in CRAFT)     |
+| profile            | ``CRAFTLIB_PROFILE``      | ``quick``                                       |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+CRAFT_VERSION = "5.0.2"
+CRAFT_URL = f"https://github.com/UCDenver-ccp/CRAFT/archive/refs/tags/v{CRAFT_VERSION}.tar.gz"
+#: sha256 of archives we have seen, by file name. A checksum passed explicitly (``--sha256`` /
+#: ``CRAFT_SHA256``) always wins; an archive whose name is not listed here is extracted unverified
+#: (and the log says so).
+KNOWN_SHA256: dict[str, str] = {}
+
+#: The six entity types, in the fixed order that defines the 13 label ids.
+ENTITY_TYPES: tuple[str, ...] = ("Sequence", "Cell", "Protein", "Gene", "Taxon", "Chemical")
+#: ``O`` then ``B-``/``I-`` for each type, in :data:`ENTITY_TYPES` order. Never reorder: label ids are saved
+#: in datasets and model configs.
+LABELS: tuple[str, ...] = ("O",) + tuple(f"{p}-{t}" for t in ENTITY_TYPES for p in ("B", "I"))
+LABEL2ID: dict[str, int] = {label: i for i, label in enumerate(LABELS)}
+ID2LABEL: dict[int, str] = dict(enumerate(LABELS))
+
+#: CRAFT concept-annotation module → entity type (PR is split into Protein/Gene by ``craftlib.tags``).
+MODULE_TO_TYPE: dict[str, str] = {
+    "SO": "Sequence",
+    "CL": "Cell",
+    "PR": "Protein",
+    "NCBITaxon": "Taxon",
+    "CHEBI": "Chemical",
+}
+ANNOTATION_SETS = ("proper", "extensions")
+SPLITS = ("train", "dev", "test")
+#: CRAFT split name → ``datasets`` split name.
+HF_SPLITS = {"train": "train", "dev": "validation", "test": "test"}
+
+
+def _repo_root() -> Path | None:
+    """The checkout this package is installed from (editable install), if any."""
+    here = Path(__file__).resolve().parent.parent
+    return here if (here / "pyproject.toml").is_file() and (here / "craftlib").is_dir() else None
+
+
+def _default_dir(name: str) -> Path:
+    root = _repo_root()
+    return (root / name) if root is not None else (Path.cwd() / name)
+
+
+def _env_path(var: str, default: Path) -> Path:
+    value = os.environ.get(var)
+    return Path(value).expanduser() if value else default
+
+
+def data_dir(value: str | os.PathLike | None = None) -> Path:
+    """Root of ``raw/`` (downloads, extracted corpus) and ``processed/`` (datasets)."""
+    return Path(value).expanduser() if value else _env_path("CRAFTLIB_DATA_DIR", _default_dir("data"))
+
+
+def models_dir(value: str | os.PathLike | None = None) -> Path:
+    return Path(value).expanduser() if value else _env_path("CRAFTLIB_MODELS_DIR", _default_dir("models"))
+
+
+def results_dir(value: str | os.PathLike | None = None) -> Path:
+    return Path(value).expanduser() if value else _env_path("CRAFTLIB_RESULTS_DIR", _default_dir("results"))
+
+
+def craft_source(value: str | os.PathLike | None = None) -> str:
+    """URL or local path (``.tar.gz`` or an extracted ``CRAFT-5.0.2`` folder) of the corpus."""
+    return str(value) if value else os.environ.get("CRAFT_SOURCE", CRAFT_URL)
+
+
+def craft_sha256(value: str | None = None) -> str | None:
+    return value or os.environ.get("CRAFT_SHA256") or None
+
+
+def ontology_dir(value: str | os.PathLike | None = None) -> Path | None:
+    """Extra OBO files (``*.obo``, ``*.obo.gz``, ``*.obo.zip``) to add to the bundled ones."""
+    if value:
+        return Path(value).expanduser()
+    env = os.environ.get("CRAFTLIB_ONTOLOGY_DIR")
+    return Path(env).expanduser() if env else None
+
+
+# --------------------------------------------------------------------------------------------- profiles
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much data and compute a run uses. ``None`` means "all"."""
+
+    name: str
+    description: str
+    #: documents read per CRAFT split when building the dataset (``None``: all 60/7/30).
+    max_docs: dict[str, int | None] = field(default_factory=lambda: {"train": None, "dev": None, "test": None})
+    #: sentences used per split for training/evaluation (after the dataset is built).
+    max_train_sentences: int | None = None
+    max_eval_sentences: int | None = None
+    # training hyperparameters (the reference recipe's defaults)
+    learning_rate: float = 3e-5
+    batch_size: int = 8
+    eval_batch_size: int = 8
+    epochs: float = 4
+    max_steps: int = -1
+    max_length: int = 128
+    window_stride: int = 32
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def limits_documents(self) -> bool:
+        return any(v is not None for v in self.max_docs.values())
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        description="CI: a few documents, a few optimizer steps; checks that everything runs (minutes).",
+        max_docs={"train": 3, "dev": 1, "test": 2},
+        max_train_sentences=160,
+        max_eval_sentences=80,
+        epochs=1,
+        max_steps=8,
+        max_length=64,
+        window_stride=16,
+    ),
+    "quick": Profile(
+        name="quick",
+        description="Laptop workshop: all documents, a subset of training sentences, one epoch per step.",
+        max_train_sentences=3000,
+        max_eval_sentences=None,
+        epochs=1,
+        max_length=128,
+    ),
+    "full": Profile(
+        name="full",
+        description="All data, the reference hyperparameters (lr 3e-5, batch 8, 4 epochs). GPU recommended.",
+        epochs=4,
+        max_length=256,
+        window_stride=64,
+    ),
+}
+
+
+def get_profile(name: str | Profile | None = None, **overrides) -> Profile:
+    """Profile by name (``smoke``/``quick``/``full``; default ``CRAFTLIB_PROFILE`` or ``quick``)."""
+    if isinstance(name, Profile):
+        prof = name
+    else:
+        name = name or os.environ.get("CRAFTLIB_PROFILE", "quick")
+        if name not in PROFILES:
+            raise ValueError(f"Unknown profile {name!r}: choose one of {', '.join(PROFILES)}.")
+        prof = PROFILES[name]
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    return replace(prof, **overrides) if overrides else prof
+
+
+# ------------------------------------------------------------------------------------- dataset layout
+
+
+def dataset_name(profile: str | Profile | None = None, annotation_set: str = "proper") -> str:
+    """Folder name under ``data/processed/`` of the dataset a profile uses.
+
+    Profiles that read every document share one dataset (``craft-proper``); a profile that reads only
+    a few documents gets its own (``craft-proper-smoke``), so a smoke run never overwrites real data.
+    """
+    if annotation_set not in ANNOTATION_SETS:
+        raise ValueError(f"Unknown annotation set {annotation_set!r}: choose one of {', '.join(ANNOTATION_SETS)}.")
+    prof = get_profile(profile)
+    return f"craft-{annotation_set}" + (f"-{prof.name}" if prof.limits_documents else "")
+
+
+def processed_dir(
+    profile: str | Profile | None = None,
+    annotation_set: str = "proper",
+    data: str | os.PathLike | None = None,
+) -> Path:
+    """``<data>/processed/<dataset_name>/``, holding every derived artefact of one dataset:
+
+    ``dataset/`` (DatasetDict), ``stats.json``, ``conll/``, ``entity_lists/``, ``augmented/``,
+    ``baselines/``.
+    """
+    return data_dir(data) / "processed" / dataset_name(profile, annotation_set)
