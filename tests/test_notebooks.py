@@ -31,13 +31,15 @@ def run_notebook(name: str, workspace: dict[str, Path], **parameters) -> dict:
     import papermill as pm
 
     require_local_craft()
-    params = {
+    defaults = {
         "PROFILE": "smoke",
         "DATA_DIR": str(workspace["data"]),
         "MODELS_DIR": str(workspace["models"]),
         "RESULTS_DIR": str(workspace["results"]),
-        **parameters,
     }
+    declared = pm.inspect_notebook(str(NOTEBOOKS / name))  # pass only what the notebook declares
+    params = {k: v for k, v in defaults.items() if k in declared}
+    params.update(parameters)
     out = workspace["executed"] / name
     nb = pm.execute_notebook(
         str(NOTEBOOKS / name),
@@ -53,3 +55,17 @@ def run_notebook(name: str, workspace: dict[str, Path], **parameters) -> dict:
 def load_json(path: Path) -> dict:
     assert path.is_file(), f"expected {path} to be written"
     return json.loads(path.read_text())
+
+
+# One test per notebook, in the order a learner runs them. Each asserts on what its notebook wrote.
+# --- 01_explore_craft ---
+
+# --- 02_normalize_tags ---
+
+# --- 03_augment_with_ontologies ---
+
+# --- 04_two_step_transfer ---
+
+# --- 05_error_analysis ---
+
+# --- 06_compare_toolkits ---
