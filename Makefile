@@ -1,0 +1,54 @@
+# Two commands on a fresh machine:  `make setup`  then  `make test`.
+# The main job:                      `make tutorial [PROFILE=smoke|quick|full]`
+#
+# Everything runs inside a virtual environment ($(VENV)); conda users: see environment.yml and pass
+# PYTHON=python to use the active interpreter instead.
+
+VENV    ?= .venv
+PYTHON  ?= $(VENV)/bin/python
+TORCH   ?= 2.13.0
+PROFILE ?= quick
+BUILD   ?= build
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+
+.PHONY: setup test test-fast tutorial data lint clean help
+
+help:
+	@echo "make setup                 create $(VENV), install torch $(TORCH) first, then craftlib[dev,peers]"
+	@echo "make test                  unit tests + every notebook with papermill (smoke profile)"
+	@echo "make test-fast             unit tests only"
+	@echo "make tutorial PROFILE=...  execute all notebooks into $(BUILD)/ (default PROFILE=quick)"
+	@echo "make data                  build the CRAFT dataset (python -m craftlib data)"
+
+$(VENV)/bin/python:
+	python3 -m venv $(VENV)
+
+# torch first: a plain `torch` requirement on a machine without it pulls the CUDA build (GBs).
+setup: $(if $(filter $(VENV)/bin/python,$(PYTHON)),$(VENV)/bin/python)
+	$(PYTHON) -m pip install --upgrade pip
+	$(PYTHON) -m pip install "torch==$(TORCH)"
+	$(PYTHON) -m pip install -e ".[dev,peers]"
+
+test:
+	$(PYTHON) -m pytest -q
+
+test-fast:
+	$(PYTHON) -m pytest -q -m "not notebooks"
+
+data:
+	$(PYTHON) -m craftlib data
+
+tutorial:
+	@mkdir -p $(BUILD)
+	@for nb in $(NOTEBOOKS); do \
+	  name=$$(basename $$nb); \
+	  echo "== $$name (PROFILE=$(PROFILE))"; \
+	  $(PYTHON) -m papermill $$nb $(BUILD)/$$name -k python3 --cwd notebooks -p PROFILE $(PROFILE) || exit 1; \
+	  $(PYTHON) -m jupyter nbconvert --to html --log-level WARN $(BUILD)/$$name || exit 1; \
+	done
+
+lint:
+	$(PYTHON) -m ruff check craftlib tests benchmarks
+
+clean:
+	rm -rf $(BUILD) .pytest_cache

@@ -1,0 +1,95 @@
+"""Repository hygiene: environment files agree, notebooks follow the conventions, no corpus data committed."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+ROOT = Path(__file__).resolve().parent.parent
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def _makefile_var(name: str) -> str:
+    m = re.search(rf"^{name}\s*\?=\s*(\S+)", (ROOT / "Makefile").read_text(), re.M)
+    assert m, f"Makefile has no {name} ?= ..."
+    return m.group(1)
+
+
+def test_environment_yml_matches_pyproject_and_makefile():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    deps = env["dependencies"]
+    python = next(d for d in deps if isinstance(d, str) and d.startswith("python="))
+    assert Version(python.split("=", 1)[1]) in SpecifierSet(PYPROJECT["project"]["requires-python"])
+    pip = next(d["pip"] for d in deps if isinstance(d, dict) and "pip" in d)
+    # same torch pin as `make setup`, and it satisfies the package's own torch requirement
+    torch_pin = next(p for p in pip if p.startswith("torch"))
+    assert torch_pin == f"torch=={_makefile_var('TORCH')}"
+    torch_req = next(Requirement(r) for r in PYPROJECT["project"]["dependencies"] if r.startswith("torch"))
+    assert Version(_makefile_var("TORCH")) in torch_req.specifier
+    # installs this package with the same extras as `make setup`
+    editable = next(p for p in pip if p.startswith("-e"))
+    extras = set(re.search(r"\[(.*)\]", editable).group(1).split(","))
+    make_extras = set(re.search(r'-e "\.\[(.*)\]"', (ROOT / "Makefile").read_text()).group(1).split(","))
+    assert extras == make_extras
+    assert extras <= set(PYPROJECT["project"]["optional-dependencies"])
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_conventions(path: Path):
+    nb = json.loads(path.read_text())
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), "strip outputs"
+    tagged = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
+    tree = ast.parse("".join(tagged[0]["source"]))
+    for stmt in tree.body:  # literals only: papermill injects values *after* this cell
+        assert isinstance(stmt, (ast.Assign, ast.AnnAssign)), ast.dump(stmt)
+        ast.literal_eval(stmt.value)
+    names = {t.id for s in tree.body for t in (s.targets if isinstance(s, ast.Assign) else [s.target])}
+    assert {"PROFILE", "SEED"} <= names
+    text = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown").lower()
+    for heading in ("what you will learn", "your turn", "summary", "smoke", "quick", "full"):
+        assert heading in text, f"{path.name}: missing '{heading}'"
+    sources = "\n".join("".join(c["source"]) for c in code)
+    assert "craftlib.setup(" in sources
+    assert "import *" not in sources
+
+
+def test_notebooks_are_numbered_in_order():
+    numbers = [int(p.name[:2]) for p in NOTEBOOKS]
+    assert numbers == list(range(1, len(numbers) + 1))
+    readme = (ROOT / "README.md").read_text()
+    for p in NOTEBOOKS:
+        assert p.name in readme, f"README does not list {p.name}"
+
+
+def test_no_corpus_or_ontology_data_committed():
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    data_like = re.compile(r"\.(conllu|knowtator\.xml|obo|obo\.gz|obo\.zip|tar\.gz|safetensors|bin|arrow)$")
+    offenders = [f for f in files if data_like.search(f) and not f.startswith("tests/fixtures/")]
+    assert offenders == []
+
+
+def test_cli_lists_every_command():
+    out = subprocess.run([sys.executable, "-m", "craftlib", "--help"], capture_output=True, text=True, check=True)
+    for command in ("data", "entity-lists", "augment", "baseline", "train", "predict", "evaluate", "benchmark"):
+        assert command in out.stdout, f"`python -m craftlib --help` lacks {command!r}"
+
+
+def test_import_has_no_heavy_side_effects():
+    code = "import sys, craftlib, craftlib.cli; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False"]
