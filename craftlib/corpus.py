@@ -1,0 +1,494 @@
+"""Getting CRAFT and reading it: download / local archive / folder, checksum, safe extraction, cache.
+
+The CRAFT v5.0.2 release is laid out as::
+
+    CRAFT-5.0.2/
+        articles/ids/craft-ids-{train,dev,test}.txt        official split (one PubMed id per line)
+        articles/txt/<id>.txt                               document text (UTF-8)
+        concept-annotation/<M>/<M>[+extensions]/knowtator/<id>.txt.knowtator.xml
+        structural-annotation/sections-and-typography/knowtator/<id>.txt.knowtator.xml
+        structural-annotation/dependency/conllu/<id>.conllu  gold sentences and tokens (no offsets)
+
+:func:`fetch_craft` turns a source (URL, ``.tar.gz`` or folder) into the path of that root folder;
+:func:`read_document` / :func:`read_corpus` parse it into :class:`Document` objects whose tokens carry
+character offsets into the text (every token is checked against the text).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tarfile
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+import xml.etree.ElementTree as ET
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from craftlib import config
+from craftlib.errors import AlignmentError, CorpusError
+
+log = logging.getLogger(__name__)
+
+#: Concept-annotation modules that map to the tutorial's entity types (see ``config.MODULE_TO_TYPE``).
+NER_MODULES: tuple[str, ...] = tuple(config.MODULE_TO_TYPE)
+#: Typography classes kept from ``sections-and-typography`` (``section`` spans are kept apart).
+TYPOGRAPHY_CLASSES = ("italic", "bold", "sup", "sub", "underline")
+#: Name of the extracted folder and of the marker that makes a cached extraction "complete".
+CRAFT_DIRNAME = f"CRAFT-{config.CRAFT_VERSION}"
+MARKER = ".craftlib-complete.json"
+_REQUIRED = ("articles/ids", "articles/txt", "concept-annotation", "structural-annotation/dependency/conllu")
+
+
+# ------------------------------------------------------------------------------------------ records
+
+
+@dataclass(frozen=True)
+class Token:
+    """One CoNLL-U token with its character offsets ``[start, end)`` in the document text."""
+
+    form: str
+    start: int
+    end: int
+
+
+@dataclass
+class Sentence:
+    """One gold sentence (``sent_id`` from the CoNLL-U file) with its tokens."""
+
+    sentence_id: int
+    tokens: list[Token]
+
+    @property
+    def start(self) -> int:
+        return self.tokens[0].start
+
+    @property
+    def end(self) -> int:
+        return self.tokens[-1].end
+
+
+@dataclass(frozen=True)
+class Mention:
+    """One concept annotation. ``spans`` has several ``(start, end)`` pairs for a discontinuous mention."""
+
+    mention_id: str
+    module: str
+    annotation_set: str  # "proper" or "extensions"
+    spans: tuple[tuple[int, int], ...]
+    class_id: str
+    class_label: str
+    text: str
+
+    @property
+    def start(self) -> int:
+        return self.spans[0][0]
+
+    @property
+    def end(self) -> int:
+        return self.spans[-1][1]
+
+    @property
+    def discontinuous(self) -> bool:
+        return len(self.spans) > 1
+
+
+@dataclass(frozen=True)
+class Span:
+    """A typography (``italic``, ``bold``, ``sup``, ``sub``, ``underline``) or ``section`` span."""
+
+    start: int
+    end: int
+    label: str
+
+
+@dataclass
+class Document:
+    doc_id: str
+    split: str | None
+    text: str
+    sentences: list[Sentence] = field(default_factory=list)
+    #: ``{(module, annotation_set): [Mention, ...]}``
+    mentions: dict[tuple[str, str], list[Mention]] = field(default_factory=dict)
+    typography: list[Span] = field(default_factory=list)
+    sections: list[Span] = field(default_factory=list)
+
+    def all_mentions(self, annotation_set: str | None = None) -> list[Mention]:
+        return [m for (_, s), ms in self.mentions.items() if annotation_set in (None, s) for m in ms]
+
+    @property
+    def n_tokens(self) -> int:
+        return sum(len(s.tokens) for s in self.sentences)
+
+
+# ------------------------------------------------------------------------------------------ fetching
+
+
+def _is_url(source: str) -> bool:
+    return urllib.parse.urlparse(source).scheme in ("http", "https", "ftp")
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _download(url: str, dest: Path, progress: bool = True) -> Path:
+    """Download ``url`` to ``dest`` through a temporary file renamed into place."""
+    from tqdm.auto import tqdm
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".part")
+    log.info("downloading %s -> %s", url, dest)
+    try:
+        with urllib.request.urlopen(url, timeout=60) as resp, open(tmp, "wb") as out:
+            total = int(resp.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
+                for block in iter(lambda: resp.read(1 << 16), b""):
+                    out.write(block)
+                    bar.update(len(block))
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise CorpusError(
+            f"Could not download CRAFT from {url} ({err}). Check your connection, or download the archive "
+            "yourself and point CRAFT_SOURCE (or --source) at the .tar.gz file or an extracted folder."
+        ) from err
+    os.replace(tmp, dest)
+    return dest
+
+
+def check_layout(root: Path) -> Path:
+    """Raise :class:`CorpusError` unless ``root`` looks like an extracted CRAFT release."""
+    missing = [p for p in _REQUIRED if not (root / p).is_dir()]
+    if missing:
+        raise CorpusError(
+            f"{root} is not a CRAFT {config.CRAFT_VERSION} folder: missing {', '.join(missing)}. Point the "
+            f"source at the release archive (.tar.gz) or at the extracted '{CRAFT_DIRNAME}' folder."
+        )
+    return root
+
+
+def _find_root(folder: Path) -> Path | None:
+    """``folder`` itself or its single sub-folder, whichever holds ``articles/ids``."""
+    if (folder / "articles" / "ids").is_dir():
+        return folder
+    for child in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if child.is_dir() and (child / "articles" / "ids").is_dir():
+            return child
+    return None
+
+
+def _extract(archive: Path, target: Path, expected: str | None) -> Path:
+    """Extract ``archive`` into a temporary folder beside ``target`` and rename its root into place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=target.parent))
+    try:
+        try:
+            with tarfile.open(archive, "r:*") as tar:
+                tar.extractall(tmp, filter="data")
+        except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
+            raise CorpusError(
+                f"{archive} is truncated or corrupt ({type(err).__name__}: {err}). Delete it and download it "
+                "again (or pass force=True / --force to re-download), then retry."
+            ) from err
+        root = _find_root(tmp)
+        if root is None:
+            raise CorpusError(
+                f"{archive} does not contain a CRAFT release (no articles/ids folder inside). "
+                "Use the CRAFT v5.0.2 release archive."
+            )
+        check_layout(root)
+        manifest = {
+            "archive": str(archive),
+            "sha256": expected,
+            "extracted": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "files": sum(1 for _ in root.rglob("*") if _.is_file()),
+        }
+        (root / MARKER).write_text(json.dumps(manifest, indent=2))
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(root, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def fetch_craft(
+    source: str | os.PathLike | None = None,
+    sha256: str | None = None,
+    data_dir: str | os.PathLike | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Return the root of an extracted CRAFT release, getting it first if needed.
+
+    ``source`` (default: ``CRAFT_SOURCE`` or the GitHub release URL) is
+
+    * an extracted folder (the ``CRAFT-5.0.2`` root or its parent): used in place, nothing is copied;
+    * a local ``.tar.gz``: checksum-verified when the checksum is known (``sha256`` argument,
+      ``CRAFT_SHA256``, or :data:`craftlib.config.KNOWN_SHA256`), extracted with ``filter="data"``
+      into ``<data>/raw/`` through a temporary folder and an atomic rename;
+    * a URL: downloaded to ``<data>/raw/downloads/`` first (temporary file + rename, progress bar).
+
+    A cached extraction (``<data>/raw/CRAFT-5.0.2`` with its marker file) is reused unless ``force``.
+    """
+    src = config.craft_source(source)
+    raw = config.data_dir(data_dir) / "raw"
+    target = raw / CRAFT_DIRNAME
+
+    if not _is_url(src):
+        path = Path(src).expanduser()
+        if path.is_dir():
+            root = _find_root(path)
+            if root is None:
+                raise CorpusError(
+                    f"{path} is a folder but not a CRAFT release (no articles/ids inside it or its sub-folders). "
+                    f"Point the source at the '{CRAFT_DIRNAME}' folder or the release .tar.gz."
+                )
+            log.info("using the CRAFT folder %s in place", root)
+            return check_layout(root)
+        if not path.is_file():
+            raise CorpusError(
+                f"CRAFT archive {path} not found. Set CRAFT_SOURCE (or --source) to the CRAFT "
+                f"{config.CRAFT_VERSION} .tar.gz, an extracted folder, or a URL (default {config.CRAFT_URL})."
+            )
+        archive = path
+    else:
+        archive = None
+
+    expected = config.craft_sha256(sha256) or (config.KNOWN_SHA256.get(archive.name) if archive else None)
+    marker = target / MARKER
+    if marker.is_file() and not force:
+        recorded = json.loads(marker.read_text()).get("sha256")
+        if expected and recorded and recorded != expected:
+            log.warning("cached %s came from an archive with sha256 %s; re-extracting", target, recorded)
+        else:
+            log.info("reusing the extracted corpus %s", target)
+            return check_layout(target)
+
+    if archive is None:  # URL
+        archive = raw / "downloads" / f"{CRAFT_DIRNAME}.tar.gz"
+        if force or not archive.is_file():
+            _download(src, archive, progress=progress)
+        expected = config.craft_sha256(sha256) or config.KNOWN_SHA256.get(archive.name)
+
+    if expected:
+        actual = sha256_file(archive)
+        if actual.lower() != expected.lower():
+            raise CorpusError(
+                f"{archive} has sha256 {actual}, expected {expected}: the file is corrupt, truncated or another "
+                "release. Delete it and get the archive again (or fix CRAFT_SHA256 / --sha256)."
+            )
+        log.info("checksum verified for %s", archive)
+    else:
+        log.warning("no known sha256 for %s: extracting it unverified (pass --sha256 to verify)", archive)
+    return _extract(archive, target, expected)
+
+
+# ------------------------------------------------------------------------------------------ reading
+
+
+def read_split_ids(root: str | os.PathLike) -> dict[str, list[str]]:
+    """Official split: ``{"train": [...], "dev": [...], "test": [...]}`` in the ids files' order."""
+    out = {}
+    for split in config.SPLITS:
+        path = Path(root) / "articles" / "ids" / f"craft-ids-{split}.txt"
+        if not path.is_file():
+            raise CorpusError(f"Split file {path} is missing: the CRAFT folder is incomplete; fetch it again.")
+        out[split] = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    return out
+
+
+def _parse_xml(path: Path) -> ET.Element:
+    if not path.is_file():
+        raise CorpusError(f"Annotation file {path} is missing: the CRAFT folder is incomplete; fetch it again.")
+    try:
+        return ET.parse(path).getroot()
+    except ET.ParseError as err:
+        raise CorpusError(
+            f"{path} is not well-formed XML ({err}). The file is damaged: re-extract the corpus (--force)."
+        ) from err
+
+
+def _annotations(path: Path) -> Iterable[tuple[str, tuple[tuple[int, int], ...], str, str, str]]:
+    """``(mention_id, spans, text, class_id, class_label)`` for every annotation of a knowtator file."""
+    root = _parse_xml(path)
+    classes = {}
+    for cm in root.iter("classMention"):
+        mc = cm.find("mentionClass")
+        if mc is not None:
+            classes[cm.get("id")] = (mc.get("id", ""), (mc.text or "").strip())
+    for ann in root.iter("annotation"):
+        mention = ann.find("mention")
+        mid = mention.get("id") if mention is not None else None
+        try:
+            spans = tuple(sorted((int(s.get("start")), int(s.get("end"))) for s in ann.iter("span")))
+        except (TypeError, ValueError) as err:
+            raise CorpusError(f"{path}: annotation {mid} has a span without integer start/end ({err}).") from err
+        if not spans or mid is None:  # one GO_BP+extensions annotation has no span at all: nothing to tag
+            continue
+        class_id, class_label = classes.get(mid, ("", ""))
+        text = ann.findtext("spannedText") or ""
+        yield mid, spans, text, class_id, class_label
+
+
+def knowtator_path(root: Path, module: str, annotation_set: str, doc_id: str) -> Path:
+    folder = module if annotation_set == "proper" else f"{module}+extensions"
+    return root / "concept-annotation" / module / folder / "knowtator" / f"{doc_id}.txt.knowtator.xml"
+
+
+def read_mentions(root: Path, doc_id: str, module: str, annotation_set: str, text: str) -> list[Mention]:
+    if annotation_set not in config.ANNOTATION_SETS:
+        raise ValueError(f"annotation_set must be one of {config.ANNOTATION_SETS}, not {annotation_set!r}")
+    module_dir = root / "concept-annotation" / module
+    if not module_dir.is_dir():
+        available = sorted(p.name for p in (root / "concept-annotation").iterdir() if p.is_dir())
+        raise CorpusError(f"Module folder {module_dir} is missing (available: {', '.join(available)}).")
+    path = knowtator_path(root, module, annotation_set, doc_id)
+    out = []
+    for mid, spans, stext, cid, clabel in _annotations(path):
+        if spans[-1][1] > len(text) or spans[0][0] < 0:
+            raise CorpusError(f"{path}: mention {mid} span {spans} lies outside the text ({len(text)} chars).")
+        out.append(Mention(mid, module, annotation_set, spans, cid, clabel, stext))
+    out.sort(key=lambda m: (m.start, -m.end, m.mention_id))
+    return out
+
+
+def read_typography(root: Path, doc_id: str) -> tuple[list[Span], list[Span]]:
+    """``(typography, sections)`` spans from ``sections-and-typography``."""
+    path = root / "structural-annotation" / "sections-and-typography" / "knowtator" / f"{doc_id}.txt.knowtator.xml"
+    typo, sections = [], []
+    for _mid, spans, _text, cid, _label in _annotations(path):
+        for start, end in spans:
+            if cid in TYPOGRAPHY_CLASSES:
+                typo.append(Span(start, end, cid))
+            elif cid == "section":
+                sections.append(Span(start, end, cid))
+    typo.sort(key=lambda s: (s.start, s.end, s.label))
+    sections.sort(key=lambda s: (s.start, s.end))
+    return typo, sections
+
+
+def read_sentences(root: Path, doc_id: str, text: str) -> list[Sentence]:
+    """Gold sentences from the CoNLL-U file, each token aligned to its offsets in ``text``.
+
+    CoNLL-U has no offsets: tokens are matched left to right, skipping whitespace only. A token that
+    is not found exactly at the next non-space position raises :class:`AlignmentError`.
+    """
+    import conllu
+
+    path = root / "structural-annotation" / "dependency" / "conllu" / f"{doc_id}.conllu"
+    if not path.is_file():
+        raise CorpusError(f"CoNLL-U file {path} is missing: the CRAFT folder is incomplete; fetch it again.")
+    try:
+        parsed = conllu.parse(path.read_text(encoding="utf-8"))
+    except Exception as err:  # conllu raises ParseException and plain ValueErrors
+        raise CorpusError(f"{path} cannot be parsed as CoNLL-U ({err}).") from err
+    sentences, pos, n = [], 0, len(text)
+    for i, sent in enumerate(parsed):
+        sid = int(sent.metadata.get("sent_id", i))
+        tokens = []
+        for tok in sent:
+            if not isinstance(tok["id"], int):  # multi-word ranges / empty nodes carry no surface text
+                continue
+            form = tok["form"]
+            while pos < n and text[pos].isspace():
+                pos += 1
+            if not text.startswith(form, pos):
+                raise AlignmentError(
+                    f"{path}: token {form!r} (sentence {sid}) does not match the text of document {doc_id} at "
+                    f"offset {pos} (text there: {text[pos:pos + len(form) + 10]!r}). The CoNLL-U and .txt "
+                    "files do not belong together: re-extract the corpus."
+                )
+            tokens.append(Token(form, pos, pos + len(form)))
+            pos += len(form)
+        if tokens:
+            sentences.append(Sentence(sid, tokens))
+    return sentences
+
+
+def read_document(
+    root: str | os.PathLike,
+    doc_id: str,
+    modules: Sequence[str] = NER_MODULES,
+    annotation_sets: Sequence[str] = config.ANNOTATION_SETS,
+    split: str | None = None,
+    sentences: bool = True,
+    typography: bool = True,
+) -> Document:
+    """Read one document: text, gold sentences/tokens, concept mentions of ``modules`` × ``annotation_sets``,
+    typography and section spans."""
+    root = Path(root)
+    txt = root / "articles" / "txt" / f"{doc_id}.txt"
+    if not txt.is_file():
+        raise CorpusError(f"Document {doc_id}: text file {txt} is missing. Check the id or re-fetch the corpus.")
+    text = txt.read_text(encoding="utf-8")
+    doc = Document(doc_id=doc_id, split=split, text=text)
+    if sentences:
+        doc.sentences = read_sentences(root, doc_id, text)
+    for module in modules:
+        for aset in annotation_sets:
+            doc.mentions[(module, aset)] = read_mentions(root, doc_id, module, aset, text)
+    if typography:
+        doc.typography, doc.sections = read_typography(root, doc_id)
+    return doc
+
+
+def select_ids(
+    split_ids: dict[str, list[str]],
+    splits: Sequence[str] = config.SPLITS,
+    max_docs: dict[str, int | None] | int | None = None,
+) -> list[tuple[str, str]]:
+    """``[(split, doc_id), ...]``: the first ``max_docs`` ids (file order) of each split."""
+    out = []
+    for split in splits:
+        limit = max_docs.get(split) if isinstance(max_docs, dict) else max_docs
+        ids = split_ids[split]
+        out.extend((split, d) for d in (ids if limit is None else ids[:limit]))
+    return out
+
+
+def read_corpus(
+    root: str | os.PathLike,
+    splits: Sequence[str] = config.SPLITS,
+    max_docs: dict[str, int | None] | int | None = None,
+    modules: Sequence[str] = NER_MODULES,
+    annotation_sets: Sequence[str] = config.ANNOTATION_SETS,
+    progress: bool = False,
+    **kwargs,
+) -> list[Document]:
+    """Read the documents of ``splits`` (at most ``max_docs`` per split, first ids in file order)."""
+    from tqdm.auto import tqdm
+
+    wanted = select_ids(read_split_ids(root), splits, max_docs)
+    return [
+        read_document(root, doc_id, modules=modules, annotation_sets=annotation_sets, split=split, **kwargs)
+        for split, doc_id in tqdm(wanted, desc="reading CRAFT", unit="doc", disable=not progress)
+    ]
+
+
+__all__ = [
+    "CRAFT_DIRNAME",
+    "NER_MODULES",
+    "Document",
+    "Mention",
+    "Sentence",
+    "Span",
+    "Token",
+    "check_layout",
+    "fetch_craft",
+    "read_corpus",
+    "read_document",
+    "read_split_ids",
+    "select_ids",
+]
