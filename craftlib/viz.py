@@ -101,4 +101,191 @@ def tags_html(tokens: Sequence[str], tags: Sequence[str], colors: dict[str, str]
     return f'<div style="font-family:sans-serif;line-height:1.9">{" ".join(parts)}</div>'
 
 
-__all__ = ["ENTITY_TYPES", "MODULE_COLORS", "TYPE_COLORS", "bio_spans", "legend_html", "spans_html", "tags_html"]
+# ----------------------------------------------------------------------------- error analysis pictures
+
+#: One colour per error category of :mod:`craftlib.evaluate`.
+CATEGORY_COLORS: dict[str, str] = {
+    "correct": "#009e73",
+    "wrong_type": "#cc79a7",
+    "wrong_boundary": "#e69f00",
+    "wrong_type_boundary": "#d55e00",
+    "missed": "#56b4e9",
+    "spurious": "#999999",
+}
+
+
+def example_html(
+    tokens: Sequence[str],
+    gold: Sequence[str],
+    pred: Sequence[str],
+    span: tuple[int, int] | None = None,
+    context: int | None = 12,
+    caption: str | None = None,
+) -> str:
+    """A sentence twice, gold entities above predicted ones (highlighted by type), with an optional caption.
+
+    With ``span=(start, end)`` only ``context`` tokens either side of it are shown (``…`` marks the cut)
+    and the span's text is repeated under the two rows.
+    """
+    lo, hi = 0, len(tokens)
+    if span is not None and context is not None:
+        lo, hi = max(0, span[0] - context), min(len(tokens), span[1] + context)
+    toks = list(tokens[lo:hi])
+
+    def row(name: str, tags: Sequence[str]) -> str:
+        body = tags_html(toks, list(tags[lo:hi]))
+        return (f'<tr><td style="font-weight:bold;padding-right:8px;vertical-align:top;text-align:left">{name}</td>'
+                f'<td style="text-align:left">{"… " if lo else ""}{body}{" …" if hi < len(tokens) else ""}</td></tr>')
+
+    out = f'<table style="border-collapse:collapse;margin:4px 0">{row("gold", gold)}{row("predicted", pred)}</table>'
+    if span is not None:
+        where = html.escape(" ".join(tokens[span[0]:span[1]]))
+        out += f'<div style="font-size:0.85em;color:#444">span: <u>{where}</u> (tokens {span[0]}–{span[1]})</div>'
+    if caption:
+        out += f'<div style="font-style:italic;margin-bottom:10px">{html.escape(caption)}</div>'
+    return out
+
+
+def confusion_heatmap(cm, ax=None, title: str = "Type confusions (gold rows, predicted columns)"):
+    """Heatmap of :func:`craftlib.evaluate.confusion_matrix` with counts written in the cells; returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6.5, 5.5))
+    values = cm.to_numpy()
+    im = ax.imshow(values, cmap="Blues")
+    ax.set_xticks(range(len(cm.columns)), labels=list(cm.columns), rotation=45, ha="right")
+    ax.set_yticks(range(len(cm.index)), labels=list(cm.index))
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("gold")
+    top = values.max() if values.size else 0
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            ax.text(j, i, int(values[i, j]), ha="center", va="center",
+                    color="white" if top and values[i, j] > top / 2 else "black", fontsize=8)
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    fig.tight_layout()
+    return fig
+
+
+def f1_bars(scores: dict[str, dict], ax=None, title: str = "F1 per entity type"):
+    """Grouped bars: per-type F1 (plus micro F1) of several systems; ``scores`` maps a name to a
+    :func:`craftlib.evaluate.score` output. Returns the Figure."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(9, 4))
+    groups = list(ENTITY_TYPES) + ["micro"]
+    width = 0.8 / max(1, len(scores))
+    x = np.arange(len(groups))
+    for k, (name, s) in enumerate(scores.items()):
+        vals = [s["per_type"][t]["f1"] for t in ENTITY_TYPES] + [s["f1"]]
+        ax.bar(x + (k - (len(scores) - 1) / 2) * width, vals, width, label=name)
+    ax.set_xticks(x, labels=groups)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("F1 (seqeval, default mode)")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+def error_bars(counts, include_correct: bool = False, ax=None, title: str = "Where the errors are"):
+    """Stacked bars of error categories per type from :func:`craftlib.evaluate.error_counts`; returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(8, 4))
+    table = counts.drop(index="total", errors="ignore")
+    cats = [c for c in CATEGORY_COLORS if c in table.columns and (include_correct or c != "correct")]
+    bottom = [0] * len(table)
+    for c in cats:
+        vals = [int(v) for v in table[c]]
+        ax.bar(list(table.index), vals, bottom=bottom, label=c, color=CATEGORY_COLORS[c])
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    ax.set_ylabel("mentions")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+def has_widget_frontend() -> bool:
+    """Whether ipywidgets will be drawn: inside an IPython kernel that a Jupyter server started
+    (``JPY_SESSION_NAME`` is set for it), unless ``CRAFTLIB_WIDGETS=0``. ``CRAFTLIB_WIDGETS=1`` forces widgets.
+    Headless runs (papermill, nbclient) have a kernel but nobody to draw the widgets."""
+    import os
+    import sys
+
+    forced = os.environ.get("CRAFTLIB_WIDGETS")
+    if forced in ("0", "1"):
+        return forced == "1"
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    in_kernel = shell is not None and hasattr(shell, "kernel")
+    return in_kernel and bool(os.environ.get("JPY_SESSION_NAME") or os.environ.get("VSCODE_PID"))
+
+
+def error_browser(errors, records=None, page_size: int = 5, interactive: bool | None = None):
+    """Page through an errors table (:func:`craftlib.evaluate.errors_table`) filtered by category and type.
+
+    ``records`` (prediction records) lets each error be drawn in its sentence (:func:`example_html`).
+    With a widget frontend (see :func:`has_widget_frontend`, or ``interactive=True``) returns an ipywidgets
+    box; otherwise displays a static table of the first ``page_size`` errors per category and returns
+    that ``DataFrame``, so headless runs stay clean.
+    """
+    from IPython.display import HTML, display
+
+    by_key = {(r["doc_id"], int(r["sentence_id"])): r for r in (records or [])}
+    interactive = has_widget_frontend() if interactive is None else interactive
+    if not interactive:
+        cols = [c for c in ("doc_id", "sentence_id", "text", "gold", "predicted", "pred_text") if c in errors]
+        table = errors.groupby("category", sort=True).head(page_size).sort_values("category", kind="stable")
+        table = table.set_index("category")[cols]
+        display(table)
+        return table
+
+    import ipywidgets as widgets
+
+    cat = widgets.Dropdown(options=["all", *sorted(errors["category"].unique())], description="category")
+    kind = widgets.Dropdown(options=["all", *ENTITY_TYPES], description="type")
+    page = widgets.BoundedIntText(value=1, min=1, max=1, description="page")
+    info = widgets.Label()
+    out = widgets.Output()
+
+    def selected():
+        sel = errors
+        if cat.value != "all":
+            sel = sel[sel["category"] == cat.value]
+        if kind.value != "all":
+            sel = sel[(sel["gold"] == kind.value) | (sel["predicted"] == kind.value)]
+        return sel
+
+    def draw(*_):
+        sel = selected()
+        pages = max(1, -(-len(sel) // page_size))
+        page.max = pages
+        info.value = f"{len(sel)} errors, page {min(page.value, pages)}/{pages}"
+        chunk = sel.iloc[(page.value - 1) * page_size: page.value * page_size]
+        out.clear_output()
+        with out:
+            parts = []
+            for _, row in chunk.iterrows():
+                rec = by_key.get((row["doc_id"], int(row["sentence_id"])))
+                head = f"<b>{html.escape(str(row['category']))}</b> — {html.escape(str(row['doc_id']))}:{row['sentence_id']}"
+                body = (example_html(rec["tokens"], rec["gold"], rec["pred"], span=(int(row["start"]), int(row["end"])))
+                        if rec else html.escape(f"{row['text']}: gold {row['gold']}, predicted {row['predicted']}"))
+                parts.append(f"<div>{head}</div>{body}")
+            display(HTML("".join(parts) or "<i>no error with these filters</i>"))
+
+    for w in (cat, kind):
+        w.observe(lambda _c: (setattr(page, "value", 1), draw()), names="value")
+    page.observe(draw, names="value")
+    draw()
+    return widgets.VBox([widgets.HBox([cat, kind, page]), info, out])
+
+
+__all__ = [
+    "CATEGORY_COLORS", "ENTITY_TYPES", "MODULE_COLORS", "TYPE_COLORS", "bio_spans", "confusion_heatmap",
+    "error_bars", "error_browser", "example_html", "f1_bars", "has_widget_frontend", "legend_html", "spans_html",
+    "tags_html",
+]
