@@ -196,6 +196,11 @@ def _extract(archive: Path, target: Path, expected: str | None) -> Path:
         try:
             with tarfile.open(archive, "r:*") as tar:
                 tar.extractall(tmp, filter="data")
+        except tarfile.FilterError as err:
+            raise CorpusError(
+                f"{archive} contains an unsafe member ({err}); it was refused. This is not the CRAFT release "
+                "archive: get the archive from the official release."
+            ) from err
         except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
             raise CorpusError(
                 f"{archive} is truncated or corrupt ({type(err).__name__}: {err}). Delete it and download it "

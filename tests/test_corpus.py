@@ -1,0 +1,210 @@
+"""craftlib.corpus on the hand-made miniature CRAFT folder (tests/fixtures/craft)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from craftlib import corpus
+from craftlib.errors import AlignmentError, CorpusError
+from tests.conftest import FIXTURES, require_local_craft
+
+FIXTURE_ROOT = FIXTURES / "craft" / "CRAFT-5.0.2"
+
+
+@pytest.fixture(autouse=True)
+def _no_checksum_setting(monkeypatch):
+    """The fixture archives are not the release: ignore a CRAFT_SHA256 set in the environment."""
+    monkeypatch.delenv("CRAFT_SHA256", raising=False)
+
+
+@pytest.fixture
+def craft_copy(tmp_path) -> Path:
+    """A writable copy of the fixture folder (for tests that damage it)."""
+    dest = tmp_path / "CRAFT-5.0.2"
+    shutil.copytree(FIXTURE_ROOT, dest)
+    return dest
+
+
+@pytest.fixture
+def archive(tmp_path) -> Path:
+    path = tmp_path / "CRAFT-5.0.2.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        tar.add(FIXTURE_ROOT, arcname="CRAFT-5.0.2")
+    return path
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# ------------------------------------------------------------------------------------------ reading
+
+
+def test_split_ids_follow_the_ids_files():
+    assert corpus.read_split_ids(FIXTURE_ROOT) == {"train": ["1001"], "dev": [], "test": ["1002"]}
+
+
+def test_sentences_tokens_are_aligned_to_the_text():
+    doc = corpus.read_document(FIXTURE_ROOT, "1001", split="train")
+    assert [s.sentence_id for s in doc.sentences] == [0, 1]
+    assert len(doc.sentences[1].tokens) == 8
+    for sent in doc.sentences:
+        for tok in sent.tokens:
+            assert doc.text[tok.start:tok.end] == tok.form
+    assert doc.sentences[1].tokens[0].start == doc.text.index("The")
+
+
+def test_mentions_classes_and_discontinuous_spans():
+    doc = corpus.read_document(FIXTURE_ROOT, "1002")
+    pr = doc.mentions[("PR", "proper")]
+    assert [m.class_id for m in pr] == ["PR:000012315", "PR:000016561", "PR:000016565"]
+    pax = pr[0]
+    assert pax.discontinuous and pax.spans == ((0, 3), (6, 7))
+    assert pax.class_label == "paired box protein Pax-2"
+    assert [doc.text[s:e] for s, e in pr[1].spans] == ["alpha-", "tubulin"]
+    assert not pr[2].discontinuous and pr[2].text == "beta-tubulin"
+    assert doc.mentions[("CHEBI", "extensions")] == []
+
+
+def test_both_annotation_sets_are_read():
+    doc = corpus.read_document(FIXTURE_ROOT, "1001", modules=["PR"])
+    assert len(doc.mentions[("PR", "proper")]) == 3
+    ext = doc.mentions[("PR", "extensions")]
+    assert len(ext) == 4 and any(m.class_id.startswith("PR_EXT:") for m in ext)
+
+
+def test_typography_and_sections():
+    doc = corpus.read_document(FIXTURE_ROOT, "1001")
+    italic = [doc.text[s.start:s.end] for s in doc.typography if s.label == "italic"]
+    assert italic == ["Shh", "Fgf8"]
+    assert [s.label for s in doc.typography] == ["italic", "italic", "bold"]
+    assert len(doc.sections) == 1
+
+
+def test_read_corpus_limits_documents_per_split():
+    docs = corpus.read_corpus(FIXTURE_ROOT, max_docs={"train": 1, "dev": 1, "test": 0})
+    assert [(d.split, d.doc_id) for d in docs] == [("train", "1001")]
+    assert [d.doc_id for d in corpus.read_corpus(FIXTURE_ROOT)] == ["1001", "1002"]
+
+
+def test_misaligned_token_is_an_error_naming_document_and_offset(craft_copy):
+    path = craft_copy / "structural-annotation/dependency/conllu/1001.conllu"
+    path.write_text(path.read_text().replace("\tretinal\t", "\tretina\t", 1).replace("\tneurons\t", "\tneuron\t", 1))
+    with pytest.raises(AlignmentError, match=r"1001.*offset \d+"):
+        corpus.read_document(craft_copy, "1001")
+
+
+def test_malformed_xml_names_the_file(craft_copy):
+    path = craft_copy / "concept-annotation/CL/CL/knowtator/1001.txt.knowtator.xml"
+    path.write_text(path.read_text()[:-40])
+    with pytest.raises(CorpusError, match="1001.txt.knowtator.xml.*not well-formed"):
+        corpus.read_document(craft_copy, "1001")
+
+
+def test_missing_module_and_document(craft_copy):
+    with pytest.raises(CorpusError, match="GO_BP.*missing"):
+        corpus.read_document(craft_copy, "1001", modules=["GO_BP"])
+    with pytest.raises(CorpusError, match="9999"):
+        corpus.read_document(craft_copy, "9999")
+    (craft_copy / "concept-annotation/SO/SO/knowtator/1002.txt.knowtator.xml").unlink()
+    with pytest.raises(CorpusError, match="1002.txt.knowtator.xml is missing"):
+        corpus.read_document(craft_copy, "1002")
+
+
+# ------------------------------------------------------------------------------------------ fetching
+
+
+def test_folder_source_is_used_in_place(tmp_path):
+    assert corpus.fetch_craft(FIXTURE_ROOT, data_dir=tmp_path) == FIXTURE_ROOT
+    assert corpus.fetch_craft(FIXTURE_ROOT.parent, data_dir=tmp_path) == FIXTURE_ROOT  # parent folder too
+    assert not (tmp_path / "raw").exists()
+
+
+def test_wrong_layout_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CorpusError, match="not a CRAFT release"):
+        corpus.fetch_craft(tmp_path / "empty", data_dir=tmp_path)
+
+
+def test_archive_is_verified_extracted_and_cached(tmp_path, archive, monkeypatch):
+    data = tmp_path / "data"
+    root = corpus.fetch_craft(archive, sha256=sha(archive), data_dir=data)
+    assert root == data / "raw" / "CRAFT-5.0.2"
+    assert json.loads((root / corpus.MARKER).read_text())["sha256"] == sha(archive)
+    assert corpus.read_split_ids(root)["test"] == ["1002"]
+    assert not [p for p in (data / "raw").iterdir() if p.name.startswith(".extract-")]
+
+    def boom(*args, **kwargs):
+        raise AssertionError("the cache should have been reused")
+
+    with monkeypatch.context() as m:
+        m.setattr(corpus, "_extract", boom)
+        assert corpus.fetch_craft(archive, sha256=sha(archive), data_dir=data) == root
+    marker_time = (root / corpus.MARKER).stat().st_mtime_ns
+    corpus.fetch_craft(archive, data_dir=data, force=True)  # force re-extracts
+    assert (root / corpus.MARKER).stat().st_mtime_ns != marker_time
+
+
+def test_incomplete_cache_is_not_reused(tmp_path, archive):
+    data = tmp_path / "data"
+    half = data / "raw" / "CRAFT-5.0.2"
+    half.mkdir(parents=True)  # no marker: looks like an interrupted extraction
+    root = corpus.fetch_craft(archive, data_dir=data)
+    assert (root / corpus.MARKER).is_file() and (root / "articles/ids").is_dir()
+
+
+def test_checksum_mismatch(tmp_path, archive):
+    with pytest.raises(CorpusError, match="sha256"):
+        corpus.fetch_craft(archive, sha256="0" * 64, data_dir=tmp_path / "data")
+    assert not (tmp_path / "data" / "raw" / "CRAFT-5.0.2").exists()
+
+
+def test_truncated_archive(tmp_path, archive):
+    bad = tmp_path / "truncated.tar.gz"
+    bad.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    with pytest.raises(CorpusError, match="truncated.tar.gz is truncated or corrupt"):
+        corpus.fetch_craft(bad, data_dir=tmp_path / "data")
+    raw = tmp_path / "data" / "raw"
+    assert not (raw / "CRAFT-5.0.2").exists() and not list(raw.glob(".extract-*"))
+
+
+def test_archive_without_craft_inside(tmp_path):
+    path = tmp_path / "other.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo("hello.txt")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"hi"))
+    with pytest.raises(CorpusError, match="does not contain a CRAFT release"):
+        corpus.fetch_craft(path, data_dir=tmp_path / "data")
+
+
+def test_missing_archive(tmp_path):
+    with pytest.raises(CorpusError, match="nope.tar.gz not found"):
+        corpus.fetch_craft(tmp_path / "nope.tar.gz", data_dir=tmp_path)
+
+
+def test_unsafe_archive_member_is_refused(tmp_path):
+    path = tmp_path / "evil.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo("../escape.txt")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"hi"))
+    with pytest.raises(CorpusError, match="unsafe member"):
+        corpus.fetch_craft(path, data_dir=tmp_path / "data")
+    assert not (tmp_path / "data" / "escape.txt").exists()
+
+
+def test_real_corpus_split_sizes(tmp_path):
+    """The real corpus gives the official 60/7/30 split (skipped without a local CRAFT copy)."""
+    src = require_local_craft()
+    root = corpus.fetch_craft(src, data_dir=tmp_path)
+    ids = corpus.read_split_ids(root)
+    assert {k: len(v) for k, v in ids.items()} == {"train": 60, "dev": 7, "test": 30}
+    assert len(set(ids["train"]) | set(ids["dev"]) | set(ids["test"])) == 97
