@@ -383,11 +383,9 @@ def compare_runs(records_a: Sequence[dict], records_b: Sequence[dict], name_a: s
     runs = align_runs({name_a: list(records_a), name_b: list(records_b)})
     ma, mb = mention_table(runs[name_a]), mention_table(runs[name_b])
     key = ["doc_id", "sentence_id", "start", "end", "type"]
-    ga = ma[ma["side"] == "gold"].set_index(key)
-    gb = mb[mb["side"] == "gold"].set_index(key)
-    both = ga[["text", "category", "pred_text"]].join(
-        gb[["category", "pred_text"]], lsuffix=f"_{name_a}", rsuffix=f"_{name_b}"
-    ).reset_index()
+    ga = ma.loc[ma["side"] == "gold", key + ["text", "category", "pred_text"]]
+    gb = mb.loc[mb["side"] == "gold", key + ["category", "pred_text"]]
+    both = ga.merge(gb, on=key, how="left", suffixes=(f"_{name_a}", f"_{name_b}"), validate="one_to_one")
     ca, cb = both[f"category_{name_a}"] == "correct", both[f"category_{name_b}"] == "correct"
     both["change"] = "same"
     both.loc[~ca & cb, "change"] = "fixed"

@@ -1,0 +1,278 @@
+"""Error analysis: taxonomy on hand-made cases, exact accounting, agreement with seqeval, paired comparison."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+
+import pandas as pd
+import pytest
+from seqeval.metrics.sequence_labeling import get_entities
+
+from craftlib import evaluate as ev
+from craftlib.config import ENTITY_TYPES, LABELS
+from craftlib.errors import CraftlibError
+
+
+def rec(gold, pred, doc="d1", sid=1, tokens=None):
+    tokens = tokens or [f"t{i}" for i in range(len(gold))]
+    return {"doc_id": doc, "sentence_id": sid, "tokens": tokens, "gold": gold, "pred": pred}
+
+
+def cats(m, side):
+    sub = m[m["side"] == side].sort_values("start")
+    return list(zip(sub["start"], sub["end"], sub["type"], sub["category"]))
+
+
+# ------------------------------------------------------------------------------------------- taxonomy
+
+def test_every_category_on_hand_made_sentence():
+    gold = ["B-Gene", "I-Gene", "O", "B-Cell", "O", "B-Taxon", "O", "B-Chemical", "O", "B-Sequence", "I-Sequence", "O"]
+    pred = ["B-Gene", "I-Gene", "O", "B-Protein", "O", "O", "B-Cell", "B-Chemical", "I-Chemical", "O", "B-Protein", "O"]
+    m = ev.mention_table([rec(gold, pred)])
+    assert cats(m, "gold") == [
+        (0, 2, "Gene", "correct"),
+        (3, 4, "Cell", "wrong_type"),
+        (5, 6, "Taxon", "missed"),
+        (7, 8, "Chemical", "wrong_boundary"),
+        (9, 11, "Sequence", "wrong_type_boundary"),
+    ]
+    assert cats(m, "pred") == [
+        (0, 2, "Gene", "correct"),
+        (3, 4, "Protein", "wrong_type"),
+        (6, 7, "Cell", "spurious"),
+        (7, 9, "Chemical", "wrong_boundary"),
+        (10, 11, "Protein", "wrong_type_boundary"),
+    ]
+    gold_rows = m[m["side"] == "gold"].set_index("start")
+    assert gold_rows.loc[3, "confused_with"] == "Protein"
+    assert gold_rows.loc[5, "confused_with"] == "O"
+    assert gold_rows.loc[9, "pred_text"] == "t10"
+    assert gold_rows.loc[7, "predicted"] == "Chemical"
+
+
+def test_prediction_overlapping_two_gold_spans_counts_once_on_pred_side():
+    # one predicted Gene span covers a gold Gene and the adjacent gold Protein
+    gold = ["B-Gene", "B-Protein", "O"]
+    pred = ["B-Gene", "I-Gene", "O"]
+    m = ev.mention_table([rec(gold, pred)])
+    assert cats(m, "gold") == [(0, 1, "Gene", "wrong_boundary"), (1, 2, "Protein", "wrong_type_boundary")]
+    assert cats(m, "pred") == [(0, 2, "Gene", "wrong_boundary")]
+    g = ev.category_counts(m, "gold")
+    p = ev.category_counts(m, "pred")
+    assert g.loc["total", "gold_total"] == 2 and p.loc["total", "pred_total"] == 1
+    assert ev.confusion_matrix(m).loc["Protein", "Gene"] == 1  # confused with the overlapping type
+
+
+def test_wrong_type_boundary_picks_largest_overlap():
+    gold = ["B-Cell", "I-Cell", "I-Cell", "O"]
+    pred = ["B-Taxon", "B-Chemical", "I-Chemical", "I-Chemical"]
+    m = ev.mention_table([rec(gold, pred)])
+    row = m[m["side"] == "gold"].iloc[0]
+    assert row["category"] == "wrong_type_boundary"
+    assert row["confused_with"] == "Chemical"
+    assert row["predicted"] == "Taxon|Chemical"
+
+
+def test_stray_inside_tag_opens_a_span_like_seqeval_default():
+    m = ev.mention_table([rec(["O", "I-Gene", "O"], ["O", "B-Gene", "O"])])
+    assert cats(m, "gold") == [(1, 2, "Gene", "correct")]
+
+
+# ------------------------------------------------------------------------------------- accounting
+
+def random_tags(rng, n):
+    return [rng.choice(LABELS) if rng.random() < 0.45 else "O" for _ in range(n)]
+
+
+def random_records(seed, n_sent=60):
+    rng = random.Random(seed)
+    out = []
+    for s in range(n_sent):
+        n = rng.randint(1, 25)
+        gold = random_tags(rng, n)
+        # predictions: mostly copy gold with perturbations, so every category occurs
+        pred = [g if rng.random() < 0.6 else rng.choice(LABELS) for g in gold]
+        out.append(rec(gold, pred, doc=f"d{s % 4}", sid=s))
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_totals_add_up_to_gold_and_pred_spans(seed):
+    records = random_records(seed)
+    m = ev.mention_table(records)
+    g, p = ev.category_counts(m, "gold"), ev.category_counts(m, "pred")
+    for t in ENTITY_TYPES:
+        n_gold = sum(1 for r in records for e in get_entities(r["gold"]) if e[0] == t)
+        n_pred = sum(1 for r in records for e in get_entities(r["pred"]) if e[0] == t)
+        assert g.loc[t, "gold_total"] == n_gold == sum(g.loc[t, c] for c in ev.GOLD_CATEGORIES)
+        assert p.loc[t, "pred_total"] == n_pred == sum(p.loc[t, c] for c in ev.PRED_CATEGORIES)
+        assert g.loc[t, "correct"] == p.loc[t, "correct"]
+    assert (m.groupby("side").size() == [g.loc["total", "gold_total"], p.loc["total", "pred_total"]]).all()
+    # every category occurs in this random data, so the test exercises all of them
+    assert set(m["category"]) == set(ev.CATEGORIES)
+    cm = ev.confusion_matrix(m)
+    assert (cm.drop(index="O").sum(axis=1) == g.loc[list(ENTITY_TYPES), "gold_total"]).all()
+    assert cm.loc["O"].sum() == p.loc["total", "spurious"]
+    assert cm.loc["O", "O"] == 0
+    errs = ev.errors_table(m)
+    assert len(errs) == g.loc["total", "gold_total"] - g.loc["total", "correct"] + p.loc["total", "spurious"]
+    counts = ev.error_counts(m)
+    assert counts.loc["total", "spurious"] == p.loc["total", "spurious"]
+
+
+@pytest.mark.parametrize("seed", [10, 11, 12, 13, 14])
+def test_taxonomy_metrics_agree_with_seqeval(seed):
+    records = random_records(seed, n_sent=40)
+    m = ev.mention_table(records)
+    ours = ev.span_metrics(m)
+    ref = ev.score([r["gold"] for r in records], [r["pred"] for r in records])
+    assert ref["mode"] == "default"
+    for t in ENTITY_TYPES:
+        for k in ("precision", "recall", "f1", "support"):
+            assert ours[t][k] == pytest.approx(ref["per_type"][t][k]), (t, k)
+    for k in ("precision", "recall", "f1"):
+        assert ours["micro"][k] == pytest.approx(ref[k])
+
+
+def test_strict_and_default_modes_are_labelled_and_differ():
+    gold, pred = [["B-Gene", "I-Gene", "O"]], [["I-Gene", "I-Gene", "O"]]
+    default, strict = ev.score(gold, pred), ev.score(gold, pred, strict=True)
+    assert (default["mode"], strict["mode"]) == ("default", "strict-IOB2")
+    assert default["f1"] == 1.0 and strict["f1"] == 0.0
+    table = ev.scores_table({"sys": [rec(gold[0], pred[0])]})
+    assert table.loc[("sys", "default"), "f1"] == 1.0
+    assert table.loc[("sys", "strict-IOB2"), "f1"] == 0.0
+
+
+# ---------------------------------------------------------------------------------------- slices
+
+def test_slices_seen_entity_list_multi_token_and_gene_protein():
+    train = [{"tokens": ["the", "Pax6", "gene", "in", "mice"], "ner_tags": [0, LABELS.index("B-Gene"), 0, 0,
+                                                                           LABELS.index("B-Taxon")]}]
+    surfaces = ev.train_surfaces(train)
+    assert "pax6" in surfaces["Gene"] and "mice" in surfaces["Taxon"]
+    lists = {"Chemical": ["alpha-tubulin inhibitor", "water"], "Gene": []}
+    tokens = ["PAX6", "and", "alpha", "-", "tubulin", "inhibitor", "in", "mice", "water"]
+    gold = ["B-Gene", "O", "B-Chemical", "I-Chemical", "I-Chemical", "I-Chemical", "O", "B-Taxon", "O"]
+    pred = ["B-Protein", "O", "B-Chemical", "I-Chemical", "I-Chemical", "I-Chemical", "O", "O", "B-Chemical"]
+    m = ev.mention_table([rec(gold, pred, tokens=tokens)], train_surfaces=surfaces, entity_lists=lists)
+    g = m[m["side"] == "gold"].set_index("text")
+    assert bool(g.loc["PAX6", "seen_in_train"]) is True  # case-insensitive surface match, same type
+    assert bool(g.loc["alpha - tubulin inhibitor", "in_entity_list"]) is True  # whitespace-insensitive
+    assert bool(g.loc["mice", "in_entity_list"]) is False  # no Taxon list given
+    spur = m[m["category"] == "spurious"].iloc[0]
+    assert spur["text"] == "water" and bool(spur["in_entity_list"]) is True
+    seen = ev.slice_table(m, "seen_in_train")
+    assert seen.loc[True, "gold_total"] == 2 and seen.loc[True, "missed"] == 1 and seen.loc[True, "recall"] == 0
+    multi = ev.slice_table(m, "multi_token")
+    assert multi.loc[True, "recall"] == 1.0 and multi.loc[False, "gold_total"] == 2
+    gp = ev.gene_protein_confusions(m)
+    assert list(gp["text"]) == ["PAX6"] and list(gp["confused_with"]) == ["Protein"]
+    with pytest.raises(KeyError):
+        ev.slice_table(ev.mention_table([rec(gold, pred)]), "seen_in_train")
+
+
+# ------------------------------------------------------------------------------ paired comparison
+
+def test_compare_runs_on_hand_made_case():
+    gold1 = ["B-Gene", "O", "B-Protein", "I-Protein", "O", "B-Cell"]
+    gold2 = ["B-Taxon", "O", "B-Gene"]
+    a = [rec(gold1, ["B-Gene", "O", "B-Protein", "O", "O", "O"], sid=1),       # Gene ok, Protein bnd, Cell missed
+         rec(gold2, ["B-Taxon", "B-Chemical", "B-Protein"], sid=2)]           # Taxon ok, spurious Chem, Gene type
+    b = [rec(gold1, ["O", "O", "B-Protein", "I-Protein", "O", "B-Cell"], sid=1),  # Gene broken, Protein+Cell fixed
+         rec(gold2, ["B-Taxon", "O", "B-Gene"], sid=2)]                          # Gene fixed, spurious gone
+    table, mentions = ev.compare_runs(a, b, "single", "two-step")
+    assert table.loc["total", "fixed"] == 3
+    assert table.loc["total", "broken"] == 1
+    assert table.loc["total", "net"] == 2
+    assert table.loc["total", "both_correct"] == 1  # Taxon
+    assert table.loc["total", "both_wrong"] == 0
+    assert table.loc["Gene", "fixed"] == 1 and table.loc["Gene", "broken"] == 1 and table.loc["Gene", "net"] == 0
+    assert table.loc["Protein", "net"] == 1 and table.loc["Cell", "net"] == 1
+    assert table.loc["Chemical", "spurious_single"] == 1 and table.loc["Chemical", "spurious_two-step"] == 0
+    assert table.loc["total", "gold"] == 5 == len(mentions)
+    # net change = change in true positives, i.e. in seqeval's recall numerator
+    tp = {n: ev.category_counts(ev.mention_table(r), "gold").loc["total", "correct"] for n, r in (("a", a), ("b", b))}
+    assert tp["b"] - tp["a"] == table.loc["total", "net"]
+    row = mentions[(mentions["sentence_id"] == 2) & (mentions["type"] == "Gene")].iloc[0]
+    assert (row["category_single"], row["category_two-step"], row["change"]) == ("wrong_type", "correct", "fixed")
+
+
+def test_align_runs_uses_common_sentences_and_rejects_different_gold():
+    a = [rec(["B-Gene"], ["O"], sid=1), rec(["O"], ["O"], sid=2)]
+    b = [rec(["O"], ["O"], sid=2), rec(["B-Gene"], ["B-Gene"], sid=1), rec(["O"], ["O"], sid=3)]
+    aligned = ev.align_runs({"a": a, "b": b})
+    assert [r["sentence_id"] for r in aligned["b"]] == [1, 2] == [r["sentence_id"] for r in aligned["a"]]
+    with pytest.raises(CraftlibError, match="different gold"):
+        ev.align_runs({"a": a, "b": [rec(["B-Cell"], ["O"], sid=1)]})
+    with pytest.raises(CraftlibError, match="share no sentence"):
+        ev.align_runs({"a": a, "b": [rec(["O"], ["O"], sid=9)]})
+
+
+# --------------------------------------------------------------------------------- files and CLI
+
+def write_jsonl(path, records):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def test_read_predictions_checks_shape(tmp_path):
+    good = [rec(["B-Gene", "O"], ["O", "O"])]
+    write_jsonl(tmp_path / "ok.jsonl", good)
+    assert ev.read_predictions(tmp_path / "ok.jsonl") == good
+    with pytest.raises(CraftlibError, match="No predictions file"):
+        ev.read_predictions(tmp_path / "missing.jsonl")
+    write_jsonl(tmp_path / "bad.jsonl", [rec(["B-Gene", "O"], ["O"])])
+    with pytest.raises(CraftlibError, match="different lengths"):
+        ev.read_predictions(tmp_path / "bad.jsonl")
+    (tmp_path / "nokey.jsonl").write_text(json.dumps({"doc_id": "d", "tokens": []}) + "\n")
+    with pytest.raises(CraftlibError, match="missing field"):
+        ev.read_predictions(tmp_path / "nokey.jsonl")
+
+
+def test_export_errors_csv(tmp_path):
+    records = random_records(5, n_sent=20)
+    m = ev.mention_table(records, train_surfaces={t: set() for t in ENTITY_TYPES}, entity_lists={})
+    path = ev.export_errors(m, tmp_path / "sub" / "errors.csv")
+    df = pd.read_csv(path)
+    assert list(df.columns) == list(ev.ERROR_COLUMNS)
+    assert len(df) == len(ev.errors_table(m)) > 0
+    assert "correct" not in set(df["category"])
+    assert set(df["category"]) <= set(ev.CATEGORIES) - {"correct"}
+    assert not list(tmp_path.glob("sub/*.tmp"))
+    spur = df[df["category"] == "spurious"]
+    assert (spur["gold"] == "O").all()
+    missed = df[df["category"] == "missed"]
+    assert (missed["predicted"] == "O").all()
+
+
+def test_examples_and_descriptions_come_from_the_data():
+    records = random_records(7, n_sent=40)
+    m = ev.mention_table(records, train_surfaces={"Gene": {"t1"}}, entity_lists={"Gene": ["t1"]})
+    errs = ev.errors_table(m)
+    ex = ev.pick_examples(errs, n=10, seed=3)
+    assert len(ex) == 10
+    assert set(ex["category"]) == set(errs["category"])  # round-robin covers every category present
+    assert ex.equals(ev.pick_examples(errs, n=10, seed=3))
+    for _, row in ex.iterrows():
+        text = ev.describe_error(row)
+        assert row["text"] in text
+        assert ("training split" in text) and ("entity list" in text)
+    missed = errs[errs["category"] == "missed"].iloc[0]
+    assert "missed" in ev.describe_error(missed) and missed["gold"] in ev.describe_error(missed)
+
+
+def test_evaluate_command_writes_errors(tmp_path, capsys):
+    records = random_records(9, n_sent=10)
+    write_jsonl(tmp_path / "models" / "run-a" / "predictions_test.jsonl", records)
+    write_jsonl(tmp_path / "models" / "run-b" / "predictions_test.jsonl",
+                [dict(r, pred=r["gold"]) for r in records])
+    parser = argparse.ArgumentParser()
+    ev.add_commands(parser.add_subparsers())
+    args = parser.parse_args(["evaluate", "--run", "run-a", "--compare", "run-b", "--models-dir",
+                              str(tmp_path / "models"), "--out", str(tmp_path / "out")])
+    assert args.func(args) == 0
+    assert (tmp_path / "out" / "errors-run-a.csv").is_file()
+    assert "strict-IOB2" in capsys.readouterr().out
