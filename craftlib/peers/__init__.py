@@ -1,0 +1,58 @@
+"""Peer toolkits side by side with the project's systems: ``python -m craftlib benchmark``.
+
+- :mod:`craftlib.peers.crf`: a CRF tagger (sklearn-crfsuite) with lexical, shape, affix, context features;
+- :mod:`craftlib.peers.spacy_ner`: a spaCy NER pipeline trained from scratch (quickstart CPU config);
+- :mod:`craftlib.peers.runner`: trains/evaluates them, collects the dictionary baseline and the
+  transformer recipes from ``models/<run>/``, scores all with :func:`craftlib.evaluate.score` and
+  writes ``results/peers-<profile>.json`` / ``.md``.
+
+The toolkits are the optional extra ``pip install -e .[peers]``; they are imported only when a
+peer runs, so this package (and ``python -m craftlib --help``) imports without them.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from craftlib import config
+
+
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    from craftlib.peers.runner import run_benchmark
+
+    report = run_benchmark(
+        profile=args.profile,
+        seed=args.seed,
+        annotation_set=args.annotation_set,
+        systems=[s.strip() for s in args.systems.split(",") if s.strip()] if args.systems else None,
+        data_dir=args.data_dir,
+        models_dir=args.models_dir,
+        results_dir=args.results_dir,
+        source=args.source,
+        train_transformers=args.train_transformers,
+    )
+    failed = [r["system"] for r in report["systems"] if r["status"] == "failed"]
+    return 1 if failed else 0
+
+
+def add_commands(subparsers) -> None:
+    from craftlib.peers.runner import SYSTEMS
+
+    p = subparsers.add_parser(
+        "benchmark",
+        help="CRF and spaCy peers vs the dictionary baseline and transformer recipes (needs .[peers])",
+        description="Train/evaluate the CRF and spaCy peers on the profile's sentences, collect the dictionary "
+        "baseline and transformer runs from models/<run>/, score all with craftlib.evaluate.score, and write "
+        "results/peers-<profile>.json and .md. Needs the optional extra: pip install -e .[peers]",
+    )
+    p.add_argument("--profile", default=None, choices=list(config.PROFILES), help="default: $CRAFTLIB_PROFILE or quick")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--annotation-set", default="proper", choices=config.ANNOTATION_SETS)
+    p.add_argument("--systems", default=None, help=f"comma-separated subset of: {','.join(SYSTEMS)} (default: all)")
+    p.add_argument("--train-transformers", action="store_true",
+                   help="train the transformer recipes first (python -m craftlib train); default: read models/<run>/")
+    p.add_argument("--source", default=None, help="CRAFT source when the dataset must be built (default: $CRAFT_SOURCE)")
+    p.add_argument("--data-dir", default=None, help="default: $CRAFTLIB_DATA_DIR or <repo>/data")
+    p.add_argument("--models-dir", default=None, help="default: $CRAFTLIB_MODELS_DIR or <repo>/models")
+    p.add_argument("--results-dir", default=None, help="default: $CRAFTLIB_RESULTS_DIR or <repo>/results")
+    p.set_defaults(func=_cmd_benchmark)

@@ -1,0 +1,490 @@
+"""``python -m craftlib benchmark``: every system on the same sentences, scored by the same call.
+
+What happens, in order:
+
+1. The dataset of the profile is loaded (built when missing) and cut to the profile's limits
+   (:func:`select_sentences`); the chosen sentences are written once to ``<run>/sentences.json`` so
+   that every peer reads exactly the same tokens and gold tags.
+2. The peers (CRF, spaCy) are trained and evaluated, each in its own subprocess
+   (:mod:`craftlib.peers.worker`). Their peak memory is that subprocess's peak resident set size
+   (``ru_maxrss`` from ``os.wait4``): it includes the Python interpreter and the loaded sentences,
+   whose size is reported separately (``rss_before_training_mb``).
+3. The dictionary baseline and the transformer recipes are *read* from ``models/<run>/``: their
+   ``predictions_test.jsonl`` is checked against the same sentences and re-scored. A missing run is
+   listed as "not run" with the command that produces it (``--train-transformers`` trains them).
+4. Every system's dev and test predictions are scored with :func:`craftlib.evaluate.score`; the
+   results go to ``results/peers-<profile>.json`` and ``.md`` with the command, versions and hardware.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+from craftlib import config
+from craftlib.errors import CraftlibError
+from craftlib.evaluate import read_predictions, score
+from craftlib.runtime import TRACKED_PACKAGES, versions
+
+#: Peer-specific knobs per profile (the data limits come from ``config.get_profile``). The CRF uses
+#: the sklearn-crfsuite tutorial's regularisation (c1 = c2 = 0.1), untuned; spaCy uses its quickstart
+#: training block, capped in epochs so the quick comparison fits the time budget (``max_steps = 0`` =
+#: no step limit; ``full`` is the quickstart's own 20000 steps with early stopping).
+PEER_SETTINGS: dict[str, dict[str, dict]] = {
+    "smoke": {
+        "crf": {"c1": 0.1, "c2": 0.1, "max_iterations": 20},
+        "spacy": {"max_epochs": 2, "max_steps": 0, "eval_frequency": 20, "patience": 1600},
+    },
+    "quick": {
+        "crf": {"c1": 0.1, "c2": 0.1, "max_iterations": 100},
+        "spacy": {"max_epochs": 15, "max_steps": 20000, "eval_frequency": 200, "patience": 1600},
+    },
+    "full": {
+        "crf": {"c1": 0.1, "c2": 0.1, "max_iterations": 200},
+        "spacy": {"max_epochs": 0, "max_steps": 20000, "eval_frequency": 200, "patience": 1600},
+    },
+}
+#: Systems trained here (``peer``) or read from their run directory (``external``), in table order.
+SYSTEMS: dict[str, str] = {
+    "dictionary": "external", "crf": "peer", "spacy": "peer",
+    "single": "external", "augmented": "external", "two-step": "external",
+}
+TRANSFORMER_RECIPES = ("single", "augmented", "two-step")
+PEER_PACKAGES = ("sklearn-crfsuite", "python-crfsuite", "scikit-learn", "spacy", "thinc")
+#: Files of a run directory that are outputs, not the model (excluded from "model size").
+NON_MODEL_FILES = ("metrics.json", "predictions_test.jsonl", "predictions_validation.jsonl",
+                   "training_log.csv", "learning_curve.png", "README.md", "benchmark.log")
+MEMORY_METHOD = (
+    "peak resident set size (ru_maxrss via os.wait4) of the subprocess that trained and evaluated the "
+    "system; includes the Python interpreter and the loaded sentences (see rss_before_training_mb)"
+)
+
+
+def run_name(system: str, profile: str, base_model: str = "minilm") -> str:
+    """``models/`` folder of a system (ARCHITECTURE.md run names)."""
+    return f"{system}-{base_model}-{profile}" if system in TRANSFORMER_RECIPES else f"{system}-{profile}"
+
+
+def producing_command(system: str, profile: str, seed: int, annotation_set: str = "proper") -> str:
+    """The command that creates an external system's run directory."""
+    extra = f" --annotation-set {annotation_set}" if annotation_set != "proper" else ""
+    if system == "dictionary":
+        return f"python -m craftlib baseline --profile {profile}{extra}"
+    if system in TRANSFORMER_RECIPES:
+        return f"python -m craftlib train --recipe {system} --base-model minilm --profile {profile} --seed {seed}{extra}"
+    return f"python -m craftlib benchmark --profile {profile} --systems {system} --seed {seed}{extra}"
+
+
+# ----------------------------------------------------------------------------------------- the data
+
+
+def _tag_names(tags: Sequence) -> list[str]:
+    return [config.ID2LABEL[t] if isinstance(t, int) else str(t) for t in tags]
+
+
+def select_sentences(records: Sequence[Mapping], limit: int | None) -> list[dict]:
+    """The first ``limit`` sentences (all when ``None``), in dataset order, as plain dicts.
+
+    Records are ``{"doc_id", "sentence_id", "tokens", "tags"}`` with tags as strings.
+    """
+    out = []
+    for rec in records:
+        if limit is not None and len(out) >= limit:
+            break
+        out.append({
+            "doc_id": str(rec["doc_id"]), "sentence_id": int(rec["sentence_id"]),
+            "tokens": list(rec["tokens"]), "tags": _tag_names(rec["ner_tags"]),
+        })
+    return out
+
+
+def prepare_sentences(dataset: Mapping, profile: config.Profile) -> dict[str, list[dict]]:
+    """Train/validation/test sentences every system uses, cut to the profile's limits."""
+    missing = [s for s in ("train", "validation", "test") if s not in dataset]
+    if missing:
+        raise CraftlibError(f"The dataset has no {missing} split(s): rebuild it with `python -m craftlib data`.")
+    out = {"train": select_sentences(dataset["train"], profile.max_train_sentences)}
+    for split in ("validation", "test"):
+        out[split] = select_sentences(dataset[split], profile.max_eval_sentences)
+    for split, recs in out.items():
+        if not recs:
+            raise CraftlibError(f"The {split} split is empty: the benchmark needs sentences in every split.")
+    return out
+
+
+def fingerprint(sentences: Mapping[str, list[dict]]) -> str:
+    """sha256 of the sentences (tokens and gold tags of every split): equal data, equal fingerprint."""
+    return hashlib.sha256(json.dumps(sentences, sort_keys=True).encode()).hexdigest()
+
+
+# ----------------------------------------------------------------------------------------- measuring
+
+
+def hardware() -> dict:
+    """CPU model, cores, memory and accelerator of this machine (peers always train on CPU)."""
+    from craftlib.runtime import detect_device
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        mem_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        mem_gib = None
+    dev = detect_device()
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem_gib, "platform": platform.platform(),
+        "accelerator": dev.name if dev.type != "cpu" else "none",
+    }
+
+
+def hardware_line(hw: Mapping) -> str:
+    return f"{hw['cpu']}, {hw['cores']} cores, {hw['memory_gib']} GiB RAM, accelerator: {hw['accelerator']}"
+
+
+def run_child(cmd: list[str], log_path: Path) -> tuple[int, float, float | None]:
+    """Run ``cmd`` with output to ``log_path``; return (exit code, wall seconds, peak RSS MiB or None)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONHASHSEED": "0"})
+        if hasattr(os, "wait4"):
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            peak = usage.ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
+        else:  # Windows: no per-child rusage
+            proc.wait()
+            peak = None
+    return proc.returncode, time.perf_counter() - t0, peak
+
+
+def disk_size_mb(path: Path, exclude: Sequence[str] = ()) -> float | None:
+    """Size on disk of a file or folder (MiB), leaving out the named top-level files."""
+    if path.is_file():
+        return path.stat().st_size / 2**20
+    if not path.is_dir():
+        return None
+    files = [p for p in path.rglob("*") if p.is_file() and not (p.parent == path and p.name in exclude)]
+    return sum(p.stat().st_size for p in files) / 2**20 if files else None
+
+
+def _write_json(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def write_predictions(path: Path, records: list[dict], pred: list[list[str]]) -> None:
+    """``predictions_<split>.jsonl`` (ARCHITECTURE.md format), written atomically."""
+    lines = (
+        json.dumps({"doc_id": r["doc_id"], "sentence_id": r["sentence_id"], "tokens": r["tokens"],
+                    "gold": r["tags"], "pred": p})
+        for r, p in zip(records, pred)
+    )
+    _write_text(path, "\n".join(lines) + "\n")
+
+
+# ----------------------------------------------------------------------------------------- systems
+
+
+def _run_peer(system: str, sentences_file: Path, sentences: dict, run_dir: Path, prof: config.Profile,
+              seed: int, common: dict) -> dict:
+    """Train + evaluate one peer in a subprocess; write its run directory; return its table row."""
+    settings = PEER_SETTINGS[prof.name][system]
+    entry = {"system": system, "run": run_dir.name, "kind": "peer", "settings": settings}
+    with tempfile.TemporaryDirectory(prefix=f"peer-{system}-") as tmp:
+        spec = {"system": system, "splits": str(sentences_file), "run_dir": str(run_dir), "settings": settings,
+                "seed": seed, "result": str(Path(tmp) / "result.json")}
+        (Path(tmp) / "spec.json").write_text(json.dumps(spec))
+        cmd = [sys.executable, "-m", "craftlib.peers.worker", str(Path(tmp) / "spec.json")]
+        code, wall, peak = run_child(cmd, run_dir / "benchmark.log")
+        if code != 0 or not Path(spec["result"]).is_file():
+            tail = (run_dir / "benchmark.log").read_text(errors="replace")[-1500:]
+            return {**entry, "status": "failed", "note": f"exit code {code}; end of {run_dir / 'benchmark.log'}:\n{tail}"}
+        result = json.loads(Path(spec["result"]).read_text())
+    scores = {}
+    for split, key in (("validation", "dev"), ("test", "test")):
+        recs = sentences[split]
+        scores[key] = score([r["tags"] for r in recs], result["pred"][split])
+        write_predictions(run_dir / f"predictions_{split}.jsonl", recs, result["pred"][split])
+    n_test = len(sentences["test"])
+    row = {
+        **entry, "status": "ok", "source": "trained and evaluated by this benchmark", "same_sentences": True,
+        **scores,
+        "train_seconds": result["train_seconds"],
+        "inference_sentences_per_second": n_test / result["predict_seconds"]["test"] if result["predict_seconds"]["test"] else None,
+        "predict_seconds": result["predict_seconds"],
+        "peak_memory_mb": peak if peak is not None else result["peak_rss_self_mb"],
+        "rss_before_training_mb": result["rss_before_training_mb"],
+        "model_size_mb": disk_size_mb(Path(result["model_path"])),
+        "wall_seconds": wall,
+    }
+    metrics = {
+        "run": run_dir.name, "system": system, "recipe": None, "profile": prof.name, "seed": seed,
+        "base_model": None, **{k: row[k] for k in ("dev", "test", "train_seconds", "inference_sentences_per_second",
+                                                   "peak_memory_mb", "model_size_mb", "settings")},
+        **common,
+    }
+    _write_json(run_dir / "metrics.json", metrics)
+    return row
+
+
+def _read_external(system: str, run_dir: Path, sentences: dict, prof: config.Profile, seed: int,
+                   annotation_set: str) -> dict:
+    """A system trained elsewhere: re-score its predictions on our sentences, or say it was not run."""
+    entry = {"system": system, "run": run_dir.name, "kind": "external",
+             "command": producing_command(system, prof.name, seed, annotation_set)}
+    metrics_path = run_dir / "metrics.json"
+    if not metrics_path.is_file():
+        return {**entry, "status": "not run", "note": f"no {metrics_path}; run: {entry['command']}"}
+    metrics = json.loads(metrics_path.read_text())
+    row = {
+        **entry, "status": "ok", "command": metrics.get("command", entry["command"]),
+        "train_seconds": metrics.get("train_seconds"),
+        "inference_sentences_per_second": metrics.get("inference_sentences_per_second"),
+        "peak_memory_mb": metrics.get("peak_memory_mb"),
+        "model_size_mb": disk_size_mb(run_dir, NON_MODEL_FILES),
+    }
+    for split, key in (("validation", "dev"), ("test", "test")):
+        pred_path = run_dir / f"predictions_{split}.jsonl"
+        if not pred_path.is_file():
+            row[key] = metrics.get(key)
+            row["status"], row["same_sentences"] = "metrics only", None
+            row["note"] = f"no {pred_path.name}: scores copied from metrics.json, sentences not checked"
+            continue
+        recs = read_predictions(pred_path)
+        ours = [(r["doc_id"], r["sentence_id"], r["tokens"], r["tags"]) for r in sentences[split]]
+        theirs = [(str(r["doc_id"]), int(r["sentence_id"]), list(r["tokens"]), list(r["gold"])) for r in recs]
+        row[key] = score([r["gold"] for r in recs], [r["pred"] for r in recs])
+        if theirs != ours and row["status"] == "ok":
+            row["status"], row["same_sentences"] = "other sentences", False
+            row["note"] = (f"{pred_path.name} covers {len(theirs)} sentences, the benchmark {len(ours)} (or other "
+                           "tokens/gold): not comparable; re-run it with the same profile and dataset")
+        row.setdefault("same_sentences", True)
+    return row
+
+
+def _train_transformer(recipe: str, prof: config.Profile, seed: int, annotation_set: str, dirs: dict,
+                       models: Path) -> dict:
+    """``--train-transformers``: run the recipe through the CLI in a subprocess (time and memory measured)."""
+    cmd = [sys.executable, "-m", "craftlib", "train", "--recipe", recipe, "--base-model", "minilm",
+           "--profile", prof.name, "--seed", str(seed), "--annotation-set", annotation_set]
+    for flag, value in dirs.items():
+        if value is not None:
+            cmd += [flag, str(value)]
+    run_dir = models / run_name(recipe, prof.name)
+    code, wall, peak = run_child(cmd, models / f"benchmark-train-{recipe}-{prof.name}.log")
+    return {"exit_code": code, "wall_seconds": wall, "peak_memory_mb": peak, "run_dir": str(run_dir)}
+
+
+# ----------------------------------------------------------------------------------------- the runner
+
+
+def benchmark_command(profile: str, seed: int, annotation_set: str, systems: Sequence[str],
+                      train_transformers: bool) -> str:
+    cmd = f"python -m craftlib benchmark --profile {profile} --seed {seed}"
+    if annotation_set != "proper":
+        cmd += f" --annotation-set {annotation_set}"
+    if list(systems) != list(SYSTEMS):
+        cmd += f" --systems {','.join(systems)}"
+    return cmd + (" --train-transformers" if train_transformers else "")
+
+
+def run_benchmark(
+    profile: str | None = None,
+    seed: int = 42,
+    annotation_set: str = "proper",
+    systems: Sequence[str] | None = None,
+    data_dir: str | os.PathLike | None = None,
+    models_dir: str | os.PathLike | None = None,
+    results_dir: str | os.PathLike | None = None,
+    source: str | os.PathLike | None = None,
+    train_transformers: bool = False,
+    dataset: Mapping | None = None,
+) -> dict:
+    """Train/evaluate/collect every system; write ``results/peers-<profile>.json`` and ``.md``; return the dict.
+
+    ``dataset`` replaces the CRAFT dataset (a mapping ``train``/``validation``/``test`` → records with
+    ``tokens``, ``ner_tags``, ``doc_id``, ``sentence_id``), e.g. for tests.
+    """
+    prof = config.get_profile(profile)
+    if prof.name not in PEER_SETTINGS:
+        raise CraftlibError(f"No peer settings for profile {prof.name!r}: choose one of {', '.join(PEER_SETTINGS)}.")
+    systems = list(systems or SYSTEMS)
+    unknown = [s for s in systems if s not in SYSTEMS]
+    if unknown:
+        raise CraftlibError(f"Unknown system(s) {unknown}: choose from {', '.join(SYSTEMS)}.")
+    from craftlib.peers.extras import require
+
+    for system, module in (("crf", "sklearn_crfsuite"), ("spacy", "spacy")):
+        if system in systems:
+            require(module)
+
+    t_start = time.perf_counter()
+    if dataset is None:
+        from craftlib.tags import load_dataset
+
+        dataset = load_dataset(prof, annotation_set, data_dir=data_dir, source=source)
+        dataset_name = config.dataset_name(prof, annotation_set)
+    else:
+        dataset_name = "given"
+    sentences = prepare_sentences(dataset, prof)
+    models = config.models_dir(models_dir)
+    results = config.results_dir(results_dir)
+    command = benchmark_command(prof.name, seed, annotation_set, systems, train_transformers)
+    hw = hardware()
+    vers = versions(TRACKED_PACKAGES + PEER_PACKAGES)
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    common = {"dataset": dataset_name, "command": command, "versions": vers, "hardware": hardware_line(hw),
+              "created": created}
+
+    trained = {}
+    if train_transformers:
+        dirs = {"--data-dir": data_dir, "--models-dir": models_dir, "--source": source}
+        for recipe in (s for s in systems if s in TRANSFORMER_RECIPES):
+            trained[recipe] = _train_transformer(recipe, prof, seed, annotation_set, dirs, models)
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="craftlib-benchmark-") as tmp:
+        sentences_file = Path(tmp) / "sentences.json"
+        sentences_file.write_text(json.dumps(sentences))
+        for system in systems:
+            run_dir = models / run_name(system, prof.name)
+            print(f"[benchmark] {system} ({run_dir.name}) ...", flush=True)
+            if SYSTEMS[system] == "peer":
+                row = _run_peer(system, sentences_file, sentences, run_dir, prof, seed, common)
+            else:
+                row = _read_external(system, run_dir, sentences, prof, seed, annotation_set)
+                if system in trained:
+                    row["training_subprocess"] = trained[system]
+                    row["peak_memory_mb"] = row.get("peak_memory_mb") or trained[system]["peak_memory_mb"]
+            print(f"[benchmark] {system}: {row['status']}"
+                  + (f", test F1 {row['test']['f1']:.3f}" if isinstance(row.get("test"), dict) else ""), flush=True)
+            rows.append(row)
+
+    report = {
+        "profile": prof.name, "seed": seed, "annotation_set": annotation_set, "dataset": dataset_name,
+        "command": command, "created": created, "hardware": hw, "versions": vers,
+        "sentences": {split: len(recs) for split, recs in sentences.items()},
+        "tokens": {split: sum(len(r["tokens"]) for r in recs) for split, recs in sentences.items()},
+        "data_fingerprint": fingerprint(sentences),
+        "scoring": "craftlib.evaluate.score (seqeval default mode, micro-averaged spans)",
+        "memory_method": MEMORY_METHOD,
+        "peer_settings": {s: PEER_SETTINGS[prof.name][s] for s in systems if SYSTEMS[s] == "peer"},
+        "total_seconds": time.perf_counter() - t_start,
+        "systems": rows,
+    }
+    _write_json(results / f"peers-{prof.name}.json", report)
+    _write_text(results / f"peers-{prof.name}.md", markdown_report(report))
+    print(f"[benchmark] wrote {results / f'peers-{prof.name}.json'} and .md", flush=True)
+    return report
+
+
+# ----------------------------------------------------------------------------------------- the table
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def summary_rows(report: Mapping) -> list[dict]:
+    """One flat dict per system (the main table), e.g. for ``pandas.DataFrame``."""
+    out = []
+    for row in report["systems"]:
+        test = row.get("test") if isinstance(row.get("test"), dict) else {}
+        out.append({
+            "system": row["system"], "run": row["run"], "status": row["status"],
+            "precision": test.get("precision"), "recall": test.get("recall"), "f1": test.get("f1"),
+            "macro_f1": test.get("macro_f1"),
+            "dev_f1": row["dev"].get("f1") if isinstance(row.get("dev"), dict) else None,
+            "train_seconds": row.get("train_seconds"),
+            "inference_sentences_per_second": row.get("inference_sentences_per_second"),
+            "peak_memory_mb": row.get("peak_memory_mb"), "model_size_mb": row.get("model_size_mb"),
+        })
+    return out
+
+
+def markdown_report(report: Mapping) -> str:
+    """The Markdown table of ``results/peers-<profile>.md``."""
+    main = [
+        [r["system"], r["status"], _fmt(r["precision"]), _fmt(r["recall"]), _fmt(r["f1"]), _fmt(r["dev_f1"]),
+         _fmt(r["train_seconds"], 1), _fmt(r["inference_sentences_per_second"], 1), _fmt(r["peak_memory_mb"], 0),
+         _fmt(r["model_size_mb"], 2)]
+        for r in summary_rows(report)
+    ]
+    per_type = [
+        [row["system"]] + [_fmt(row["test"]["per_type"][t]["f1"]) for t in config.ENTITY_TYPES]
+        for row in report["systems"] if isinstance(row.get("test"), dict) and "per_type" in row["test"]
+    ]
+    support = next((row["test"]["per_type"] for row in report["systems"]
+                    if isinstance(row.get("test"), dict) and "per_type" in row["test"]), None)
+    notes = [f"- **{r['system']}** ({r['status']}): {r['note']}" for r in report["systems"] if r.get("note")]
+    s = report["sentences"]
+    parts = [
+        f"# Peer comparison, profile `{report['profile']}`",
+        "",
+        f"Command: `{report['command']}` (seed {report['seed']}, {report['created']}).  ",
+        f"Hardware: {hardware_line(report['hardware'])}; peers train and predict on CPU.  ",
+        (f"Data: `{report['dataset']}`, {s['train']} train / {s['validation']} dev / {s['test']} test sentences "
+         f"(fingerprint `{report['data_fingerprint'][:12]}`).  "),
+        f"Scoring: {report['scoring']}; test split unless marked dev.  ",
+        f"Memory: {report['memory_method']}.  ",
+        f"Total benchmark time: {report['total_seconds']:.0f} s.",
+        "",
+        "## Test scores and costs",
+        "",
+        _md_table(["system", "status", "P", "R", "F1", "dev F1", "train s", "infer sent/s", "peak MiB", "size MiB"],
+                  main),
+        "",
+        "## Test F1 per type",
+        "",
+        _md_table(["system", *config.ENTITY_TYPES], per_type) if per_type else "No system has test scores.",
+    ]
+    if support:
+        parts += ["", "Test support (gold mentions): "
+                  + ", ".join(f"{t} {support[t]['support']}" for t in config.ENTITY_TYPES) + "."]
+    if notes:
+        parts += ["", "## Notes", "", *notes]
+    v = report["versions"]
+    parts += ["", "## Versions", "", ", ".join(f"{k} {val}" for k, val in v.items()), ""]
+    return "\n".join(parts)
+
+
+def load_results(profile: str, results_dir: str | os.PathLike | None = None) -> dict:
+    """``results/peers-<profile>.json`` (raises with the command to run when missing)."""
+    path = config.results_dir(results_dir) / f"peers-{profile}.json"
+    if not path.is_file():
+        raise CraftlibError(f"No {path}: run `python -m craftlib benchmark --profile {profile}` first.")
+    return json.loads(path.read_text())

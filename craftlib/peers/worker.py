@@ -1,0 +1,90 @@
+"""One peer system trained and evaluated in its own process (so its peak memory can be measured).
+
+Called by :mod:`craftlib.peers.runner` as ``python -m craftlib.peers.worker SPEC.json``. The spec
+names the system, the sentences file written by the runner, the run directory and the settings;
+the worker writes ``result`` (JSON): predictions for the validation and test sentences, and times.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _rss_mb() -> float:
+    """This process's peak resident set size so far, in MiB (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def _columns(records: list[dict]) -> tuple[list[list[str]], list[list[str]]]:
+    return [r["tokens"] for r in records], [r["tags"] for r in records]
+
+
+def _run_crf(splits: dict, run_dir: Path, settings: dict, seed: int) -> tuple[dict, Path]:
+    from craftlib.peers.crf import predict_crf, train_crf
+
+    tokens, tags = _columns(splits["train"])
+    model_file = run_dir / "model.crfsuite"
+    before = _rss_mb()
+    t0 = time.perf_counter()
+    crf = train_crf(tokens, tags, model_file, **settings)
+    train_seconds = time.perf_counter() - t0
+    return _predict_all(lambda toks: predict_crf(crf, toks), splits, train_seconds, before), model_file
+
+
+def _run_spacy(splits: dict, run_dir: Path, settings: dict, seed: int) -> tuple[dict, Path]:
+    from craftlib.peers.spacy_ner import predict_spacy, quickstart_config, train_spacy, write_docbin
+
+    before = _rss_mb()
+    with tempfile.TemporaryDirectory(prefix="spacy-corpus-") as tmp:
+        t0 = time.perf_counter()
+        write_docbin(*_columns(splits["train"]), Path(tmp) / "train.spacy")
+        write_docbin(*_columns(splits["validation"]), Path(tmp) / "dev.spacy")
+        config = quickstart_config(Path(tmp) / "train.spacy", Path(tmp) / "dev.spacy", seed=seed, **settings)
+        train_out = run_dir / "spacy-training"
+        nlp = train_spacy(config, train_out, log=sys.stdout)
+        train_seconds = time.perf_counter() - t0
+    model_dir = run_dir / "model-best"
+    if model_dir.exists():
+        shutil.rmtree(model_dir)
+    (train_out / "model-best").rename(model_dir)
+    shutil.rmtree(train_out)  # model-last: not the kept model
+    return _predict_all(lambda toks: predict_spacy(nlp, toks), splits, train_seconds, before), model_dir
+
+
+def _predict_all(predict, splits: dict, train_seconds: float, rss_before: float) -> dict:
+    out = {"train_seconds": train_seconds, "rss_before_training_mb": rss_before, "pred": {}, "predict_seconds": {}}
+    for split in ("validation", "test"):
+        tokens, _ = _columns(splits[split])
+        t0 = time.perf_counter()
+        out["pred"][split] = predict(tokens)
+        out["predict_seconds"][split] = time.perf_counter() - t0
+    return out
+
+
+RUNNERS = {"crf": _run_crf, "spacy": _run_spacy}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    spec = json.loads(Path(argv[0]).read_text())
+    splits = json.loads(Path(spec["splits"]).read_text())
+    run_dir = Path(spec["run_dir"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    result, model_path = RUNNERS[spec["system"]](splits, run_dir, spec["settings"], int(spec["seed"]))
+    result["model_path"] = str(model_path)
+    result["peak_rss_self_mb"] = _rss_mb()
+    tmp = Path(spec["result"]).with_suffix(".tmp")
+    tmp.write_text(json.dumps(result))
+    tmp.replace(spec["result"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
