@@ -383,7 +383,10 @@ def build_dataset(
 
     feats = features()
     dsd = DatasetDict(
-        {config.HF_SPLITS[s]: Dataset.from_list(records[s], features=feats) for s in config.SPLITS}
+        {  # from_dict (not from_list): an empty split keeps its columns
+            config.HF_SPLITS[s]: Dataset.from_dict({k: [r[k] for r in records[s]] for k in feats}, features=feats)
+            for s in config.SPLITS
+        }
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=out_dir))
@@ -439,8 +442,6 @@ def load_dataset(
     progress: bool = True,
 ):
     """The saved ``DatasetDict`` of a profile/annotation set; built first when missing (``build_if_missing``)."""
-    from datasets import load_from_disk
-
     out_dir = config.processed_dir(profile, annotation_set, data_dir)
     path = out_dir / "dataset"
     if not (path.is_dir() and (out_dir / "stats.json").is_file()):
@@ -450,7 +451,27 @@ def load_dataset(
                 f"{' --profile ' + config.get_profile(profile).name if profile else ''}` or pass build_if_missing=True."
             )
         return build_dataset(profile, annotation_set, source=source, data_dir=data_dir, progress=progress)
-    return load_from_disk(str(path))
+    return _load_from_disk(path)
+
+
+def _load_from_disk(path: Path):
+    """``datasets.load_from_disk`` of a saved DatasetDict, tolerating empty splits.
+
+    datasets 5.x saves a 0-row split without any data file and then cannot load it; such a split (a
+    profile with ``max_docs=0`` for it) is rebuilt empty with the dataset's features.
+    """
+    from datasets import Dataset, DatasetDict, load_from_disk
+
+    splits = json.loads((path / "dataset_dict.json").read_text())["splits"]
+    out = {}
+    for name in splits:
+        state = json.loads((path / name / "state.json").read_text())
+        if state.get("_data_files"):
+            out[name] = load_from_disk(str(path / name))
+        else:
+            feats = features()
+            out[name] = Dataset.from_dict({k: [] for k in feats}, features=feats)
+    return DatasetDict(out)
 
 
 def load_stats(

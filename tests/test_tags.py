@@ -1,0 +1,233 @@
+"""craftlib.tags on the hand-made miniature CRAFT folder (tests/fixtures/craft).
+
+What the fixture's mentions exercise (document 1001, train; 1002, test):
+
+* ``Shh`` (italic) → Gene; ``The Shh protein`` (not italic) → Protein; ``Fgf8`` (italic) → Gene but nested
+  in SO ``Fgf8 gene``;
+* CL ``neurons`` nested in CL ``retinal neurons``; CHEBI ``DNA`` and SO ``DNA`` on the same span;
+* CHEBI ``chromatin`` ends/starts inside the token ``anti-chromatin``;
+* NCBITaxon ``neurons.\\nThe`` crosses a sentence boundary;
+* PR ``Pax ... 2`` is discontinuous with only " - " between its fragments; PR ``alpha- ... tubulin`` is
+  discontinuous around " and beta-"; PR ``beta-tubulin``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from craftlib import config, corpus, tags
+from craftlib.errors import BIOError, CraftlibError
+from tests.conftest import FIXTURES, require_local_craft
+
+ROOT = FIXTURES / "craft" / "CRAFT-5.0.2"
+
+
+def tag(doc_id: str, annotation_set: str = "proper", **policies):
+    doc = corpus.read_document(ROOT, doc_id, annotation_sets=(annotation_set,))
+    records, counts = tags.tag_document(doc, annotation_set, tags.TagPolicies(**policies))
+    return [list(zip(r["tokens"], r["ner_tags"])) for r in records], counts
+
+
+def tagged(sentence) -> list[tuple[str, str]]:
+    return [(t, g) for t, g in sentence if g != "O"]
+
+
+# ------------------------------------------------------------------------------------------ IOB2
+
+
+@pytest.mark.parametrize(
+    "seq",
+    [["O", "B-Gene", "I-Gene", "O"], ["B-Cell", "B-Cell", "I-Cell"], [], ["O"]],
+)
+def test_valid_iob2(seq):
+    tags.validate_iob2(seq)
+
+
+@pytest.mark.parametrize(
+    ("seq", "pos"),
+    [(["O", "I-Gene"], 1), (["B-Protein", "I-Gene"], 1), (["I-Cell"], 0), (["O", "B-Foo"], 1)],
+)
+def test_invalid_iob2_names_the_position(seq, pos):
+    with pytest.raises(BIOError, match=f"position {pos}"):
+        tags.validate_iob2(seq)
+
+
+def test_spans_to_bio_and_back():
+    bio = tags.spans_to_bio(5, [(0, 2, "Gene"), (3, 4, "Taxon")])
+    assert bio == ["B-Gene", "I-Gene", "O", "B-Taxon", "O"]
+    assert tags.bio_entities(bio) == [(0, 2, "Gene"), (3, 4, "Taxon")]
+    with pytest.raises(BIOError):
+        tags.spans_to_bio(3, [(0, 2, "Gene"), (1, 3, "Cell")])
+
+
+def test_unknown_policy_is_refused():
+    with pytest.raises(ValueError, match="overlap"):
+        tags.TagPolicies(overlap="biggest")
+    with pytest.raises(ValueError, match="module_priority"):
+        tags.TagPolicies(module_priority=("PR", "SO"))
+
+
+# ------------------------------------------------------------------------------------------ defaults
+
+
+def test_default_policies_on_document_1001():
+    (s0, s1), counts = tag("1001")
+    assert tagged(s0) == [("Shh", "B-Gene"), ("Fgf8", "B-Sequence"), ("gene", "I-Sequence"),
+                          ("retinal", "B-Cell"), ("neurons", "I-Cell")]
+    assert tagged(s1) == [("Shh", "B-Protein"), ("DNA", "B-Chemical"), ("anti-chromatin", "B-Chemical")]
+    assert counts["gene_rule:Gene"] == 2 and counts["gene_rule:Protein"] == 1
+    assert counts["overlap:nested_cross_module"] == 1  # PR Fgf8 inside SO "Fgf8 gene"
+    assert counts["overlap:nested_same_module"] == 1  # CL neurons inside CL retinal neurons
+    assert counts["overlap:same_span_other_type_cross_module"] == 1  # DNA: CHEBI wins over SO
+    assert counts["boundary:inside_token"] == counts["boundary:expanded"] == 1
+    assert counts["dropped:cross_sentence"] == 1
+    assert counts["entities:Chemical"] == 2
+
+
+def test_default_policies_on_document_1002():
+    (s0,), counts = tag("1002")
+    assert tagged(s0) == [("Pax", "B-Protein"), ("-", "I-Protein"), ("2", "I-Protein"),
+                          ("beta-tubulin", "B-Protein"), ("mice", "B-Taxon")]
+    assert counts["discontinuous:mentions"] == 2
+    assert counts["discontinuous:bridged"] == 1  # "Pax - 2": only punctuation in the gap
+    assert counts["discontinuous:fragment"] == 1  # "alpha- ... tubulin" → "tubulin" → "beta-tubulin"
+    assert counts["overlap:duplicate"] == 1
+
+
+# ------------------------------------------------------------------------------------------ each policy
+
+
+def test_gene_rule_none_makes_every_pr_mention_a_protein():
+    (s0, _), counts = tag("1001", gene_rule="none")
+    assert ("Shh", "B-Protein") in tagged(s0)
+    assert counts["gene_rule:Protein"] == 3 and counts["gene_rule:Gene"] == 0
+
+
+def test_boundary_drop():
+    (_, s1), counts = tag("1001", boundary="drop")
+    assert ("anti-chromatin", "O") in s1
+    assert counts["boundary:dropped"] == 1
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected", "key"),
+    [
+        ("drop", [("beta-tubulin", "B-Protein")], "dropped"),
+        ("first", [("Pax", "B-Protein"), ("alpha-", "B-Protein"), ("beta-tubulin", "B-Protein")], "fragment"),
+        ("last", [("2", "B-Protein"), ("beta-tubulin", "B-Protein")], "fragment"),
+        ("covering", [("Pax", "B-Protein"), ("-", "I-Protein"), ("2", "I-Protein"), ("alpha-", "B-Protein"),
+                      ("and", "I-Protein"), ("beta-tubulin", "I-Protein")], "covering"),
+    ],
+)
+def test_discontinuous_policies(policy, expected, key):
+    (s0,), counts = tag("1002", discontinuous=policy)
+    assert [x for x in tagged(s0) if x[0] != "mice"] == expected
+    assert counts[f"discontinuous:{key}"] == 2
+
+
+def test_overlap_shortest_keeps_inner_mentions():
+    (s0, _), counts = tag("1001", overlap="shortest")
+    assert tagged(s0) == [("Shh", "B-Gene"), ("Fgf8", "B-Gene"), ("neurons", "B-Cell")]
+    assert counts["overlap:enclosing_cross_module"] == 1 and counts["overlap:enclosing_same_module"] == 1
+
+
+def test_overlap_priority_prefers_pr_over_so():
+    (s0, _), _ = tag("1001", overlap="priority")
+    assert ("Fgf8", "B-Gene") in tagged(s0) and ("gene", "O") in s0
+
+
+def test_module_priority_breaks_same_span_ties():
+    order = ("PR", "NCBITaxon", "CL", "SO", "CHEBI")
+    (_, s1), _ = tag("1001", module_priority=order)
+    assert ("DNA", "B-Sequence") in tagged(s1)
+
+
+def test_extensions_annotation_set():
+    (_, s1), _ = tag("1001", annotation_set="extensions")
+    assert tagged(s1)[:2] == [("Shh", "B-Protein"), ("protein", "I-Protein")]
+
+
+# ------------------------------------------------------------------------------------------ dataset
+
+
+@pytest.fixture
+def built(tmp_path, monkeypatch):
+    monkeypatch.delenv("CRAFT_SHA256", raising=False)
+    dsd = tags.build_dataset("quick", source=ROOT, data_dir=tmp_path, progress=False)
+    return dsd, tmp_path
+
+
+def test_build_dataset_writes_dataset_stats_and_conll(built):
+    dsd, data = built
+    out = config.processed_dir("quick", "proper", data)
+    assert out.name == "craft-proper"
+    assert set(dsd) == {"train", "validation", "test"}
+    assert dsd["train"].features["ner_tags"].feature.names == list(config.LABELS)
+    assert len(dsd["train"]) == 2 and len(dsd["validation"]) == 0 and len(dsd["test"]) == 1
+    row = dsd["test"][0]
+    assert row["doc_id"] == "1002" and row["sentence_id"] == 0
+    names = dsd["test"].features["ner_tags"].feature.names
+    assert [names[i] for i in row["ner_tags"]][:3] == ["B-Protein", "I-Protein", "I-Protein"]
+
+    stats = json.loads((out / "stats.json").read_text())
+    tr = stats["splits"]["train"]
+    assert (tr["documents"], tr["sentences"], tr["tokens"]) == (1, 2, 17)
+    assert tr["entities"] == {"Sequence": 1, "Cell": 1, "Protein": 1, "Gene": 1, "Taxon": 0, "Chemical": 2}
+    assert stats["splits"]["test"]["policy_counts"]["discontinuous:bridged"] == 1
+    assert stats["total"]["entities_total"] == 6 + 3
+    assert stats["policies"]["overlap"] == "longest"
+
+    conll = (out / "conll" / "test.conll").read_text().split("\n")
+    assert conll[:3] == ["Pax\tB-Protein", "-\tI-Protein", "2\tI-Protein"]
+    assert (out / "conll" / "validation.conll").read_text() == ""
+
+    again = tags.load_dataset("quick", data_dir=data, build_if_missing=False)
+    assert again["train"]["tokens"] == dsd["train"]["tokens"]
+    assert tags.load_stats("quick", data_dir=data) == stats
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_every_written_sequence_is_valid_iob2(built):
+    dsd, _ = built
+    names = dsd["train"].features["ner_tags"].feature.names
+    for split in dsd.values():
+        for row in split:
+            tags.validate_iob2([names[i] for i in row["ner_tags"]])
+
+
+def test_load_dataset_without_build(tmp_path):
+    with pytest.raises(CraftlibError, match="python -m craftlib data"):
+        tags.load_dataset("quick", data_dir=tmp_path, build_if_missing=False)
+
+
+def test_smoke_profile_gets_its_own_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("CRAFT_SHA256", raising=False)
+    dsd = tags.load_dataset("smoke", data_dir=tmp_path, source=ROOT, progress=False)
+    assert (tmp_path / "processed" / "craft-proper-smoke" / "stats.json").is_file()
+    assert len(dsd["train"]) == 2
+
+
+def test_cli_data_command(tmp_path, monkeypatch, capsys):
+    from craftlib.cli import main
+
+    monkeypatch.delenv("CRAFT_SHA256", raising=False)
+    code = main(["data", "--source", str(ROOT), "--data-dir", str(tmp_path), "--annotation-set", "extensions",
+                 "--profile", "quick"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "craft-extensions" in out and "built in" in out
+    assert tags.load_stats("quick", "extensions", tmp_path)["annotation_set"] == "extensions"
+
+
+def test_real_corpus_smoke_build(tmp_path):
+    """The smoke build of the real corpus (skipped without a local CRAFT copy)."""
+    src = require_local_craft()
+    dsd = tags.build_dataset("smoke", source=src, data_dir=tmp_path, progress=False)
+    stats = tags.load_stats("smoke", data_dir=tmp_path)
+    for name, split in dsd.items():
+        assert stats["splits"][name]["sentences"] == len(split)
+        assert stats["splits"][name]["documents"] == config.PROFILES["smoke"].max_docs[
+            {v: k for k, v in config.HF_SPLITS.items()}[name]]
+    assert stats["total"]["gene_rule"]["Gene"] > 0 and stats["total"]["gene_rule"]["Protein"] > 0
