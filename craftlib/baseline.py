@@ -1,0 +1,181 @@
+"""Dictionary baseline: a longest-match tagger that knows only the entity lists.
+
+It shows what the ontology lists alone achieve on CRAFT (and where they fail: plurals, abbreviations,
+generic words, ambiguity between types). Matching is case-insensitive and works on CoNLL-U tokens, so a
+match always starts and ends on a token boundary: the entity-list terms are tokenized like CRAFT
+(:func:`craftlib.ontology.craft_tokenize`) and compared with :func:`craftlib.ontology.term_key`.
+
+At each position the longest term starting there wins; a term in several lists gets the type that comes
+first in ``priority`` (default: :data:`DEFAULT_PRIORITY`, most specific names first, as in the tag policies).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from craftlib import config
+
+#: Type chosen when a term is in several lists (specific names before generic chemical/sequence words).
+DEFAULT_PRIORITY: tuple[str, ...] = ("Gene", "Protein", "Taxon", "Cell", "Chemical", "Sequence")
+
+
+class DictionaryTagger:
+    """Longest-match, case-insensitive, token-level tagger over ``{type: [term, ...]}``."""
+
+    def __init__(self, entity_lists: Mapping[str, Sequence[str]], priority: Sequence[str] = DEFAULT_PRIORITY):
+        from craftlib.ontology import craft_tokenize
+
+        rank = {t: i for i, t in enumerate(priority)}
+        self.lexicon: dict[tuple[str, ...], str] = {}
+        self.conflicts = 0
+        for t in sorted(entity_lists, key=lambda x: rank.get(x, len(rank))):
+            for term in entity_lists[t]:
+                key = tuple(tok.casefold() for tok in craft_tokenize(term))
+                if not key:
+                    continue
+                if key in self.lexicon:
+                    self.conflicts += self.lexicon[key] != t
+                    continue
+                self.lexicon[key] = t
+        self.max_len = max((len(k) for k in self.lexicon), default=0)
+        self.first_tokens = {k[0] for k in self.lexicon}
+
+    def __len__(self) -> int:
+        return len(self.lexicon)
+
+    def find(self, tokens: Sequence[str]) -> list[tuple[int, int, str]]:
+        """Matches ``(start, end_exclusive, type)``, left to right, longest first, never overlapping."""
+        low = [t.casefold() for t in tokens]
+        out, i, n = [], 0, len(low)
+        while i < n:
+            if low[i] in self.first_tokens:
+                for length in range(min(self.max_len, n - i), 0, -1):
+                    kind = self.lexicon.get(tuple(low[i:i + length]))
+                    if kind is not None:
+                        out.append((i, i + length, kind))
+                        i += length
+                        break
+                else:
+                    i += 1
+            else:
+                i += 1
+        return out
+
+    def tag(self, tokens: Sequence[str]) -> list[str]:
+        """IOB2 tags of one sentence."""
+        from craftlib.tags import spans_to_bio
+
+        return spans_to_bio(len(tokens), self.find(tokens))
+
+
+def _eval_rows(ds, limit: int | None) -> list[dict]:
+    names = ds.features["ner_tags"].feature.names
+    n = len(ds) if limit is None else min(limit, len(ds))
+    sub = ds.select(range(n))
+    return [
+        {"doc_id": d, "sentence_id": int(s), "tokens": list(t), "gold": [names[i] for i in g]}
+        for d, s, t, g in zip(sub["doc_id"], sub["sentence_id"], sub["tokens"], sub["ner_tags"])
+    ]
+
+
+def run_dictionary_baseline(
+    profile: str | config.Profile | None = None,
+    annotation_set: str = "proper",
+    data_dir: str | os.PathLike | None = None,
+    models_dir: str | os.PathLike | None = None,
+    source: str | os.PathLike | None = None,
+    ontology_dir: str | os.PathLike | None = None,
+    sources: Mapping[str, Sequence[str]] | None = None,
+    priority: Sequence[str] = DEFAULT_PRIORITY,
+    seed: int = 42,
+    command: str | None = None,
+) -> dict:
+    """Tag dev and test with the entity lists; write ``models/dictionary-<profile>/`` (``metrics.json``,
+    ``predictions_validation.jsonl``, ``predictions_test.jsonl``) and return the metrics.
+
+    Evaluation uses the first ``profile.max_eval_sentences`` sentences of each split (all when ``None``),
+    as every other system of the project does; scores come from :func:`craftlib.evaluate.score`.
+    """
+    from craftlib import ontology, tags
+    from craftlib.evaluate import score
+    from craftlib.runtime import versions
+
+    prof = config.get_profile(profile)
+    t0 = time.perf_counter()
+    dsd = tags.load_dataset(profile=prof, annotation_set=annotation_set, data_dir=data_dir, source=source)
+    lists = ontology.load_entity_lists(prof, annotation_set, data_dir, source, ontology_dir, sources)
+    tagger = DictionaryTagger(lists, priority=priority)
+    build_seconds = time.perf_counter() - t0
+    run = f"dictionary-{prof.name}"
+    out_dir = config.models_dir(models_dir) / run
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metrics: dict = {
+        "run": run, "system": "dictionary", "recipe": None, "profile": prof.name, "seed": seed,
+        "base_model": None, "dataset": config.dataset_name(prof, annotation_set),
+    }
+    t1 = time.perf_counter()
+    for split, key in (("validation", "dev"), ("test", "test")):
+        rows = _eval_rows(dsd[split], prof.max_eval_sentences)
+        for r in rows:
+            r["pred"] = tagger.tag(r["tokens"])
+        metrics[key] = score([r["gold"] for r in rows], [r["pred"] for r in rows])
+        tmp = out_dir / f".predictions_{split}.jsonl.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for r in rows:
+                fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+        os.replace(tmp, out_dir / f"predictions_{split}.jsonl")
+    stats = ontology.load_stats(prof, annotation_set, data_dir)
+    metrics.update({
+        "train_seconds": round(build_seconds, 2),
+        "predict_seconds": round(time.perf_counter() - t1, 2),
+        "entity_lists": {t: len(v) for t, v in lists.items()},
+        "entity_list_fallback": stats.get("fallback", []),
+        "lexicon_entries": len(tagger), "type_conflicts": tagger.conflicts, "priority": list(priority),
+        "max_eval_sentences": prof.max_eval_sentences,
+        "command": command or f"python -m craftlib baseline --profile {prof.name} --annotation-set {annotation_set}",
+        "versions": versions(), "hardware": f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores)",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    })
+    tmp = out_dir / ".metrics.json.tmp"
+    tmp.write_text(json.dumps(metrics, indent=2))
+    os.replace(tmp, out_dir / "metrics.json")
+    return metrics
+
+
+def _cmd_baseline(args: argparse.Namespace) -> int:
+    from craftlib.ontology import parse_source_options
+
+    m = run_dictionary_baseline(args.profile, args.annotation_set, args.data_dir, args.models_dir, args.source,
+                                args.ontology_dir, parse_source_options(args.sources) or None,
+                                command="python -m craftlib " + " ".join(args.argv))
+    print(f"{'':<10} {'P':>6} {'R':>6} {'F1':>6}")
+    for key in ("dev", "test"):
+        s = m[key]
+        print(f"{key:<10} {s['precision']:>6.3f} {s['recall']:>6.3f} {s['f1']:>6.3f}")
+    for t, s in m["test"]["per_type"].items():
+        print(f"  test {t:<9} P {s['precision']:.3f} R {s['recall']:.3f} F1 {s['f1']:.3f} (support {s['support']})")
+    print(f"wrote {config.models_dir(args.models_dir) / m['run']}")
+    return 0
+
+
+def add_commands(subparsers) -> None:
+    import sys
+
+    from craftlib.ontology import add_common_options
+
+    p = subparsers.add_parser("baseline", help="dictionary (longest-match) baseline on dev and test")
+    add_common_options(p)
+    p.add_argument("--models-dir", default=None, help="default: CRAFTLIB_MODELS_DIR or ./models")
+    p.add_argument("--ontology-dir", default=None, help="extra OBO files, if the entity lists must be built")
+    p.add_argument("--source", dest="sources", action="append", metavar="TYPE=PATH",
+                   help="OBO file for a type, if the entity lists must be built")
+    p.set_defaults(func=_cmd_baseline, argv=sys.argv[1:])
+
+
+__all__ = ["DEFAULT_PRIORITY", "DictionaryTagger", "run_dictionary_baseline"]
