@@ -115,6 +115,65 @@ def read_predictions(path: str | os.PathLike) -> list[dict]:
     return records
 
 
+#: Systems compared in notebook 05, in the order of the tutorial.
+SYSTEMS: tuple[str, ...] = ("dictionary", "single", "augmented", "two-step")
+
+
+def system_run_name(system: str, profile: str, base_model: str = "minilm") -> str:
+    """Run folder name of a system (ARCHITECTURE.md): ``dictionary-<profile>`` or ``<recipe>-<base>-<profile>``."""
+    if system == "dictionary":
+        return f"dictionary-{profile}"
+    from craftlib.train import run_name
+
+    return run_name(system, base_model, profile)
+
+
+def load_system_predictions(
+    system: str,
+    profile: str,
+    split: str = "test",
+    base_model: str = "minilm",
+    seed: int = 42,
+    annotation_set: str = "proper",
+    data_dir: str | os.PathLike | None = None,
+    models_dir: str | os.PathLike | None = None,
+    build_if_missing: bool = True,
+) -> tuple[str, list[dict]]:
+    """``(run name, records)`` of a system's ``predictions_<split>.jsonl``; when the file is missing and
+    ``build_if_missing``, runs the system first (dictionary baseline or transformer recipe) through craftlib."""
+    from craftlib.config import models_dir as resolve_models_dir
+
+    if system not in SYSTEMS:
+        raise CraftlibError(f"Unknown system {system!r}: choose one of {', '.join(SYSTEMS)}.")
+    run = system_run_name(system, profile, base_model)
+    path = resolve_models_dir(models_dir) / run / f"predictions_{split}.jsonl"
+    if not path.is_file() and build_if_missing:
+        if system == "dictionary":
+            from craftlib.baseline import run_dictionary_baseline
+
+            run_dictionary_baseline(profile=profile, annotation_set=annotation_set, data_dir=data_dir,
+                                    models_dir=models_dir)
+        else:
+            from craftlib.train import train_recipe
+
+            train_recipe(system, profile=profile, base_model=base_model, seed=seed, annotation_set=annotation_set,
+                         data_dir=data_dir, models_dir=models_dir)
+    return run, read_predictions(path)
+
+
+def save_json(obj, path: str | os.PathLike) -> Path:
+    """Write ``obj`` as indented JSON (temp file, then renamed). Returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    def native(o):  # numpy / pandas scalars → Python numbers
+        return o.item() if hasattr(o, "item") else str(o)
+
+    tmp.write_text(json.dumps(obj, indent=2, default=native) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
 def align_runs(runs: dict[str, list[dict]]) -> dict[str, list[dict]]:
     """Restrict several systems' records to the sentences they all cover, in one order.
 
@@ -165,7 +224,7 @@ def _span_text(tokens: Sequence[str], start: int, end: int) -> str:
 
 def _norm(text: str) -> str:
     """Surface-string key: lower case, whitespace removed (so ``alpha - tubulin`` matches ``alpha-tubulin``)."""
-    return "".join(text.lower().split())
+    return "".join(text.casefold().split())
 
 
 def mention_table(

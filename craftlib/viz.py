@@ -230,8 +230,8 @@ def error_browser(errors, records=None, page_size: int = 5, interactive: bool | 
 
     ``records`` (prediction records) lets each error be drawn in its sentence (:func:`example_html`).
     With a widget frontend (see :func:`has_widget_frontend`, or ``interactive=True``) returns an ipywidgets
-    box; otherwise displays a static table of the first ``page_size`` errors per category and returns
-    that ``DataFrame``, so headless runs stay clean.
+    box (already displayed); otherwise displays a static table of the first ``page_size`` errors per
+    category and returns that ``DataFrame``, so headless runs stay clean.
     """
     from IPython.display import HTML, display
 
@@ -281,7 +281,9 @@ def error_browser(errors, records=None, page_size: int = 5, interactive: bool | 
         w.observe(lambda _c: (setattr(page, "value", 1), draw()), names="value")
     page.observe(draw, names="value")
     draw()
-    return widgets.VBox([widgets.HBox([cat, kind, page]), info, out])
+    box = widgets.VBox([widgets.HBox([cat, kind, page]), info, out])
+    display(box)
+    return box
 
 
 __all__ = [

@@ -67,5 +67,44 @@ def load_json(path: Path) -> dict:
 # --- 04_two_step_transfer ---
 
 # --- 05_error_analysis ---
+def test_05_error_analysis(workspace):
+    import pandas as pd
+
+    from craftlib import evaluate
+
+    nb = run_notebook("05_error_analysis.ipynb", workspace)
+    out = workspace["results"] / "error_analysis-smoke"
+    summary = load_json(out / "summary.json")
+    assert set(summary["runs"]) == set(evaluate.SYSTEMS) and summary["sentences"] > 0
+    for name, run in summary["runs"].items():
+        assert summary["errors_csv"][name] == f"errors-{run}.csv"
+        counts = summary["error_counts"][name]["total"]
+        scores = summary["scores"][name]
+        assert scores["default"]["mode"] == "default" and scores["strict-IOB2"]["mode"] == "strict-IOB2"
+        # the taxonomy's gold side adds up to seqeval's support, its correct count gives seqeval's recall
+        gold_total = sum(counts[c] for c in evaluate.GOLD_CATEGORIES)
+        assert gold_total == sum(v["support"] for v in scores["default"]["per_type"].values()) > 0
+        assert counts["correct"] / gold_total == pytest.approx(scores["default"]["recall"])
+        pred = summary["pred_counts"][name]["total"]
+        assert pred["pred_total"] == sum(pred[c] for c in evaluate.PRED_CATEGORIES)
+        errors = pd.read_csv(out / summary["errors_csv"][name])
+        assert list(errors.columns) == list(evaluate.ERROR_COLUMNS)
+        assert len(errors) == gold_total - counts["correct"] + counts["spurious"]
+        assert set(errors["category"]) <= set(evaluate.CATEGORIES) - {"correct"}
+        assert errors["seen_in_train"].isin([True, False]).all() and errors["in_entity_list"].isin([True, False]).all()
+        assert (errors[errors["category"] == "missed"]["predicted"] == "O").all()
+    cm = summary["confusion_matrix"]
+    assert sum(cm["O"].values()) == summary["error_counts"][summary["main_system"]]["total"]["spurious"]
+    for png in ("f1_per_type.png", "error_categories.png", "confusion_matrix.png"):
+        data = (out / png).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000, png
+    assert set(summary["figures"]) >= {"f1_per_type.png", "error_categories.png", "confusion_matrix.png"}
+    n_errors = len(pd.read_csv(out / summary["errors_csv"][summary["main_system"]]))
+    assert len(summary["examples"]) == min(10, n_errors)
+    assert all(ex["text"] in ex["interpretation"] for ex in summary["examples"])
+    html = "".join(o.get("data", {}).get("text/html", "") for c in nb.cells for o in c.get("outputs", []))
+    assert html.count("<h4>") == len(summary["examples"])
+    assert not [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+
 
 # --- 06_compare_toolkits ---
