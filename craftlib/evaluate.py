@@ -119,13 +119,18 @@ def read_predictions(path: str | os.PathLike) -> list[dict]:
 SYSTEMS: tuple[str, ...] = ("dictionary", "single", "augmented", "two-step")
 
 
-def system_run_name(system: str, profile: str, base_model: str = "minilm") -> str:
-    """Run folder name of a system (ARCHITECTURE.md): ``dictionary-<profile>`` or ``<recipe>-<base>-<profile>``."""
+def system_run_name(
+    system: str, profile: str, base_model: str = "minilm", seed: int = 42, annotation_set: str = "proper"
+) -> str:
+    """Run folder name of a system (ARCHITECTURE.md): ``dictionary-<profile>`` or, for a transformer recipe,
+    :func:`craftlib.train.run_name` (``<recipe>-<base>-<profile>``, suffixed for a non-default seed/annotation set)."""
     if system == "dictionary":
-        return f"dictionary-{profile}"
+        from craftlib.config import get_profile
+
+        return f"dictionary-{get_profile(profile).name}"
     from craftlib.train import run_name
 
-    return run_name(system, base_model, profile)
+    return run_name(system, base_model, profile, seed=seed, annotation_set=annotation_set)
 
 
 def load_system_predictions(
@@ -145,7 +150,7 @@ def load_system_predictions(
 
     if system not in SYSTEMS:
         raise CraftlibError(f"Unknown system {system!r}: choose one of {', '.join(SYSTEMS)}.")
-    run = system_run_name(system, profile, base_model)
+    run = system_run_name(system, profile, base_model, seed=seed, annotation_set=annotation_set)
     path = resolve_models_dir(models_dir) / run / f"predictions_{split}.jsonl"
     if not path.is_file() and build_if_missing:
         if system == "dictionary":

@@ -276,3 +276,15 @@ def test_evaluate_command_writes_errors(tmp_path, capsys):
     assert args.func(args) == 0
     assert (tmp_path / "out" / "errors-run-a.csv").is_file()
     assert "strict-IOB2" in capsys.readouterr().out
+
+
+def test_load_system_predictions_reads_the_run_folder(tmp_path):
+    records = random_records(4, n_sent=3)
+    write_jsonl(tmp_path / "dictionary-smoke" / "predictions_test.jsonl", records)
+    run, got = ev.load_system_predictions("dictionary", "smoke", models_dir=tmp_path, build_if_missing=False)
+    assert run == "dictionary-smoke" and got == records
+    with pytest.raises(CraftlibError, match="No predictions file"):
+        ev.load_system_predictions("dictionary", "quick", models_dir=tmp_path, build_if_missing=False)
+    with pytest.raises(CraftlibError, match="Unknown system"):
+        ev.load_system_predictions("crf++", "smoke", models_dir=tmp_path)
+    assert ev.system_run_name("two-step", "quick") == "two-step-minilm-quick"
