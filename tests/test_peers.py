@@ -136,6 +136,24 @@ def test_spacy_docbin_round_trip(tmp_path):
     assert [([t.text for t in d], doc_to_iob(d)) for d in docs] == ROUND_TRIP
 
 
+def test_spacy_learns_hand_made_sentences(tmp_path):
+    from craftlib.evaluate import score
+    from craftlib.peers.spacy_ner import predict_spacy, quickstart_config, train_spacy, write_docbin
+
+    train, dev = [_sentence(k) for k in range(40)], [_sentence(k) for k in range(40, 52)]
+    write_docbin([t for t, _ in train], [g for _, g in train], tmp_path / "train.spacy")
+    write_docbin([t for t, _ in dev], [g for _, g in dev], tmp_path / "dev.spacy")
+    cfg = quickstart_config(tmp_path / "train.spacy", tmp_path / "dev.spacy", seed=1,
+                            max_epochs=30, max_steps=0, eval_frequency=20)
+    assert cfg["corpora"]["train"]["gold_preproc"] is True and cfg["paths"]["vectors"] is None
+    with open(tmp_path / "log.txt", "w") as log:
+        nlp = train_spacy(cfg, tmp_path / "out", log=log)
+    assert (tmp_path / "out" / "model-best").is_dir()
+    pred = predict_spacy(nlp, [t for t, _ in dev])
+    assert [len(p) for p in pred] == [len(t) for t, _ in dev]
+    assert score([g for _, g in dev], pred)["f1"] > 0.8
+
+
 def test_spacy_conversion_rejects_bad_tags():
     import spacy
 
@@ -231,6 +249,8 @@ def test_benchmark_smoke_writes_a_complete_results_file(tmp_path):
     assert rows["dictionary"]["status"] == "ok" and rows["dictionary"]["same_sentences"] is True
     assert rows["dictionary"]["test"]["f1"] == 1.0  # re-scored from its predictions, not copied
     assert rows["dictionary"]["train_seconds"] == 12.5 and rows["dictionary"]["model_size_mb"] > 0
+    # no entity lists in this workspace: the speed is reported as not measured, never invented
+    assert rows["dictionary"]["inference_sentences_per_second"] is None and rows["dictionary"]["inference_note"]
     assert rows["single"]["status"] == "other sentences" and rows["single"]["same_sentences"] is False
     for name in ("augmented", "two-step"):
         assert rows[name]["status"] == "not run"

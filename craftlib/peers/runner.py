@@ -2,16 +2,18 @@
 
 What happens, in order:
 
-1. The dataset of the profile is loaded (built when missing) and cut to the profile's limits
-   (:func:`select_sentences`); the chosen sentences are written once to ``<run>/sentences.json`` so
-   that every peer reads exactly the same tokens and gold tags.
+1. The dataset of the profile is loaded (built when missing) and cut to the profile's limits the way
+   the transformer recipes cut it (:func:`prepare_sentences`); the chosen sentences are written once
+   to a temporary ``sentences.json`` that every peer reads, so all see the same tokens and gold tags.
 2. The peers (CRF, spaCy) are trained and evaluated, each in its own subprocess
    (:mod:`craftlib.peers.worker`). Their peak memory is that subprocess's peak resident set size
    (``ru_maxrss`` from ``os.wait4``): it includes the Python interpreter and the loaded sentences,
    whose size is reported separately (``rss_before_training_mb``).
 3. The dictionary baseline and the transformer recipes are *read* from ``models/<run>/``: their
-   ``predictions_test.jsonl`` is checked against the same sentences and re-scored. A missing run is
-   listed as "not run" with the command that produces it (``--train-transformers`` trains them).
+   ``predictions_<split>.jsonl`` are checked against the same sentences and re-scored, and their
+   inference speed is measured here (a subprocess tags the test sentences with the saved model or
+   entity lists). A missing run is listed as "not run" with the command that produces it
+   (``--train-transformers`` trains the transformer recipes first).
 4. Every system's dev and test predictions are scored with :func:`craftlib.evaluate.score`; the
    results go to ``results/peers-<profile>.json`` and ``.md`` with the command, versions and hardware.
 """
@@ -33,6 +35,7 @@ from pathlib import Path
 from craftlib import config
 from craftlib.errors import CraftlibError
 from craftlib.evaluate import read_predictions, score
+from craftlib.peers.report import hardware_line, markdown_report
 from craftlib.runtime import TRACKED_PACKAGES, versions
 
 #: Peer-specific knobs per profile (the data limits come from ``config.get_profile``). The CRF uses
@@ -42,7 +45,7 @@ from craftlib.runtime import TRACKED_PACKAGES, versions
 PEER_SETTINGS: dict[str, dict[str, dict]] = {
     "smoke": {
         "crf": {"c1": 0.1, "c2": 0.1, "max_iterations": 20},
-        "spacy": {"max_epochs": 2, "max_steps": 0, "eval_frequency": 20, "patience": 1600},
+        "spacy": {"max_epochs": 5, "max_steps": 0, "eval_frequency": 10, "patience": 1600},
     },
     "quick": {
         "crf": {"c1": 0.1, "c2": 0.1, "max_iterations": 100},
@@ -91,30 +94,27 @@ def _tag_names(tags: Sequence) -> list[str]:
     return [config.ID2LABEL[t] if isinstance(t, int) else str(t) for t in tags]
 
 
-def select_sentences(records: Sequence[Mapping], limit: int | None) -> list[dict]:
-    """The first ``limit`` sentences (all when ``None``), in dataset order, as plain dicts.
-
-    Records are ``{"doc_id", "sentence_id", "tokens", "tags"}`` with tags as strings.
-    """
-    out = []
-    for rec in records:
-        if limit is not None and len(out) >= limit:
-            break
-        out.append({
-            "doc_id": str(rec["doc_id"]), "sentence_id": int(rec["sentence_id"]),
-            "tokens": list(rec["tokens"]), "tags": _tag_names(rec["ner_tags"]),
-        })
-    return out
+def to_records(split) -> list[dict]:
+    """``{"doc_id", "sentence_id", "tokens", "tags"}`` per sentence (tags as strings), in dataset order."""
+    return [
+        {"doc_id": str(rec["doc_id"]), "sentence_id": int(rec["sentence_id"]),
+         "tokens": list(rec["tokens"]), "tags": _tag_names(rec["ner_tags"])}
+        for rec in split
+    ]
 
 
-def prepare_sentences(dataset: Mapping, profile: config.Profile) -> dict[str, list[dict]]:
-    """Train/validation/test sentences every system uses, cut to the profile's limits."""
+def prepare_sentences(dataset: Mapping, profile: config.Profile, seed: int) -> dict[str, list[dict]]:
+    """Train/validation/test sentences every system uses, cut to the profile's limits exactly as the
+    transformer recipes cut them (:mod:`craftlib.train`: a seeded shuffle of train, the first sentences
+    of dev and test)."""
+    from craftlib.train import _eval_subset, _train_subset
+
     missing = [s for s in ("train", "validation", "test") if s not in dataset]
     if missing:
         raise CraftlibError(f"The dataset has no {missing} split(s): rebuild it with `python -m craftlib data`.")
-    out = {"train": select_sentences(dataset["train"], profile.max_train_sentences)}
+    out = {"train": to_records(_train_subset(dataset["train"], profile.max_train_sentences, seed))}
     for split in ("validation", "test"):
-        out[split] = select_sentences(dataset[split], profile.max_eval_sentences)
+        out[split] = to_records(_eval_subset(dataset[split], profile.max_eval_sentences))
     for split, recs in out.items():
         if not recs:
             raise CraftlibError(f"The {split} split is empty: the benchmark needs sentences in every split.")
@@ -152,16 +152,12 @@ def hardware() -> dict:
     }
 
 
-def hardware_line(hw: Mapping) -> str:
-    return f"{hw['cpu']}, {hw['cores']} cores, {hw['memory_gib']} GiB RAM, accelerator: {hw['accelerator']}"
-
-
 def run_child(cmd: list[str], log_path: Path) -> tuple[int, float, float | None]:
     """Run ``cmd`` with output to ``log_path``; return (exit code, wall seconds, peak RSS MiB or None)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with log_path.open("w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONHASHSEED": "0"})
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONHASHSEED": "0", "ANSI_COLORS_DISABLED": "1"})
         if hasattr(os, "wait4"):
             _, status, usage = os.wait4(proc.pid, 0)
             proc.returncode = os.waitstatus_to_exitcode(status)
@@ -238,6 +234,7 @@ def _run_peer(system: str, sentences_file: Path, sentences: dict, run_dir: Path,
         "predict_seconds": result["predict_seconds"],
         "peak_memory_mb": peak if peak is not None else result["peak_rss_self_mb"],
         "rss_before_training_mb": result["rss_before_training_mb"],
+        "peak_memory_scope": "training + inference",
         "model_size_mb": disk_size_mb(Path(result["model_path"])),
         "wall_seconds": wall,
     }
@@ -251,6 +248,32 @@ def _run_peer(system: str, sentences_file: Path, sentences: dict, run_dir: Path,
     return row
 
 
+def _time_inference(system: str, sentences_file: Path, n_test: int, run_dir: Path, prof: config.Profile,
+                    annotation_set: str, data_dir) -> dict:
+    """Tag the test sentences with a saved system in a subprocess: speed and peak memory, or a note."""
+    kind = "dictionary" if system == "dictionary" else "transformer"
+    if kind == "transformer" and not (run_dir / "config.json").is_file():
+        return {"inference_note": f"no saved model in {run_dir} (config.json): inference speed not measured"}
+    with tempfile.TemporaryDirectory(prefix=f"infer-{system}-") as tmp:
+        spec = {"system": kind, "splits": str(sentences_file), "run_dir": str(run_dir), "profile": prof.name,
+                "annotation_set": annotation_set, "data_dir": str(data_dir) if data_dir else None,
+                "batch_size": prof.eval_batch_size * 2, "seed": 0, "result": str(Path(tmp) / "result.json")}
+        (Path(tmp) / "spec.json").write_text(json.dumps(spec))
+        log = Path(tmp) / "infer.log"
+        code, _, peak = run_child([sys.executable, "-m", "craftlib.peers.worker", str(Path(tmp) / "spec.json")], log)
+        if code != 0 or not Path(spec["result"]).is_file():
+            tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+            return {"inference_note": f"inference timing failed (exit code {code}): {tail[0][:300]}"}
+        result = json.loads(Path(spec["result"]).read_text())
+    seconds = result["predict_seconds"]["test"]
+    return {
+        "inference_sentences_per_second": n_test / seconds if seconds else None,
+        "inference_peak_memory_mb": peak,
+        "inference_measured": "by this benchmark: test sentences tagged in a subprocess"
+        + (" (model loading included)" if kind == "transformer" else " (entity-list loading excluded)"),
+    }
+
+
 def _read_external(system: str, run_dir: Path, sentences: dict, prof: config.Profile, seed: int,
                    annotation_set: str) -> dict:
     """A system trained elsewhere: re-score its predictions on our sentences, or say it was not run."""
@@ -262,9 +285,8 @@ def _read_external(system: str, run_dir: Path, sentences: dict, prof: config.Pro
     metrics = json.loads(metrics_path.read_text())
     row = {
         **entry, "status": "ok", "command": metrics.get("command", entry["command"]),
-        "train_seconds": metrics.get("train_seconds"),
-        "inference_sentences_per_second": metrics.get("inference_sentences_per_second"),
-        "peak_memory_mb": metrics.get("peak_memory_mb"),
+        "train_seconds": metrics.get("train_seconds"), "train_seconds_from": "metrics.json",
+        "inference_sentences_per_second": None, "peak_memory_mb": None,
         "model_size_mb": disk_size_mb(run_dir, NON_MODEL_FILES),
     }
     for split, key in (("validation", "dev"), ("test", "test")):
@@ -350,7 +372,7 @@ def run_benchmark(
         dataset_name = config.dataset_name(prof, annotation_set)
     else:
         dataset_name = "given"
-    sentences = prepare_sentences(dataset, prof)
+    sentences = prepare_sentences(dataset, prof, seed)
     models = config.models_dir(models_dir)
     results = config.results_dir(results_dir)
     command = benchmark_command(prof.name, seed, annotation_set, systems, train_transformers)
@@ -362,7 +384,7 @@ def run_benchmark(
 
     trained = {}
     if train_transformers:
-        dirs = {"--data-dir": data_dir, "--models-dir": models_dir, "--source": source}
+        dirs = {"--data-dir": data_dir, "--models-dir": models_dir}
         for recipe in (s for s in systems if s in TRANSFORMER_RECIPES):
             trained[recipe] = _train_transformer(recipe, prof, seed, annotation_set, dirs, models)
 
@@ -377,9 +399,15 @@ def run_benchmark(
                 row = _run_peer(system, sentences_file, sentences, run_dir, prof, seed, common)
             else:
                 row = _read_external(system, run_dir, sentences, prof, seed, annotation_set)
+                if row["status"] != "not run":
+                    row.update(_time_inference(system, sentences_file, len(sentences["test"]), run_dir, prof,
+                                              annotation_set, data_dir))
+                    row["peak_memory_mb"] = row.get("inference_peak_memory_mb")
+                    row["peak_memory_scope"] = "inference only"
                 if system in trained:
                     row["training_subprocess"] = trained[system]
-                    row["peak_memory_mb"] = row.get("peak_memory_mb") or trained[system]["peak_memory_mb"]
+                    row["peak_memory_mb"] = trained[system]["peak_memory_mb"]
+                    row["peak_memory_scope"] = "training run (python -m craftlib train)"
             print(f"[benchmark] {system}: {row['status']}"
                   + (f", test F1 {row['test']['f1']:.3f}" if isinstance(row.get("test"), dict) else ""), flush=True)
             rows.append(row)
@@ -402,89 +430,3 @@ def run_benchmark(
     return report
 
 
-# ----------------------------------------------------------------------------------------- the table
-
-
-def _fmt(value, digits: int = 3) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-def summary_rows(report: Mapping) -> list[dict]:
-    """One flat dict per system (the main table), e.g. for ``pandas.DataFrame``."""
-    out = []
-    for row in report["systems"]:
-        test = row.get("test") if isinstance(row.get("test"), dict) else {}
-        out.append({
-            "system": row["system"], "run": row["run"], "status": row["status"],
-            "precision": test.get("precision"), "recall": test.get("recall"), "f1": test.get("f1"),
-            "macro_f1": test.get("macro_f1"),
-            "dev_f1": row["dev"].get("f1") if isinstance(row.get("dev"), dict) else None,
-            "train_seconds": row.get("train_seconds"),
-            "inference_sentences_per_second": row.get("inference_sentences_per_second"),
-            "peak_memory_mb": row.get("peak_memory_mb"), "model_size_mb": row.get("model_size_mb"),
-        })
-    return out
-
-
-def markdown_report(report: Mapping) -> str:
-    """The Markdown table of ``results/peers-<profile>.md``."""
-    main = [
-        [r["system"], r["status"], _fmt(r["precision"]), _fmt(r["recall"]), _fmt(r["f1"]), _fmt(r["dev_f1"]),
-         _fmt(r["train_seconds"], 1), _fmt(r["inference_sentences_per_second"], 1), _fmt(r["peak_memory_mb"], 0),
-         _fmt(r["model_size_mb"], 2)]
-        for r in summary_rows(report)
-    ]
-    per_type = [
-        [row["system"]] + [_fmt(row["test"]["per_type"][t]["f1"]) for t in config.ENTITY_TYPES]
-        for row in report["systems"] if isinstance(row.get("test"), dict) and "per_type" in row["test"]
-    ]
-    support = next((row["test"]["per_type"] for row in report["systems"]
-                    if isinstance(row.get("test"), dict) and "per_type" in row["test"]), None)
-    notes = [f"- **{r['system']}** ({r['status']}): {r['note']}" for r in report["systems"] if r.get("note")]
-    s = report["sentences"]
-    parts = [
-        f"# Peer comparison, profile `{report['profile']}`",
-        "",
-        f"Command: `{report['command']}` (seed {report['seed']}, {report['created']}).  ",
-        f"Hardware: {hardware_line(report['hardware'])}; peers train and predict on CPU.  ",
-        (f"Data: `{report['dataset']}`, {s['train']} train / {s['validation']} dev / {s['test']} test sentences "
-         f"(fingerprint `{report['data_fingerprint'][:12]}`).  "),
-        f"Scoring: {report['scoring']}; test split unless marked dev.  ",
-        f"Memory: {report['memory_method']}.  ",
-        f"Total benchmark time: {report['total_seconds']:.0f} s.",
-        "",
-        "## Test scores and costs",
-        "",
-        _md_table(["system", "status", "P", "R", "F1", "dev F1", "train s", "infer sent/s", "peak MiB", "size MiB"],
-                  main),
-        "",
-        "## Test F1 per type",
-        "",
-        _md_table(["system", *config.ENTITY_TYPES], per_type) if per_type else "No system has test scores.",
-    ]
-    if support:
-        parts += ["", "Test support (gold mentions): "
-                  + ", ".join(f"{t} {support[t]['support']}" for t in config.ENTITY_TYPES) + "."]
-    if notes:
-        parts += ["", "## Notes", "", *notes]
-    v = report["versions"]
-    parts += ["", "## Versions", "", ", ".join(f"{k} {val}" for k, val in v.items()), ""]
-    return "\n".join(parts)
-
-
-def load_results(profile: str, results_dir: str | os.PathLike | None = None) -> dict:
-    """``results/peers-<profile>.json`` (raises with the command to run when missing)."""
-    path = config.results_dir(results_dir) / f"peers-{profile}.json"
-    if not path.is_file():
-        raise CraftlibError(f"No {path}: run `python -m craftlib benchmark --profile {profile}` first.")
-    return json.loads(path.read_text())

@@ -3,6 +3,7 @@
 Called by :mod:`craftlib.peers.runner` as ``python -m craftlib.peers.worker SPEC.json``. The spec
 names the system, the sentences file written by the runner, the run directory and the settings;
 the worker writes ``result`` (JSON): predictions for the validation and test sentences, and times.
+Systems trained elsewhere (``dictionary``, ``transformer``) are only timed on the test sentences.
 """
 
 from __future__ import annotations
@@ -68,7 +69,36 @@ def _predict_all(predict, splits: dict, train_seconds: float, rss_before: float)
     return out
 
 
+def _infer_transformer(splits: dict, spec: dict) -> dict:
+    """Time a saved transformer run (``models/<run>``) tagging the test sentences (model loading included)."""
+    from craftlib.train import predict
+
+    tokens, _ = _columns(splits["test"])
+    before = _rss_mb()
+    t0 = time.perf_counter()
+    pred = [r["tags"] for r in predict(spec["run_dir"], tokens, batch_size=int(spec["batch_size"]))]
+    return {"pred": {"test": pred}, "predict_seconds": {"test": time.perf_counter() - t0},
+            "rss_before_training_mb": before}
+
+
+def _infer_dictionary(splits: dict, spec: dict) -> dict:
+    """Time the dictionary tagger (built from the saved entity lists) tagging the test sentences."""
+    from craftlib.baseline import DictionaryTagger
+    from craftlib.ontology import load_entity_lists
+
+    tokens, _ = _columns(splits["test"])
+    before = _rss_mb()
+    t0 = time.perf_counter()
+    tagger = DictionaryTagger(load_entity_lists(spec["profile"], spec["annotation_set"], spec["data_dir"],
+                                                build_if_missing=False))
+    t1 = time.perf_counter()
+    pred = [tagger.tag(t) for t in tokens]
+    return {"pred": {"test": pred}, "predict_seconds": {"test": time.perf_counter() - t1},
+            "load_seconds": t1 - t0, "rss_before_training_mb": before}
+
+
 RUNNERS = {"crf": _run_crf, "spacy": _run_spacy}
+INFERENCE = {"transformer": _infer_transformer, "dictionary": _infer_dictionary}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,8 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     splits = json.loads(Path(spec["splits"]).read_text())
     run_dir = Path(spec["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
-    result, model_path = RUNNERS[spec["system"]](splits, run_dir, spec["settings"], int(spec["seed"]))
-    result["model_path"] = str(model_path)
+    if spec["system"] in INFERENCE:
+        result = INFERENCE[spec["system"]](splits, spec)
+    else:
+        result, model_path = RUNNERS[spec["system"]](splits, run_dir, spec["settings"], int(spec["seed"]))
+        result["model_path"] = str(model_path)
     result["peak_rss_self_mb"] = _rss_mb()
     tmp = Path(spec["result"]).with_suffix(".tmp")
     tmp.write_text(json.dumps(result))
