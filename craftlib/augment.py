@@ -213,7 +213,8 @@ def load_augmented(
     bars = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()
     try:
-        aug.save_to_disk(str(tmp / "dataset"))
+        # an empty split saved with the default sharding has no arrow file, which load_from_disk cannot read
+        aug.save_to_disk(str(tmp / "dataset"), num_shards={k: 1 for k, v in aug.items() if len(v) == 0} or None)
         (tmp / "stats.json").write_text(json.dumps(stats, indent=2))
         if out_dir.exists():
             shutil.rmtree(out_dir)

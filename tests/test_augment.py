@@ -1,0 +1,217 @@
+"""craftlib.augment invariants over many synthetic sentences, and load_augmented on the miniature CRAFT."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from craftlib import augment, config, tags
+from craftlib.errors import CraftlibError
+from tests.conftest import FIXTURES
+
+CRAFT = FIXTURES / "craft" / "CRAFT-5.0.2"
+
+LISTS = {
+    "Sequence": ["gene", "promoter", "5'-UTR"],
+    "Cell": ["neuron", "T-cell", "fibroblast", "nerve cell"],
+    "Protein": ["sonic hedgehog protein", "interleukin-2 (IL-2)", "FGF-8"],
+    "Gene": ["Shh", "Fgf8", "Pax6"],
+    "Taxon": ["mouse", "Mouse", "rat"],  # "Mouse" dedups to "mouse" only in built lists; here both exist
+    "Chemical": ["water"],  # a single term: a mention "water" has no candidate
+}
+
+
+def make_dsd(splits: dict[str, list[tuple[list[str], list[str]]]]):
+    """DatasetDict with the project's features from ``{split: [(tokens, tags), ...]}`` (missing splits empty)."""
+    from datasets import Dataset, DatasetDict
+
+    feats = tags.features()
+    out = {}
+    for split in ("train", "validation", "test"):
+        rows = splits.get(split, [])
+        out[split] = Dataset.from_dict({
+            "tokens": [r[0] for r in rows],
+            "ner_tags": [[config.LABEL2ID[t] for t in r[1]] for r in rows],
+            "doc_id": [f"d{i // 10}" for i in range(len(rows))],
+            "sentence_id": [i % 10 for i in range(len(rows))],
+        }, features=feats)
+    return DatasetDict(out)
+
+
+SURFACES = {
+    "Sequence": [["gene"], ["promoter"], ["exon"]],
+    "Cell": [["neurons"], ["T", "-", "cell"]],
+    "Protein": [["Shh", "protein"], ["IL", "-", "2"]],
+    "Gene": [["Shh"], ["Pax6"]],
+    "Taxon": [["mouse"], ["mice"]],
+    "Chemical": [["water"]],
+}
+
+
+def random_sentences(n: int, seed: int = 0) -> list[tuple[list[str], list[str]]]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        toks, tg = [], []
+        for _ in range(rng.randint(0, 4)):
+            words = [rng.choice(["the", "of", "in", "expression", "and", ",", "."]) for _ in range(rng.randint(0, 3))]
+            toks += words
+            tg += ["O"] * len(words)
+            kind = rng.choice(list(SURFACES))
+            surface = rng.choice(SURFACES[kind])
+            toks += surface
+            tg += [f"B-{kind}"] + [f"I-{kind}"] * (len(surface) - 1)
+        toks.append(".")
+        tg.append("O")
+        out.append((toks, tg))
+    return out
+
+
+@pytest.fixture(scope="module")
+def dsd():
+    return make_dsd({"train": random_sentences(3000), "validation": random_sentences(50, 1), "test": random_sentences(50, 2)})
+
+
+@pytest.fixture(scope="module")
+def augmented(dsd):
+    return augment.augment_dataset(dsd, LISTS, ratio=0.2, seed=42, return_stats=True)
+
+
+def names(ds) -> list[str]:
+    return ds.features["ner_tags"].feature.names
+
+
+def test_realised_ratio_within_tolerance(augmented):
+    _, stats = augmented
+    assert stats["mentions"] > 4000
+    # "water" (Chemical) mentions can never be replaced: expected overall ratio is 0.2 × the other mentions' share
+    replaceable = stats["mentions"] - stats["per_type"]["Chemical"]["mentions"]
+    assert abs(stats["realised_ratio"] - 0.2 * replaceable / stats["mentions"]) < 0.015
+    for t in ("Sequence", "Cell", "Protein", "Gene", "Taxon"):
+        assert abs(stats["per_type"][t]["realised_ratio"] - 0.2) < 0.05, t
+    ch = stats["per_type"]["Chemical"]
+    assert ch["replaced"] == 0 and ch["no_candidate"] > 0
+
+
+def test_structure_provenance_and_validity(dsd, augmented):
+    out, stats = augmented
+    train = out["train"]
+    n = len(dsd["train"])
+    assert train.column_names == ["tokens", "ner_tags", "doc_id", "sentence_id", "origin", "replacements"]
+    assert train["origin"][:n] == ["original"] * n and set(train["origin"][n:]) == {"augmented"}
+    assert train["tokens"][:n] == dsd["train"]["tokens"] and train["ner_tags"][:n] == dsd["train"]["ner_tags"]
+    assert stats["augmented_sentences"] == len(train) - n > 0
+    label_names = names(train)
+    for row in train:
+        tag_strs = [label_names[i] for i in row["ner_tags"]]
+        tags.validate_iob2(tag_strs)
+        reps = json.loads(row["replacements"])
+        assert bool(reps) == (row["origin"] == "augmented")
+        for r in reps:
+            span = row["tokens"][r["start"]:r["end"]]
+            assert " ".join(span) == r["replacement"]
+            assert tag_strs[r["start"]] == f"B-{r['type']}"
+            assert all(t == f"I-{r['type']}" for t in tag_strs[r["start"] + 1:r["end"]])
+            assert r["replacement"].casefold() != r["original"].casefold()  # never the original (any case)
+            assert r["replacement"] in {" ".join(__import__("craftlib.ontology", fromlist=["x"]).craft_tokenize(x))
+                                        for x in LISTS[r["type"]]}
+
+
+def test_o_tokens_unchanged_and_copies_match_their_original(dsd, augmented):
+    from craftlib.viz import bio_spans
+
+    out, _ = augmented
+    train, n = out["train"], len(dsd["train"])
+    originals = {(r["doc_id"], r["sentence_id"], i): r for i, r in enumerate(dsd["train"])}
+    by_key = {}
+    for i, r in enumerate(dsd["train"]):
+        by_key.setdefault((r["doc_id"], r["sentence_id"]), []).append(r)
+    label_names = names(train)
+    checked = 0
+    for row in train.select(range(n, len(train))):
+        reps = json.loads(row["replacements"])
+        # rebuild the original from the copy: swap each replacement back
+        toks, tg = list(row["tokens"]), [label_names[i] for i in row["ner_tags"]]
+        for r in reversed(reps):
+            orig = r["original"].split(" ")
+            toks[r["start"]:r["end"]] = orig
+            tg[r["start"]:r["end"]] = [f"B-{r['type']}"] + [f"I-{r['type']}"] * (len(orig) - 1)
+        candidates = by_key[(row["doc_id"], row["sentence_id"])]
+        assert any(c["tokens"] == toks and [label_names[i] for i in c["ner_tags"]] == tg for c in candidates)
+        # spans that were not replaced keep their tokens; O tokens are identical in number and content
+        orig = next(c for c in candidates if c["tokens"] == toks)
+        o_orig = [t for t, g in zip(orig["tokens"], orig["ner_tags"]) if g == 0]
+        o_new = [t for t, g in zip(row["tokens"], row["ner_tags"]) if g == 0]
+        assert o_orig == o_new
+        assert len(bio_spans(tg)) == len(bio_spans([label_names[i] for i in row["ner_tags"]]))
+        checked += 1
+    assert checked > 100 and originals
+
+
+def test_dev_and_test_untouched(dsd, augmented):
+    out, _ = augmented
+    for split in ("validation", "test"):
+        assert out[split] is dsd[split]
+        assert out[split].to_dict() == dsd[split].to_dict()
+        assert "origin" not in out[split].column_names
+
+
+def test_deterministic_for_a_seed_and_different_across_seeds(dsd, augmented):
+    again = augment.augment_dataset(dsd, LISTS, ratio=0.2, seed=42)
+    assert again["train"].to_dict() == augmented[0]["train"].to_dict()
+    other = augment.augment_dataset(dsd, LISTS, ratio=0.2, seed=7)
+    assert other["train"]["replacements"] != again["train"]["replacements"]
+
+
+def test_ratio_zero_one_and_keep_unchanged(dsd):
+    none, s0 = augment.augment_dataset(dsd, LISTS, ratio=0.0, return_stats=True)
+    assert len(none["train"]) == len(dsd["train"]) and s0["replaced"] == 0
+    all_, s1 = augment.augment_dataset(dsd, LISTS, ratio=1.0, return_stats=True)
+    per = s1["per_type"]
+    assert all(per[t]["replaced"] == per[t]["mentions"] for t in ("Sequence", "Cell", "Protein", "Gene", "Taxon"))
+    keep, sk = augment.augment_dataset(dsd, LISTS, ratio=0.2, keep_unchanged=True, return_stats=True)
+    assert len(keep["train"]) == 2 * len(dsd["train"]) and sk["augmented_sentences"] == len(dsd["train"])
+    with pytest.raises(CraftlibError, match="ratio"):
+        augment.augment_dataset(dsd, LISTS, ratio=1.5)
+
+
+def test_empty_list_means_no_replacement(dsd):
+    _, stats = augment.augment_dataset(dsd, {**LISTS, "Gene": []}, ratio=1.0, return_stats=True)
+    assert stats["per_type"]["Gene"]["replaced"] == 0
+    assert stats["per_type"]["Gene"]["no_candidate"] == stats["per_type"]["Gene"]["mentions"] > 0
+
+
+def test_load_augmented_saves_reuses_and_rebuilds(tmp_path, monkeypatch, capsys):
+    from craftlib import ontology
+
+    monkeypatch.delenv("CRAFT_SHA256", raising=False)
+    monkeypatch.setenv(ontology.SOURCES_ENV, ";".join(f"{t}=" for t in ontology.TYPE_PREFIX))  # train fallback
+    aug = augment.load_augmented("quick", data_dir=tmp_path, ratio=1.0, seed=1, source=CRAFT)
+    out = config.processed_dir("quick", "proper", tmp_path) / "augmented"
+    stats = json.loads((out / "stats.json").read_text())
+    assert (out / "dataset").is_dir() and stats["ratio"] == 1.0 and stats["seed"] == 1
+    assert stats["original_sentences"] == 2 and len(aug["train"]) == 2 + stats["augmented_sentences"]
+    assert stats["entity_list_fallback"] == list(ontology.TYPE_PREFIX)
+    base = tags.load_dataset("quick", data_dir=tmp_path, build_if_missing=False)
+    assert aug["test"]["tokens"] == base["test"]["tokens"] and aug["test"]["ner_tags"] == base["test"]["ner_tags"]
+    again = augment.load_augmented("quick", data_dir=tmp_path, ratio=1.0, seed=1, build_if_missing=False)
+    assert again["train"].to_dict() == aug["train"].to_dict()
+    augment.load_augmented("quick", data_dir=tmp_path, ratio=0.5, seed=1)
+    assert "rebuilding" in capsys.readouterr().out
+    assert augment.load_stats("quick", data_dir=tmp_path)["ratio"] == 0.5
+    with pytest.raises(CraftlibError, match="python -m craftlib augment"):
+        augment.load_augmented("quick", data_dir=tmp_path / "none", build_if_missing=False)
+
+
+def test_cli_augment(tmp_path, monkeypatch, capsys):
+    from craftlib import ontology
+    from craftlib.cli import main
+
+    monkeypatch.delenv("CRAFT_SHA256", raising=False)
+    monkeypatch.setenv(ontology.SOURCES_ENV, ";".join(f"{t}=" for t in ontology.TYPE_PREFIX))
+    assert main(["augment", "--profile", "quick", "--data-dir", str(tmp_path), "--craft-source", str(CRAFT),
+                 "--ratio", "1", "--seed", "3"]) == 0
+    assert "realised ratio" in capsys.readouterr().out
+    assert augment.load_stats("quick", data_dir=tmp_path)["seed"] == 3
