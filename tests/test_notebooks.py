@@ -59,8 +59,47 @@ def load_json(path: Path) -> dict:
 
 # One test per notebook, in the order a learner runs them. Each asserts on what its notebook wrote.
 # --- 01_explore_craft ---
+def test_01_explore_craft(workspace):
+    from craftlib import corpus
+
+    nb = run_notebook("01_explore_craft.ipynb", workspace)
+    # a folder source is read in place; an archive is extracted into the workspace cache with its marker
+    src = Path(require_local_craft())
+    root = corpus.fetch_craft(str(src), data_dir=workspace["data"]) if src.is_dir() else workspace["data"] / "raw" / "CRAFT-5.0.2"
+    if not src.is_dir():
+        assert (root / corpus.MARKER).is_file(), "notebook 01 should have extracted the corpus into DATA_DIR/raw"
+    assert {k: len(v) for k, v in corpus.read_split_ids(root).items()} == {"train": 60, "dev": 7, "test": 30}
+    summary = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "Profile smoke: 6 documents" in summary
+
 
 # --- 02_normalize_tags ---
+def test_02_normalize_tags(workspace):
+    from craftlib import config, tags
+
+    run_notebook("02_normalize_tags.ipynb", workspace)
+    out = config.processed_dir("smoke", "proper", workspace["data"])
+    dsd = tags.load_dataset("smoke", "proper", data_dir=workspace["data"], build_if_missing=False)
+    assert set(dsd) == {"train", "validation", "test"}
+    names = dsd["train"].features["ner_tags"].feature.names
+    assert names == list(config.LABELS) and len(names) == 13
+    stats = load_json(out / "stats.json")
+    for name, split in dsd.items():
+        s = stats["splits"][name]
+        assert s["documents"] == len(set(split["doc_id"])) > 0
+        assert s["sentences"] == len(split)
+        assert s["tokens"] == sum(len(t) for t in split["tokens"])
+        counts = {t: 0 for t in config.ENTITY_TYPES}
+        for row in split["ner_tags"]:
+            seq = [names[i] for i in row]
+            tags.validate_iob2(seq)
+            for _, _, t in tags.bio_entities(seq):
+                counts[t] += 1
+        assert counts == s["entities"]
+    assert stats["total"]["gene_rule"]["Gene"] > 0
+    conll = (out / "conll" / "train.conll").read_text().split("\n\n")
+    assert len([b for b in conll if b.strip()]) == len(dsd["train"])
+
 
 # --- 03_augment_with_ontologies ---
 
