@@ -286,8 +286,23 @@ def error_browser(errors, records=None, page_size: int = 5, interactive: bool | 
     return box
 
 
+def side_by_side_html(
+    left: tuple[Sequence[str], Sequence[str]],
+    right: tuple[Sequence[str], Sequence[str]],
+    titles: tuple[str, str] = ("original", "augmented"),
+    colors: dict[str, str] | None = None,
+) -> str:
+    """Two sentences ``(tokens, tags)`` in two columns (e.g. original vs augmented), entities highlighted."""
+    cells = "".join(
+        f'<td style="vertical-align:top;padding:4px 10px;width:50%"><b>{html.escape(title)}</b>'
+        f"{tags_html(tokens, tags, colors)}</td>"
+        for title, (tokens, tags) in zip(titles, (left, right))
+    )
+    return f'<table style="width:100%;border-collapse:collapse"><tr>{cells}</tr></table>'
+
+
 __all__ = [
     "CATEGORY_COLORS", "ENTITY_TYPES", "MODULE_COLORS", "TYPE_COLORS", "bio_spans", "confusion_heatmap",
-    "error_bars", "error_browser", "example_html", "f1_bars", "has_widget_frontend", "legend_html", "spans_html",
-    "tags_html",
+    "error_bars", "error_browser", "example_html", "f1_bars", "has_widget_frontend", "legend_html", "side_by_side_html",
+    "spans_html", "tags_html",
 ]
