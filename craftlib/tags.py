@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import contextlib
 import itertools
 import json
 import logging
@@ -29,6 +30,7 @@ import time
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -343,6 +345,13 @@ def _replace_dir(tmp: Path, final: Path) -> None:
         os.replace(tmp, final)
 
 
+def _tag_one(job: tuple) -> tuple[list[dict], Counter]:
+    """Read and tag one document (a top-level function so that worker processes can run it)."""
+    root, doc_id, split, annotation_set, policies = job
+    doc = read_document(root, doc_id, modules=NER_MODULES, annotation_sets=(annotation_set,), split=split)
+    return tag_document(doc, annotation_set, policies)
+
+
 def build_dataset(
     profile: str | config.Profile | None = None,
     annotation_set: str = "proper",
@@ -352,12 +361,16 @@ def build_dataset(
     policies: TagPolicies | None = None,
     force: bool = False,
     progress: bool = True,
+    workers: int | None = None,
 ):
     """Build the IOB2 ``DatasetDict`` (train/validation/test) of a profile and annotation set.
 
     Writes ``config.processed_dir(profile, annotation_set, data_dir)`` / ``dataset/`` (``save_to_disk``),
     ``stats.json`` and ``conll/{train,validation,test}.conll``, each through a temporary path renamed
-    into place. ``force`` also re-extracts the corpus. Returns the DatasetDict.
+    into place. ``force`` also re-extracts the corpus. Documents are read in ``workers`` processes
+    (default: one per CPU when there are more than a few documents; ``1`` reads them in this process);
+    the result does not depend on it.
+    Returns the DatasetDict.
     """
     import datasets
     from datasets import Dataset, DatasetDict
@@ -374,12 +387,22 @@ def build_dataset(
     records: dict[str, list[dict]] = {s: [] for s in config.SPLITS}
     counts: dict[str, Counter] = {s: Counter() for s in config.SPLITS}
     docs: Counter = Counter()
-    for split, doc_id in tqdm(wanted, desc=f"building {out_dir.name}", unit="doc", disable=not progress):
-        doc = read_document(root, doc_id, modules=NER_MODULES, annotation_sets=(annotation_set,), split=split)
-        recs, c = tag_document(doc, annotation_set, policies)
-        records[split].extend(recs)
-        counts[split].update(c)
-        docs[split] += 1
+    jobs = [(root, doc_id, split, annotation_set, policies) for split, doc_id in wanted]
+    if workers is None:  # processes pay off beyond a few documents
+        workers = min(os.cpu_count() or 1, len(jobs) // 8 or 1)
+    bar = tqdm(total=len(jobs), desc=f"building {out_dir.name}", unit="doc", disable=not progress)
+    with contextlib.ExitStack() as stack:
+        if workers > 1:
+            pool = stack.enter_context(ProcessPoolExecutor(workers))
+            results = pool.map(_tag_one, jobs, chunksize=2)  # map keeps the ids-file order
+        else:
+            results = map(_tag_one, jobs)
+        for (_, _, split, _, _), (recs, c) in zip(jobs, results):
+            records[split].extend(recs)
+            counts[split].update(c)
+            docs[split] += 1
+            bar.update()
+    bar.close()
 
     feats = features()
     dsd = DatasetDict(

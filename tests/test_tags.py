@@ -197,6 +197,13 @@ def test_every_written_sequence_is_valid_iob2(built):
             tags.validate_iob2([names[i] for i in row["ner_tags"]])
 
 
+def test_worker_processes_give_the_same_dataset(built, tmp_path):
+    dsd, _ = built
+    other = tags.build_dataset("quick", source=ROOT, data_dir=tmp_path / "two", progress=False, workers=2)
+    for name in dsd:
+        assert other[name].to_list() == dsd[name].to_list()
+
+
 def test_load_dataset_without_build(tmp_path):
     with pytest.raises(CraftlibError, match="python -m craftlib data"):
         tags.load_dataset("quick", data_dir=tmp_path, build_if_missing=False)
