@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from craftlib import runtime
 
+    load_before = [round(x, 2) for x in os.getloadavg()]  # the machine may be shared: record how busy it was
     times, stats = [], {}
     for i in range(args.repeat):
         elapsed, stats = run_once(args.source, args.profile, args.annotation_set)
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         "sentences": total["sentences"],
         "tokens": total["tokens"],
         "split_documents": {k: v["documents"] for k, v in stats["splits"].items()},
+        "load_average_1_5_15min_before": load_before,
         "hardware": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "versions": runtime.versions(("datasets", "conllu")),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
