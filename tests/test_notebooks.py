@@ -102,8 +102,70 @@ def test_02_normalize_tags(workspace):
 
 
 # --- 03_augment_with_ontologies ---
+def test_03_augment_with_ontologies(workspace):
+    from craftlib import augment, config, ontology, tags
+    from craftlib.evaluate import score
+
+    nb = run_notebook("03_augment_with_ontologies.ipynb", workspace)
+    out = config.processed_dir("smoke", "proper", workspace["data"])
+    lstats = load_json(out / "entity_lists" / "stats.json")
+    lists = ontology.load_entity_lists("smoke", data_dir=workspace["data"], build_if_missing=False)
+    assert set(lists) == set(config.ENTITY_TYPES) and all(lists[t] for t in ("Sequence", "Cell"))  # bundled CL/SO
+    for t, terms in lists.items():
+        assert lstats["types"][t]["terms"] == len(terms) and len({x.casefold() for x in terms}) == len(terms)
+        assert (t in lstats["fallback"]) == (not any(s["path"] for s in lstats["types"][t]["sources"]))
+    assert set(lstats["coverage"]["Taxon"]) == {"train", "test"}
+
+    astats = load_json(out / "augmented" / "stats.json")
+    assert astats["ratio"] == 0.2 and astats["seed"] == 42 and 0.1 < astats["realised_ratio"] < 0.3
+    aug = augment.load_augmented("smoke", data_dir=workspace["data"], build_if_missing=False)
+    dsd = tags.load_dataset("smoke", data_dir=workspace["data"], build_if_missing=False)
+    assert len(aug["train"]) == len(dsd["train"]) + astats["augmented_sentences"] > len(dsd["train"])
+    for split in ("validation", "test"):
+        assert aug[split]["tokens"] == dsd[split]["tokens"] and aug[split]["ner_tags"] == dsd[split]["ner_tags"]
+
+    run = workspace["models"] / "dictionary-smoke"
+    metrics = load_json(run / "metrics.json")
+    assert metrics["system"] == "dictionary" and metrics["dataset"] == "craft-proper-smoke"
+    rows = [json.loads(x) for x in (run / "predictions_test.jsonl").read_text().splitlines()]
+    assert metrics["test"] == score([r["gold"] for r in rows], [r["pred"] for r in rows])
+    assert metrics["test"]["f1"] > 0  # the lists do find some gold mentions
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "overall realised ratio" in text and "dev/test unchanged: True" in text
+
 
 # --- 04_two_step_transfer ---
+def test_04_two_step_transfer(workspace):
+    from craftlib import config
+    from craftlib.train import run_name
+
+    run_notebook("04_two_step_transfer.ipynb", workspace)
+    runs = {r: workspace["models"] / run_name(r, "minilm", "smoke") for r in ("single", "augmented", "two-step")}
+    for recipe, run_dir in runs.items():
+        m = load_json(run_dir / "metrics.json")
+        assert (m["run"], m["recipe"], m["profile"], m["seed"], m["system"]) == (run_dir.name, recipe, "smoke", 42,
+                                                                                 "transformer")
+        for split in ("dev", "test"):
+            assert {"precision", "recall", "f1", "accuracy", "macro_f1", "per_type"} <= set(m[split])
+            assert set(m[split]["per_type"]) == set(config.ENTITY_TYPES) and m[split]["sentences"] > 0
+        assert m["dev_epochs"] and m["train_seconds"] > 0 and m["tokens_per_second"] > 0
+        assert m["command"].startswith("python -m craftlib train --recipe " + recipe)
+        assert m["versions"]["transformers"] and m["hardware"]
+        preds = [json.loads(x) for x in (run_dir / "predictions_test.jsonl").read_text().splitlines()]
+        assert len(preds) == m["test"]["sentences"]
+        assert sum(len(p["pred"]) for p in preds) == m["test"]["tokens"]  # every token predicted
+        assert all(len(p["pred"]) == len(p["tokens"]) for p in preds)
+        for name in ("config.json", "model.safetensors", "training_log.csv", "learning_curve.png", "README.md"):
+            assert (run_dir / name).is_file(), name
+        assert f"{m['test']['f1']:.4f}" in (run_dir / "README.md").read_text()
+    two = load_json(runs["two-step"] / "metrics.json")
+    assert two["steps"][0]["reused"] is True and two["steps"][0]["run"] == runs["augmented"].name
+    assert [e["step_name"] for e in two["dev_epochs"]][-1] == "step2"
+    summary = load_json(workspace["results"] / "two_step_transfer-smoke" / "summary.json")
+    assert set(summary["test"]) >= {"dictionary baseline", "single-step", "augmented, one step", "two-step"}
+    assert summary["test"]["two-step"]["f1"] == pytest.approx(two["test"]["f1"])
+    assert (workspace["results"] / "two_step_transfer-smoke" / "learning_curves.png").is_file()
+
 
 # --- 05_error_analysis ---
 def test_05_error_analysis(workspace):
