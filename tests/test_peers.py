@@ -216,9 +216,10 @@ def test_benchmark_smoke_writes_a_complete_results_file(tmp_path):
     dataset = hand_made_dataset()
     models, results = tmp_path / "models", tmp_path / "results"
     _write_external_run(models / "dictionary-smoke", dataset, perfect=True)
-    _write_external_run(models / "single-minilm-smoke", dataset, perfect=False, drop_last=True)
+    _write_external_run(models / "single-minilm-smoke-seed7", dataset, perfect=False, drop_last=True)
 
-    report = run_benchmark("smoke", seed=7, dataset=dataset, models_dir=models, results_dir=results)
+    report = run_benchmark("smoke", seed=7, dataset=dataset, models_dir=models, results_dir=results,
+                           data_dir=tmp_path / "data")
 
     on_disk = json.loads((results / "peers-smoke.json").read_text())
     assert on_disk == json.loads(json.dumps(report))
@@ -239,7 +240,8 @@ def test_benchmark_smoke_writes_a_complete_results_file(tmp_path):
             assert row[split]["sentences"] == 12
         assert row["train_seconds"] > 0 and row["inference_sentences_per_second"] > 0
         assert row["peak_memory_mb"] > 10 and row["model_size_mb"] > 0
-        run_dir = models / f"{name}-smoke"
+        run_dir = models / f"{name}-smoke-seed7"
+        assert row["run"] == run_dir.name
         metrics = json.loads((run_dir / "metrics.json").read_text())
         assert metrics["system"] == name and metrics["test"] == row["test"]
         lines = (run_dir / "predictions_test.jsonl").read_text().splitlines()
@@ -248,10 +250,11 @@ def test_benchmark_smoke_writes_a_complete_results_file(tmp_path):
 
     assert rows["dictionary"]["status"] == "ok" and rows["dictionary"]["same_sentences"] is True
     assert rows["dictionary"]["test"]["f1"] == 1.0  # re-scored from its predictions, not copied
-    assert rows["dictionary"]["train_seconds"] == 12.5 and rows["dictionary"]["model_size_mb"] > 0
+    assert rows["dictionary"]["train_seconds"] == 12.5
     # no entity lists in this workspace: the speed is reported as not measured, never invented
     assert rows["dictionary"]["inference_sentences_per_second"] is None and rows["dictionary"]["inference_note"]
     assert rows["single"]["status"] == "other sentences" and rows["single"]["same_sentences"] is False
+    assert rows["single"]["model_size_mb"] > 0  # model.bin, not the predictions
     for name in ("augmented", "two-step"):
         assert rows[name]["status"] == "not run"
         assert rows[name]["command"].startswith(f"python -m craftlib train --recipe {name} ")
@@ -263,6 +266,15 @@ def test_benchmark_smoke_writes_a_complete_results_file(tmp_path):
     for name in SYSTEMS:
         assert any(line.startswith(f"| {name} |") for line in table), name
     assert "| not run |" in md and on_disk["hardware"]["cpu"] in md
+
+
+def test_run_names_follow_the_architecture():
+    from craftlib.peers.runner import run_name
+
+    assert run_name("crf", "quick") == "crf-quick" and run_name("spacy", "full") == "spacy-full"
+    assert run_name("crf", "quick", seed=1, annotation_set="extensions") == "crf-quick-extensions-seed1"
+    assert run_name("two-step", "quick") == "two-step-minilm-quick"
+    assert run_name("dictionary", "smoke") == "dictionary-smoke"
 
 
 def test_benchmark_rejects_unknown_system(tmp_path):

@@ -6,9 +6,10 @@ What happens, in order:
    the transformer recipes cut it (:func:`prepare_sentences`); the chosen sentences are written once
    to a temporary ``sentences.json`` that every peer reads, so all see the same tokens and gold tags.
 2. The peers (CRF, spaCy) are trained and evaluated, each in its own subprocess
-   (:mod:`craftlib.peers.worker`). Their peak memory is that subprocess's peak resident set size
-   (``ru_maxrss`` from ``os.wait4``): it includes the Python interpreter and the loaded sentences,
-   whose size is reported separately (``rss_before_training_mb``).
+   (:mod:`craftlib.peers.worker`). Their peak memory is that subprocess's own peak resident set size
+   (``VmHWM`` on Linux; ``ru_maxrss`` is not used there because it keeps the parent's size across
+   ``fork``/``exec``). It includes the Python interpreter and the loaded sentences, whose size is
+   reported separately (``rss_before_training_mb``).
 3. The dictionary baseline and the transformer recipes are *read* from ``models/<run>/``: their
    ``predictions_<split>.jsonl`` are checked against the same sentences and re-scored, and their
    inference speed is measured here (a subprocess tags the test sentences with the saved model or
@@ -67,14 +68,24 @@ PEER_PACKAGES = ("sklearn-crfsuite", "python-crfsuite", "scikit-learn", "spacy",
 NON_MODEL_FILES = ("metrics.json", "predictions_test.jsonl", "predictions_validation.jsonl",
                    "training_log.csv", "learning_curve.png", "README.md", "benchmark.log")
 MEMORY_METHOD = (
-    "peak resident set size (ru_maxrss via os.wait4) of the subprocess that trained and evaluated the "
-    "system; includes the Python interpreter and the loaded sentences (see rss_before_training_mb)"
+    "peak resident set size of the subprocess that trained and evaluated the system (Linux: VmHWM of "
+    "/proc/self/status at its end; elsewhere ru_maxrss); includes the Python interpreter, the imported "
+    "libraries and the loaded sentences (see rss_before_training_mb)"
 )
 
 
-def run_name(system: str, profile: str, base_model: str = "minilm") -> str:
-    """``models/`` folder of a system (ARCHITECTURE.md run names)."""
-    return f"{system}-{base_model}-{profile}" if system in TRANSFORMER_RECIPES else f"{system}-{profile}"
+def run_name(system: str, profile: str, seed: int = 42, annotation_set: str = "proper") -> str:
+    """``models/`` folder of a system: :func:`craftlib.evaluate.system_run_name` for the project's systems,
+    ``crf-<profile>`` / ``spacy-<profile>`` for the peers (suffixed like the recipes for a non-default
+    annotation set or seed)."""
+    if SYSTEMS[system] == "external":
+        from craftlib.evaluate import system_run_name
+
+        return system_run_name(system, profile, "minilm", seed=seed, annotation_set=annotation_set)
+    name = f"{system}-{profile}"
+    if annotation_set != "proper":
+        name += f"-{annotation_set}"
+    return name + (f"-seed{seed}" if seed != 42 else "")
 
 
 def producing_command(system: str, profile: str, seed: int, annotation_set: str = "proper") -> str:
@@ -152,20 +163,29 @@ def hardware() -> dict:
     }
 
 
-def run_child(cmd: list[str], log_path: Path) -> tuple[int, float, float | None]:
-    """Run ``cmd`` with output to ``log_path``; return (exit code, wall seconds, peak RSS MiB or None)."""
+def run_worker(spec: dict, log_path: Path) -> tuple[dict | None, int, float]:
+    """Run :mod:`craftlib.peers.worker` on ``spec`` in a subprocess (output to ``log_path``).
+
+    Returns (its result dict or ``None`` on failure, exit code, wall seconds). The result holds the
+    worker's own peak memory (``peak_rss_self_mb``).
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONHASHSEED": "0", "ANSI_COLORS_DISABLED": "1"})
-        if hasattr(os, "wait4"):
-            _, status, usage = os.wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            peak = usage.ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
-        else:  # Windows: no per-child rusage
-            proc.wait()
-            peak = None
-    return proc.returncode, time.perf_counter() - t0, peak
+    with tempfile.TemporaryDirectory(prefix=f"craftlib-{spec['system']}-") as tmp:
+        spec = {**spec, "result": str(Path(tmp) / "result.json")}
+        (Path(tmp) / "spec.json").write_text(json.dumps(spec))
+        env = {**os.environ, "PYTHONHASHSEED": "0", "ANSI_COLORS_DISABLED": "1"}
+        t0 = time.perf_counter()
+        with log_path.open("w") as log:
+            code = subprocess.run([sys.executable, "-m", "craftlib.peers.worker", str(Path(tmp) / "spec.json")],
+                                  stdout=log, stderr=subprocess.STDOUT, env=env, check=False).returncode
+        wall = time.perf_counter() - t0
+        result_file = Path(spec["result"])
+        result = json.loads(result_file.read_text()) if code == 0 and result_file.is_file() else None
+    return result, code, wall
+
+
+def _log_tail(path: Path, chars: int = 1500) -> str:
+    return path.read_text(errors="replace")[-chars:] if path.is_file() else "no output"
 
 
 def disk_size_mb(path: Path, exclude: Sequence[str] = ()) -> float | None:
@@ -210,16 +230,12 @@ def _run_peer(system: str, sentences_file: Path, sentences: dict, run_dir: Path,
     """Train + evaluate one peer in a subprocess; write its run directory; return its table row."""
     settings = PEER_SETTINGS[prof.name][system]
     entry = {"system": system, "run": run_dir.name, "kind": "peer", "settings": settings}
-    with tempfile.TemporaryDirectory(prefix=f"peer-{system}-") as tmp:
-        spec = {"system": system, "splits": str(sentences_file), "run_dir": str(run_dir), "settings": settings,
-                "seed": seed, "result": str(Path(tmp) / "result.json")}
-        (Path(tmp) / "spec.json").write_text(json.dumps(spec))
-        cmd = [sys.executable, "-m", "craftlib.peers.worker", str(Path(tmp) / "spec.json")]
-        code, wall, peak = run_child(cmd, run_dir / "benchmark.log")
-        if code != 0 or not Path(spec["result"]).is_file():
-            tail = (run_dir / "benchmark.log").read_text(errors="replace")[-1500:]
-            return {**entry, "status": "failed", "note": f"exit code {code}; end of {run_dir / 'benchmark.log'}:\n{tail}"}
-        result = json.loads(Path(spec["result"]).read_text())
+    spec = {"system": system, "splits": str(sentences_file), "run_dir": str(run_dir), "settings": settings,
+            "seed": seed}
+    log = run_dir / "benchmark.log"
+    result, code, wall = run_worker(spec, log)
+    if result is None:
+        return {**entry, "status": "failed", "note": f"exit code {code}; end of {log}:\n{_log_tail(log)}"}
     scores = {}
     for split, key in (("validation", "dev"), ("test", "test")):
         recs = sentences[split]
@@ -232,7 +248,7 @@ def _run_peer(system: str, sentences_file: Path, sentences: dict, run_dir: Path,
         "train_seconds": result["train_seconds"],
         "inference_sentences_per_second": n_test / result["predict_seconds"]["test"] if result["predict_seconds"]["test"] else None,
         "predict_seconds": result["predict_seconds"],
-        "peak_memory_mb": peak if peak is not None else result["peak_rss_self_mb"],
+        "peak_memory_mb": result["peak_rss_self_mb"],
         "rss_before_training_mb": result["rss_before_training_mb"],
         "peak_memory_scope": "training + inference",
         "model_size_mb": disk_size_mb(Path(result["model_path"])),
@@ -254,28 +270,26 @@ def _time_inference(system: str, sentences_file: Path, n_test: int, run_dir: Pat
     kind = "dictionary" if system == "dictionary" else "transformer"
     if kind == "transformer" and not (run_dir / "config.json").is_file():
         return {"inference_note": f"no saved model in {run_dir} (config.json): inference speed not measured"}
-    with tempfile.TemporaryDirectory(prefix=f"infer-{system}-") as tmp:
-        spec = {"system": kind, "splits": str(sentences_file), "run_dir": str(run_dir), "profile": prof.name,
-                "annotation_set": annotation_set, "data_dir": str(data_dir) if data_dir else None,
-                "batch_size": prof.eval_batch_size * 2, "seed": 0, "result": str(Path(tmp) / "result.json")}
-        (Path(tmp) / "spec.json").write_text(json.dumps(spec))
+    spec = {"system": kind, "splits": str(sentences_file), "run_dir": str(run_dir), "profile": prof.name,
+            "annotation_set": annotation_set, "data_dir": str(data_dir) if data_dir else None,
+            "batch_size": prof.eval_batch_size * 2, "seed": 0}
+    with tempfile.TemporaryDirectory(prefix="craftlib-infer-log-") as tmp:
         log = Path(tmp) / "infer.log"
-        code, _, peak = run_child([sys.executable, "-m", "craftlib.peers.worker", str(Path(tmp) / "spec.json")], log)
-        if code != 0 or not Path(spec["result"]).is_file():
-            tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        result, code, _ = run_worker(spec, log)
+        if result is None:
+            tail = _log_tail(log).strip().splitlines()[-1:] or ["no output"]
             return {"inference_note": f"inference timing failed (exit code {code}): {tail[0][:300]}"}
-        result = json.loads(Path(spec["result"]).read_text())
     seconds = result["predict_seconds"]["test"]
     return {
         "inference_sentences_per_second": n_test / seconds if seconds else None,
-        "inference_peak_memory_mb": peak,
+        "inference_peak_memory_mb": result["peak_rss_self_mb"],
         "inference_measured": "by this benchmark: test sentences tagged in a subprocess"
         + (" (model loading included)" if kind == "transformer" else " (entity-list loading excluded)"),
     }
 
 
 def _read_external(system: str, run_dir: Path, sentences: dict, prof: config.Profile, seed: int,
-                   annotation_set: str) -> dict:
+                   annotation_set: str, data_dir=None) -> dict:
     """A system trained elsewhere: re-score its predictions on our sentences, or say it was not run."""
     entry = {"system": system, "run": run_dir.name, "kind": "external",
              "command": producing_command(system, prof.name, seed, annotation_set)}
@@ -289,6 +303,10 @@ def _read_external(system: str, run_dir: Path, sentences: dict, prof: config.Pro
         "inference_sentences_per_second": None, "peak_memory_mb": None,
         "model_size_mb": disk_size_mb(run_dir, NON_MODEL_FILES),
     }
+    if system == "dictionary":  # its "model" is the entity lists it was built from
+        from craftlib.ontology import lists_dir
+
+        row["model_size_mb"] = disk_size_mb(lists_dir(prof, annotation_set, data_dir))
     for split, key in (("validation", "dev"), ("test", "test")):
         pred_path = run_dir / f"predictions_{split}.jsonl"
         if not pred_path.is_file():
@@ -310,15 +328,18 @@ def _read_external(system: str, run_dir: Path, sentences: dict, prof: config.Pro
 
 def _train_transformer(recipe: str, prof: config.Profile, seed: int, annotation_set: str, dirs: dict,
                        models: Path) -> dict:
-    """``--train-transformers``: run the recipe through the CLI in a subprocess (time and memory measured)."""
-    cmd = [sys.executable, "-m", "craftlib", "train", "--recipe", recipe, "--base-model", "minilm",
-           "--profile", prof.name, "--seed", str(seed), "--annotation-set", annotation_set]
+    """``--train-transformers``: run ``python -m craftlib train`` in a worker subprocess (time and memory measured)."""
+    argv = ["train", "--recipe", recipe, "--base-model", "minilm", "--profile", prof.name, "--seed", str(seed),
+            "--annotation-set", annotation_set, "--no-progress"]
     for flag, value in dirs.items():
         if value is not None:
-            cmd += [flag, str(value)]
-    run_dir = models / run_name(recipe, prof.name)
-    code, wall, peak = run_child(cmd, models / f"benchmark-train-{recipe}-{prof.name}.log")
-    return {"exit_code": code, "wall_seconds": wall, "peak_memory_mb": peak, "run_dir": str(run_dir)}
+            argv += [flag, str(value)]
+    log = models / f"benchmark-train-{recipe}-{prof.name}.log"
+    result, code, wall = run_worker({"system": "cli", "argv": argv, "run_dir": str(models)}, log)
+    ok = result is not None and result["exit_code"] == 0
+    return {"command": "python -m craftlib " + " ".join(argv), "ok": ok, "exit_code": code if result is None
+            else result["exit_code"], "wall_seconds": wall, "log": str(log),
+            "peak_memory_mb": result["peak_rss_self_mb"] if result else None}
 
 
 # ----------------------------------------------------------------------------------------- the runner
@@ -393,12 +414,12 @@ def run_benchmark(
         sentences_file = Path(tmp) / "sentences.json"
         sentences_file.write_text(json.dumps(sentences))
         for system in systems:
-            run_dir = models / run_name(system, prof.name)
+            run_dir = models / run_name(system, prof.name, seed, annotation_set)
             print(f"[benchmark] {system} ({run_dir.name}) ...", flush=True)
             if SYSTEMS[system] == "peer":
                 row = _run_peer(system, sentences_file, sentences, run_dir, prof, seed, common)
             else:
-                row = _read_external(system, run_dir, sentences, prof, seed, annotation_set)
+                row = _read_external(system, run_dir, sentences, prof, seed, annotation_set, data_dir)
                 if row["status"] != "not run":
                     row.update(_time_inference(system, sentences_file, len(sentences["test"]), run_dir, prof,
                                               annotation_set, data_dir))

@@ -18,7 +18,19 @@ from pathlib import Path
 
 
 def _rss_mb() -> float:
-    """This process's peak resident set size so far, in MiB (Linux reports KiB, macOS bytes)."""
+    """Peak resident set size of this process so far, in MiB.
+
+    On Linux: ``VmHWM`` from ``/proc/self/status``, the high-water mark of this process's own address space
+    (``ru_maxrss`` is not used there: it keeps the parent's size at ``fork`` across ``exec``). Elsewhere:
+    ``ru_maxrss`` (KiB on Linux, bytes on macOS).
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
@@ -104,10 +116,15 @@ INFERENCE = {"transformer": _infer_transformer, "dictionary": _infer_dictionary}
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     spec = json.loads(Path(argv[0]).read_text())
-    splits = json.loads(Path(spec["splits"]).read_text())
+    splits = json.loads(Path(spec["splits"]).read_text()) if spec.get("splits") else {}
     run_dir = Path(spec["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
-    if spec["system"] in INFERENCE:
+    if spec["system"] == "cli":  # a craftlib command (e.g. ``train``) whose peak memory is wanted
+        from craftlib.cli import main as cli_main
+
+        t0 = time.perf_counter()
+        result = {"exit_code": cli_main(spec["argv"]), "seconds": time.perf_counter() - t0}
+    elif spec["system"] in INFERENCE:
         result = INFERENCE[spec["system"]](splits, spec)
     else:
         result, model_path = RUNNERS[spec["system"]](splits, run_dir, spec["settings"], int(spec["seed"]))
