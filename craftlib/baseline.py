@@ -17,7 +17,6 @@ import os
 import platform
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 from craftlib import config
 

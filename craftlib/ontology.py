@@ -47,7 +47,7 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from craftlib import config
@@ -76,10 +76,10 @@ SHORT_LABEL = "PRO-short-label"
 # ------------------------------------------------------------------------------------------ tokenizer
 
 #: Prefixes CRAFT keeps attached with their hyphen (``anti-mouse``, ``non-invasive``, ``co-expressed``).
-_HYPHEN_PREFIXES = frozenset(
-    "anti non co pre post multi over sub pan inter semi pro mid auto re intra extra trans mono hetero homo "
-    "neo peri ultra".split()
-)
+_HYPHEN_PREFIXES = frozenset({
+    "anti", "non", "co", "pre", "post", "multi", "over", "sub", "pan", "inter", "semi", "pro", "mid", "auto", "re",
+    "intra", "extra", "trans", "mono", "hetero", "homo", "neo", "peri", "ultra",
+})
 _PREFIX_HYPHEN = re.compile(r"^([A-Za-z]+|\d+(?:\.\d+)?)-(?=[A-Za-z])")
 _PUNCT = re.compile(
     r"""((?<!\d),|,(?!\d{3}\b)|[–—/()\[\]{};:"“”‘’′″%=<>×~∼±&*#]|'s\b|'|-|(?<=\w)[+−]+(?=\W|$))"""

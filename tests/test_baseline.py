@@ -28,7 +28,8 @@ def tagger():
 
 
 def test_longest_match_case_insensitive_token_boundaries(tagger):
-    tokens = "In MUS MUSCULUS , Shh and pax6 act on T - cell and T - cells in the promoter region of mousegene".split()
+    tokens = ["In", "MUS", "MUSCULUS", ",", "Shh", "and", "pax6", "act", "on", "T", "-", "cell", "and", "T", "-",
+              "cells", "in", "the", "promoter", "region", "of", "mousegene"]
     assert tagger.tag(tokens) == [
         "O", "B-Taxon", "I-Taxon", "O", "B-Gene", "O", "B-Gene", "O", "O",
         "B-Cell", "I-Cell", "I-Cell",  # "T-cell" tokenized like CRAFT: T - cell
