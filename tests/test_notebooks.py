@@ -209,3 +209,20 @@ def test_05_error_analysis(workspace):
 
 
 # --- 06_compare_toolkits ---
+def test_06_compare_toolkits(workspace):
+    run_notebook("06_compare_toolkits.ipynb", workspace)
+    report = load_json(workspace["results"] / "peers-smoke.json")
+    rows = {r["system"]: r for r in report["systems"]}
+    assert list(rows) == ["dictionary", "crf", "spacy", "single", "augmented", "two-step"]
+    for name in ("crf", "spacy"):
+        assert rows[name]["status"] == "ok", rows[name].get("note")
+        assert rows[name]["train_seconds"] > 0 and rows[name]["peak_memory_mb"] > 0
+        assert (workspace["models"] / f"{name}-smoke" / "predictions_test.jsonl").is_file()
+    for name, row in rows.items():  # runs written by earlier notebooks are re-scored on the same sentences
+        if (workspace["models"] / row["run"] / "predictions_test.jsonl").is_file():
+            assert row["status"] == "ok" and row["same_sentences"] is True, (name, row.get("note"))
+        else:
+            assert row["status"] == "not run" and row["command"].startswith("python -m craftlib ")
+    assert "| crf | ok |" in (workspace["results"] / "peers-smoke.md").read_text()
+    assert (workspace["results"] / "peers-smoke.png").stat().st_size > 0
+
