@@ -483,8 +483,8 @@ def model_card(metrics: dict) -> str:
         + (f" {e['step_name']} |" if m["recipe"] == "two-step" else "")
         for e in m["dev_epochs"]
     )
-    extra_head = " Step |" if m["recipe"] == "two-step" else ""
-    extra_rule = ":----:|" if m["recipe"] == "two-step" else ""
+    extra_head = " Stage |" if m["recipe"] == "two-step" else ""
+    extra_rule = ":-----:|" if m["recipe"] == "two-step" else ""
     per_type = "\n".join(f"| {t} | {r['precision']:.4f} | {r['recall']:.4f} | {r['f1']:.4f} | {r['support']} |"
                          for t, r in test["per_type"].items())
     recipe_text = {
