@@ -630,7 +630,6 @@ def train_recipe(
     name = run_name(recipe, base_model, prof, seed, annotation_set)
     root = config.models_dir(models_dir)
     run_dir = root / name
-    run_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(seed)
     command = command_line(recipe, prof.name, base_model, seed, annotation_set, data_dir, models_dir,
                            label_all_subtokens)
@@ -659,6 +658,7 @@ def train_recipe(
         model = load_model(base_model)
         plan = [("step1", "augmented" if recipe == "augmented" else "original", str(base_model))]
 
+    run_dir.mkdir(parents=True, exist_ok=True)
     for step_name, data_kind, start_from in plan:
         data = load_recipe_data(data_kind, prof, seed, annotation_set, data_dir)
         result = fine_tune(model, tokenizer, data, prof, seed, run_dir, label_all_subtokens, progress,
