@@ -263,7 +263,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--keep-unchanged", action="store_true",
                    help="also duplicate train sentences in which nothing was replaced")
     p.add_argument("--ontology-dir", default=None, help="extra OBO files, if the entity lists must be built")
-    p.add_argument("--source", dest="sources", action="append", metavar="TYPE=PATH",
+    p.add_argument("--obo", dest="sources", action="append", metavar="TYPE=PATH",
                    help="OBO file for a type, if the entity lists must be built")
     p.set_defaults(func=_cmd_augment)
 

@@ -176,7 +176,7 @@ def add_commands(subparsers) -> None:
     add_common_options(p)
     p.add_argument("--models-dir", default=None, help="default: CRAFTLIB_MODELS_DIR or ./models")
     p.add_argument("--ontology-dir", default=None, help="extra OBO files, if the entity lists must be built")
-    p.add_argument("--source", dest="sources", action="append", metavar="TYPE=PATH",
+    p.add_argument("--obo", dest="sources", action="append", metavar="TYPE=PATH",
                    help="OBO file for a type, if the entity lists must be built")
     p.set_defaults(func=_cmd_baseline, argv=sys.argv[1:])
 

@@ -15,7 +15,7 @@ Only **EXACT** synonyms are kept: a replacement must name the same kind of thing
 replaces. NARROW/BROAD/RELATED synonyms are often not names at all (PR's ``"cow-"`` RELATED short
 labels, ChEBI formulas, CL's lab jargon), so they would put non-entities into the lists.
 
-Sources (strongest first): ``sources={"Gene": [path, ...]}`` / ``--source Gene=PATH`` /
+Sources (strongest first): ``sources={"Gene": [path, ...]}`` / ``--obo Gene=PATH`` /
 ``CRAFTLIB_ONTOLOGY_SOURCES="Gene=a.obo,b.obo;Taxon=c.obo.gz"`` replace the defaults of that type (an empty
 list means "no ontology"); otherwise the defaults are the ontology zips bundled in the CRAFT release
 (``concept-annotation/<M>/<M>/<M>.obo.zip``) plus every ``*.obo``, ``*.obo.gz``, ``*.obo.zip`` of the
@@ -185,7 +185,7 @@ def read_obo_terms(path: str | os.PathLike, prefix: str) -> list[Term]:
 
     path = Path(path)
     if not path.is_file():
-        raise OntologyError(f"Ontology file {path} not found. Fix the path (--source TYPE=PATH / --ontology-dir).")
+        raise OntologyError(f"Ontology file {path} not found. Fix the path (--obo TYPE=PATH / --ontology-dir).")
     try:
         with _open_obo(path) as handle:
             graph = obonet.read_obo(handle, ignore_obsolete=True)
@@ -416,7 +416,7 @@ def build_entity_lists(
                                "unique_terms": len(normalize_terms(raw))})
             stats["fallback"].append(t)
             msg = (f"WARNING: no ontology source for {t} ({prefix}); its entity list is the class labels of the "
-                   f"{len(raw)} train-split {TYPE_MODULE[t]} annotations. Give one with --source {t}=PATH.obo "
+                   f"{len(raw)} train-split {TYPE_MODULE[t]} annotations. Give one with --obo {t}=PATH.obo "
                    "or --ontology-dir.")
             log.warning(msg)
             print(msg)
@@ -492,7 +492,7 @@ def parse_source_options(values: Sequence[str] | None) -> dict[str, list[str]]:
     for v in values or []:
         t, sep, path = v.partition("=")
         if not sep or t not in TYPE_PREFIX:
-            raise CraftlibError(f"--source expects TYPE=PATH with TYPE in {', '.join(TYPE_PREFIX)}; got {v!r}.")
+            raise CraftlibError(f"--obo expects TYPE=PATH with TYPE in {', '.join(TYPE_PREFIX)}; got {v!r}.")
         out.setdefault(t, [])
         if path:
             out[t].append(path)
@@ -503,7 +503,7 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default=None, help="smoke / quick / full (default: CRAFTLIB_PROFILE or quick)")
     p.add_argument("--annotation-set", default="proper", choices=config.ANNOTATION_SETS)
     p.add_argument("--data-dir", default=None, help="data directory (default: CRAFTLIB_DATA_DIR or ./data)")
-    p.add_argument("--craft-source", dest="source", default=None, help="CRAFT archive/folder/URL (default: CRAFT_SOURCE)")
+    p.add_argument("--source", default=None, help="CRAFT archive/folder/URL (default: $CRAFT_SOURCE)")
 
 
 def _cmd_entity_lists(args: argparse.Namespace) -> int:
@@ -526,7 +526,7 @@ def add_commands(subparsers) -> None:
     p = subparsers.add_parser("entity-lists", help="build per-type entity lists from OBO ontologies")
     add_common_options(p)
     p.add_argument("--ontology-dir", default=None, help="extra OBO files (default: CRAFTLIB_ONTOLOGY_DIR)")
-    p.add_argument("--source", dest="sources", action="append", metavar="TYPE=PATH",
+    p.add_argument("--obo", dest="sources", action="append", metavar="TYPE=PATH",
                    help="OBO file for a type (repeatable; replaces that type's defaults; TYPE= means none)")
     p.set_defaults(func=_cmd_entity_lists)
 

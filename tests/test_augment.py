@@ -211,7 +211,7 @@ def test_cli_augment(tmp_path, monkeypatch, capsys):
 
     monkeypatch.delenv("CRAFT_SHA256", raising=False)
     monkeypatch.setenv(ontology.SOURCES_ENV, ";".join(f"{t}=" for t in ontology.TYPE_PREFIX))
-    assert main(["augment", "--profile", "quick", "--data-dir", str(tmp_path), "--craft-source", str(CRAFT),
+    assert main(["augment", "--profile", "quick", "--data-dir", str(tmp_path), "--source", str(CRAFT),
                  "--ratio", "1", "--seed", "3"]) == 0
     assert "realised ratio" in capsys.readouterr().out
     assert augment.load_stats("quick", data_dir=tmp_path)["seed"] == 3

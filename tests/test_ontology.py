@@ -189,9 +189,9 @@ def test_build_from_obo_sources_and_cli(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("CRAFT_SHA256", raising=False)
     monkeypatch.delenv(ontology.SOURCES_ENV, raising=False)
     gz = gz_copy(OBO / "cl_mini.obo", tmp_path / "cl_mini.obo.gz")
-    args = ["entity-lists", "--profile", "quick", "--data-dir", str(tmp_path / "data"), "--craft-source", str(CRAFT),
-            "--source", f"Cell={gz}", "--source", f"Gene={OBO / 'pr_mini.obo'}",
-            "--source", f"Protein={OBO / 'pr_mini.obo'}", "--source", f"Sequence={OBO / 'so_mini.obo'}"]
+    args = ["entity-lists", "--profile", "quick", "--data-dir", str(tmp_path / "data"), "--source", str(CRAFT),
+            "--obo", f"Cell={gz}", "--obo", f"Gene={OBO / 'pr_mini.obo'}",
+            "--obo", f"Protein={OBO / 'pr_mini.obo'}", "--obo", f"Sequence={OBO / 'so_mini.obo'}"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "TRAIN FALLBACK" in out and "cl_mini.obo.gz" in out
