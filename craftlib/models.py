@@ -100,7 +100,7 @@ def _load(loader, name: str, **kwargs):
     except (OSError, ValueError):
         pass
     if _offline():
-        raise _not_available(str(name), "it is not in the local cache and HF_HUB_OFFLINE is set")
+        raise _not_available(str(name), "it is not in the local cache and offline mode is on (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE)")
     if not _hub_reachable():
         raise _not_available(str(name), "it is not in the local cache and the Hugging Face Hub cannot be reached")
     try:

@@ -27,7 +27,8 @@ def test_offline_unknown_model_gives_clear_error(monkeypatch):
 
 
 def test_unreachable_hub_is_detected_quickly(monkeypatch):
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):  # CI sets both
+        monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(models, "_hub_reachable", lambda timeout=3.0: False)
     with pytest.raises(ModelNotAvailableError, match="cannot be reached"):
         models.load_model("no-such-owner/no-such-model-xyz")

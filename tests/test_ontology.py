@@ -188,6 +188,7 @@ def test_build_from_obo_sources_and_cli(tmp_path, monkeypatch, capsys):
 
     monkeypatch.delenv("CRAFT_SHA256", raising=False)
     monkeypatch.delenv(ontology.SOURCES_ENV, raising=False)
+    monkeypatch.delenv("CRAFTLIB_ONTOLOGY_DIR", raising=False)  # CI points it at full ontology slices
     gz = gz_copy(OBO / "cl_mini.obo", tmp_path / "cl_mini.obo.gz")
     args = ["entity-lists", "--profile", "quick", "--data-dir", str(tmp_path / "data"), "--source", str(CRAFT),
             "--obo", f"Cell={gz}", "--obo", f"Gene={OBO / 'pr_mini.obo'}",
