@@ -135,7 +135,10 @@ def encode_windows(
     if budget < 1 or stride >= budget:
         raise CraftlibError(f"max_length={max_length} leaves no room for stride={stride}: use a smaller stride.")
     sentences = [list(s) for s in sentences]
-    counts = tokenizer(sentences, is_split_into_words=True, add_special_tokens=False) if sentences else None
+    # counting only (no truncation here): verbose=False silences the "longer than the maximum" warning,
+    # since long sentences are exactly what the windows below handle
+    counts = (tokenizer(sentences, is_split_into_words=True, add_special_tokens=False, verbose=False)
+              if sentences else None)
     pieces, owners = [], []
     for i, words in enumerate(sentences):
         lengths = [0] * len(words)
