@@ -542,6 +542,73 @@ def _isna(value) -> bool:
     return value is None or (isinstance(value, float) and bool(pd.isna(value)))
 
 
+# ------------------------------------------------------------------------------------- results table
+
+#: Quoted from the reference model card (125M-parameter biomedical RoBERTa, its own dev-style split):
+#: a landmark, never a measurement of this project.
+REFERENCE_CARD = {"precision": 0.8366, "recall": 0.8513, "f1": 0.8439, "accuracy": 0.9681}
+README_BEGIN, README_END = "<!-- RESULTS -->", "<!-- /RESULTS -->"
+_RECIPE_ORDER = {"dictionary": 0, "single": 1, "augmented": 2, "two-step": 3}
+
+
+def collect_results(results: str | os.PathLike) -> list[dict]:
+    """Every ``<results>/<run>/metrics.json`` (committed measured runs), in table order."""
+    rows = []
+    for path in sorted(Path(results).glob("*/metrics.json")):
+        m = json.loads(path.read_text())
+        if "test" not in m or "run" not in m:
+            continue
+        rows.append(m)
+    rows.sort(key=lambda m: (m.get("profile", ""), m.get("base_model", ""),
+                             _RECIPE_ORDER.get(m.get("recipe") or m.get("system"), 9), m["run"]))
+    return rows
+
+
+def results_markdown(results: str | os.PathLike) -> str:
+    """Markdown table of the committed runs' test (and dev) scores, each with the command that made it.
+
+    Generated, never typed: ``python -m craftlib results --readme README.md`` rewrites the README block, and
+    a test checks that the block equals this function's output.
+    """
+    rows = collect_results(results)
+    if not rows:
+        return "_No measured runs committed under `results/` yet._\n"
+    lines = [
+        "| run | system | profile | test P | test R | test F1 | test token acc. | dev F1 | train s |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for m in rows:
+        t, d = m["test"], m["dev"]
+        secs = m.get("train_seconds")
+        lines.append(
+            f"| `{m['run']}` | {m.get('system', '')} | {m.get('profile', '')} | {t['precision']:.4f} | "
+            f"{t['recall']:.4f} | {t['f1']:.4f} | {t['accuracy']:.4f} | {d['f1']:.4f} | "
+            f"{'' if secs is None else f'{secs:.0f}'} |"
+        )
+    r = REFERENCE_CARD
+    lines.append(f"| reference card (quoted, not measured here) | transformer | full | {r['precision']:.4f} | "
+                 f"{r['recall']:.4f} | {r['f1']:.4f} | {r['accuracy']:.4f} | | |")
+    lines += ["", "Commands (each run's `metrics.json` repeats its own, with versions and hardware):", ""]
+    lines += [f"- `{m['run']}`: `{m.get('command', '?')}`" for m in rows]
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(readme: str | os.PathLike, results: str | os.PathLike) -> bool:
+    """Replace the block between ``<!-- RESULTS -->`` and ``<!-- /RESULTS -->``; ``True`` if it changed."""
+    path = Path(readme)
+    text = path.read_text()
+    if README_BEGIN not in text or README_END not in text:
+        raise CraftlibError(f"{path} has no {README_BEGIN} ... {README_END} block to fill.")
+    head, rest = text.split(README_BEGIN, 1)
+    _, tail = rest.split(README_END, 1)
+    new = f"{head}{README_BEGIN}\n{results_markdown(results)}{README_END}{tail}"
+    if new != text:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(new)
+        tmp.replace(path)
+    return new != text
+
+
 # ------------------------------------------------------------------------------------------------- CLI
 
 
@@ -559,6 +626,28 @@ def add_commands(subparsers) -> None:
     p.add_argument("--models-dir", default=None, help="default: CRAFTLIB_MODELS_DIR or <repo>/models")
     p.add_argument("--out", default=None, help="output folder (default: <results>/error_analysis)")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = subparsers.add_parser(
+        "results",
+        help="Table of the measured runs committed under results/ (optionally written into the README).",
+        description="Reads results/<run>/metrics.json and prints a Markdown table of test/dev scores with "
+        "the command of each run; --readme rewrites the <!-- RESULTS --> block of that file.",
+    )
+    p.add_argument("--results-dir", default=None, help="default: CRAFTLIB_RESULTS_DIR or <repo>/results")
+    p.add_argument("--readme", default=None, help="file whose <!-- RESULTS --> block to rewrite")
+    p.set_defaults(func=_cmd_results)
+
+
+def _cmd_results(args) -> int:
+    from craftlib.config import results_dir
+
+    root = results_dir(args.results_dir)
+    if args.readme:
+        changed = update_readme(args.readme, root)
+        print(f"{args.readme}: {'updated' if changed else 'already up to date'} from {root}")
+    else:
+        print(results_markdown(root), end="")
+    return 0
 
 
 def _cmd_evaluate(args) -> int:

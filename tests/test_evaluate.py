@@ -288,3 +288,41 @@ def test_load_system_predictions_reads_the_run_folder(tmp_path):
     with pytest.raises(CraftlibError, match="Unknown system"):
         ev.load_system_predictions("crf++", "smoke", models_dir=tmp_path)
     assert ev.system_run_name("two-step", "quick") == "two-step-minilm-quick"
+
+
+def _fake_metrics(run, system, recipe, f1, profile="quick"):
+    split = {"precision": f1 + 0.01, "recall": f1 - 0.01, "f1": f1, "accuracy": 0.9}
+    return {"run": run, "system": system, "recipe": recipe, "profile": profile, "base_model": "minilm",
+            "dev": split, "test": split, "train_seconds": 12.4, "command": f"python -m craftlib train --recipe {recipe}"}
+
+
+def test_results_markdown_lists_runs_in_order_with_commands(tmp_path):
+    for run, system, recipe, f1 in [("two-step-minilm-quick", "transformer", "two-step", 0.61),
+                                    ("dictionary-quick", "dictionary", None, 0.21),
+                                    ("single-minilm-quick", "transformer", "single", 0.55)]:
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "metrics.json").write_text(json.dumps(_fake_metrics(run, system, recipe, f1)))
+    (tmp_path / "not-a-run").mkdir()  # folders without metrics.json are ignored
+    md = ev.results_markdown(tmp_path)
+    body = [line for line in md.splitlines() if line.startswith("| `")]
+    assert [line.split("`")[1] for line in body] == ["dictionary-quick", "single-minilm-quick", "two-step-minilm-quick"]
+    assert "| 0.6200 | 0.6000 | 0.6100 | 0.9000 |" in body[-1]
+    assert "quoted, not measured here" in md and "0.8439" in md
+    assert "`python -m craftlib train --recipe single`" in md
+
+
+def test_update_readme_rewrites_only_the_block(tmp_path):
+    results = tmp_path / "results"
+    (results / "single-minilm-quick").mkdir(parents=True)
+    (results / "single-minilm-quick" / "metrics.json").write_text(
+        json.dumps(_fake_metrics("single-minilm-quick", "transformer", "single", 0.5)))
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- RESULTS -->\nold table\n<!-- /RESULTS -->\noutro\n")
+    assert ev.update_readme(readme, results) is True
+    text = readme.read_text()
+    assert text.startswith("intro\n<!-- RESULTS -->\n| run |") and text.endswith("<!-- /RESULTS -->\noutro\n")
+    assert "old table" not in text and "0.5000" in text
+    assert ev.update_readme(readme, results) is False  # idempotent
+    readme.write_text("no markers")
+    with pytest.raises(CraftlibError, match="RESULTS"):
+        ev.update_readme(readme, results)
