@@ -54,16 +54,46 @@ def run_name(
     recipe: str, base_model: str | None = "minilm", profile: str | config.Profile | None = None,
     seed: int = 42, annotation_set: str = "proper",
 ) -> str:
-    """``<recipe>-<base>-<profile>`` (e.g. ``two-step-minilm-quick``); ``-extensions`` / ``-seed<N>`` are
-    appended for a non-default annotation set / seed so that such runs do not overwrite the default ones."""
+    """``<recipe>-<base>-<profile>`` (e.g. ``two-step-minilm-quick``); hyperparameters changed from the named
+    profile (:func:`override_suffix`, e.g. ``-ep2``), ``-extensions`` / ``-seed<N>`` are appended for overridden
+    hyperparameters / a non-default annotation set / seed, so that such runs never overwrite the default ones."""
     if recipe not in RECIPES:
         raise CraftlibError(f"Unknown recipe {recipe!r}: choose one of {', '.join(RECIPES)}.")
-    name = f"{recipe}-{model_slug(base_model)}-{config.get_profile(profile).name}"
+    prof = config.get_profile(profile)
+    name = f"{recipe}-{model_slug(base_model)}-{prof.name}" + override_suffix(prof)
     if annotation_set != "proper":
         name += f"-{annotation_set}"
     if seed != 42:
         name += f"-seed{seed}"
     return name
+
+
+#: Short names of profile fields in run names (``single-minilm-quick-ep2-lr5e-05``).
+_OVERRIDE_NAMES = {"epochs": "ep", "learning_rate": "lr", "max_train_sentences": "n", "max_steps": "steps",
+                   "batch_size": "bs", "max_length": "len"}
+
+
+def override_suffix(profile: config.Profile) -> str:
+    """``-ep2-lr5e-05``-style suffix for the fields of ``profile`` that differ from its named profile."""
+    named = config.PROFILES.get(profile.name)
+    if named is None:
+        return ""
+    parts = []
+    for f, value in profile.to_dict().items():
+        if f in ("name", "description") or value == getattr(named, f):
+            continue
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        parts.append(f"{_OVERRIDE_NAMES.get(f, f.replace('_', ''))}{value}")
+    return "".join(f"-{p}" for p in parts).replace(" ", "")
+
+
+def profile_overrides(profile: config.Profile) -> dict:
+    """Fields of ``profile`` that differ from its named profile (``{}`` for a plain named profile)."""
+    named = config.PROFILES.get(profile.name)
+    if named is None:
+        return {}
+    return {f: v for f, v in profile.to_dict().items() if f not in ("name", "description") and v != getattr(named, f)}
 
 
 # ------------------------------------------------------------------------------ alignment, windows
@@ -581,11 +611,22 @@ Training time: {m['train_seconds']:.1f} s on {m['hardware']} ({m['tokens_per_sec
 """
 
 
-def command_line(recipe: str, profile: str, base_model: str, seed: int, annotation_set: str,
+#: Profile fields that ``python -m craftlib train`` can override, with their CLI options.
+CLI_OVERRIDES = {"epochs": "--epochs", "learning_rate": "--learning-rate",
+                 "max_train_sentences": "--max-train-sentences", "max_steps": "--max-steps"}
+
+
+def command_line(recipe: str, profile: str | config.Profile, base_model: str, seed: int, annotation_set: str,
                  data_dir=None, models_dir=None, label_all_subtokens: bool = False) -> str:
     """The CLI command equivalent to a :func:`train_recipe` call (written into metrics and cards)."""
-    parts = ["python", "-m", "craftlib", "train", "--recipe", recipe, "--profile", profile,
+    prof = config.get_profile(profile)
+    parts = ["python", "-m", "craftlib", "train", "--recipe", recipe, "--profile", prof.name,
              "--base-model", str(base_model), "--seed", str(seed)]
+    for f, value in profile_overrides(prof).items():
+        if f not in CLI_OVERRIDES:  # set from Python only: say so instead of printing a command that differs
+            parts += ["#", f"(also {f}={value}, set from Python)"]
+            continue
+        parts += [CLI_OVERRIDES[f], str(int(value) if isinstance(value, float) and value.is_integer() else value)]
     if annotation_set != "proper":
         parts += ["--annotation-set", annotation_set]
     if data_dir:
@@ -634,7 +675,7 @@ def train_recipe(
     root = config.models_dir(models_dir)
     run_dir = root / name
     seed_everything(seed)
-    command = command_line(recipe, prof.name, base_model, seed, annotation_set, data_dir, models_dir,
+    command = command_line(recipe, prof, base_model, seed, annotation_set, data_dir, models_dir,
                            label_all_subtokens)
 
     logs, epochs, steps = [], [], []
@@ -793,8 +834,9 @@ def predict(model_dir: str | os.PathLike, texts_or_tokens, batch_size: int = 16,
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    overrides = {f: getattr(args, f) for f in CLI_OVERRIDES}
     run_dir = train_recipe(
-        args.recipe, profile=args.profile, base_model=args.base_model, seed=args.seed,
+        args.recipe, profile=config.get_profile(args.profile, **overrides), base_model=args.base_model, seed=args.seed,
         annotation_set=args.annotation_set, data_dir=args.data_dir, models_dir=args.models_dir,
         label_all_subtokens=args.label_all_subtokens, reuse_step1=not args.retrain_step1,
         progress=not args.no_progress, save_checkpoints=args.save_checkpoints,
@@ -840,6 +882,13 @@ def add_commands(subparsers) -> None:
                    help="two-step: retrain step 1 even when a matching augmented run exists")
     p.add_argument("--save-checkpoints", action="store_true", help="keep the latest epoch checkpoint while training")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g = p.add_argument_group("hyperparameters (default: the profile's; an override is appended to the run name, "
+                             "e.g. single-minilm-quick-ep2)")
+    g.add_argument("--epochs", type=float, default=None, help="epochs per training step")
+    g.add_argument("--learning-rate", type=float, default=None)
+    g.add_argument("--max-train-sentences", type=int, default=None,
+                   help="seeded subset of the original training sentences")
+    g.add_argument("--max-steps", type=int, default=None, help="optimizer steps per training step (overrides epochs)")
     p.set_defaults(func=_cmd_train)
 
     q = subparsers.add_parser("predict", help="tag text with a trained model",

@@ -122,6 +122,24 @@ def test_run_name():
         train.run_name("triple", "minilm", "smoke")
 
 
+def test_overridden_hyperparameters_get_their_own_run_name_and_command():
+    quick = config.get_profile("quick")
+    same = config.get_profile("quick", epochs=float(quick.epochs), learning_rate=quick.learning_rate)
+    assert train.run_name("single", "minilm", same) == "single-minilm-quick"  # no real change, no suffix
+    two = config.get_profile("quick", epochs=2.0, learning_rate=5e-5)
+    assert train.run_name("single", "minilm", two, seed=3) == "single-minilm-quick-lr5e-05-ep2-seed3"
+    cmd = train.command_line("single", two, "minilm", 3, "proper")
+    assert cmd.endswith("--seed 3 --learning-rate 5e-05 --epochs 2")
+    # the printed command really parses back to the same profile
+    from craftlib.cli import build_parser
+
+    args = build_parser().parse_args(cmd.split()[3:])
+    assert config.get_profile(args.profile, **{f: getattr(args, f) for f in train.CLI_OVERRIDES}) == two
+    # a field the CLI cannot set is named, not silently dropped
+    assert "max_length=32" in train.command_line("single", config.get_profile("quick", max_length=32), "minilm", 42,
+                                                 "proper")
+
+
 # ------------------------------------------------------------------------- tiny model runs
 
 
