@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 
@@ -123,8 +124,14 @@ def plot_tradeoffs(report: Mapping, axes=None):
                            (axes[1], "inference_sentences_per_second", "inference speed (sentences/s, log scale)")):
         shown = [r for r in rows if r[key]]
         ax.scatter([r[key] for r in shown], [r["f1"] for r in shown])
-        for r in shown:
-            ax.annotate(r["system"], (r[key], r["f1"]), textcoords="offset points", xytext=(4, 4))
+        placed: list[tuple[float, float]] = []
+        for r in sorted(shown, key=lambda r: -r["f1"]):
+            # points close together (log x, linear y) get their labels stacked downwards instead of overprinted
+            x, y = math.log10(r[key]), r["f1"]
+            near = sum(abs(x - px) < 0.6 and abs(y - py) < 0.05 for px, py in placed)
+            placed.append((x, y))
+            ax.annotate(r["system"], (r[key], y), textcoords="offset points", xytext=(5, 4 - 11 * near),
+                        fontsize=9)
         missing = [r["system"] for r in rows if not r[key]]
         ax.set_xscale("log")
         ax.set_xlabel(label + (f"\nnot measured: {', '.join(missing)}" if missing else ""))
