@@ -11,7 +11,7 @@ PROFILE ?= quick
 BUILD   ?= build
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
-.PHONY: setup test test-fast tutorial data lint clean help
+.PHONY: setup test test-fast tutorial data results lint clean help
 
 help:
 	@echo "make setup                 create $(VENV), install torch $(TORCH) first, then craftlib[dev,peers]"
@@ -19,6 +19,7 @@ help:
 	@echo "make test-fast             unit tests only"
 	@echo "make tutorial PROFILE=...  execute all notebooks into $(BUILD)/ (default PROFILE=quick)"
 	@echo "make data                  build the CRAFT dataset (python -m craftlib data)"
+	@echo "make results               regenerate the README results table from results/*/metrics.json"
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -46,6 +47,9 @@ tutorial:
 	  $(PYTHON) -m papermill $$nb $(BUILD)/$$name -k python3 --cwd notebooks -p PROFILE $(PROFILE) || exit 1; \
 	  $(PYTHON) -m jupyter nbconvert --to html --log-level WARN $(BUILD)/$$name || exit 1; \
 	done
+
+results:
+	$(PYTHON) -m craftlib results --readme README.md --results-dir results
 
 lint:
 	$(PYTHON) -m ruff check craftlib tests benchmarks

@@ -548,7 +548,8 @@ def _isna(value) -> bool:
 #: a landmark, never a measurement of this project.
 REFERENCE_CARD = {"precision": 0.8366, "recall": 0.8513, "f1": 0.8439, "accuracy": 0.9681}
 README_BEGIN, README_END = "<!-- RESULTS -->", "<!-- /RESULTS -->"
-_RECIPE_ORDER = {"dictionary": 0, "single": 1, "augmented": 2, "two-step": 3}
+#: Row order: lists alone, the classic peers, then the transformer recipes.
+_ROW_ORDER = {"dictionary": 0, "crf": 1, "spacy": 2, "single": 3, "augmented": 4, "two-step": 5}
 
 
 def collect_results(results: str | os.PathLike) -> list[dict]:
@@ -559,8 +560,8 @@ def collect_results(results: str | os.PathLike) -> list[dict]:
         if "test" not in m or "run" not in m:
             continue
         rows.append(m)
-    rows.sort(key=lambda m: (m.get("profile", ""), m.get("base_model", ""),
-                             _RECIPE_ORDER.get(m.get("recipe") or m.get("system"), 9), m["run"]))
+    rows.sort(key=lambda m: (str(m.get("profile") or ""), _ROW_ORDER.get(m.get("recipe") or m.get("system"), 9),
+                             m["run"]))
     return rows
 
 
@@ -583,10 +584,11 @@ def results_markdown(results: str | os.PathLike) -> str:
         lines.append(
             f"| `{m['run']}` | {m.get('system', '')} | {m.get('profile', '')} | {t['precision']:.4f} | "
             f"{t['recall']:.4f} | {t['f1']:.4f} | {t['accuracy']:.4f} | {d['f1']:.4f} | "
-            f"{'' if secs is None else f'{secs:.0f}'} |"
+            f"{'' if secs is None else f'{secs:.0f}' if secs >= 10 else f'{secs:.1f}'} |"
         )
     r = REFERENCE_CARD
-    lines.append(f"| reference card (quoted, not measured here) | transformer | full | {r['precision']:.4f} | "
+    lines.append(f"| reference card (quoted: its own dev-style split, not measured here) | transformer | full | "
+                 f"{r['precision']:.4f} | "
                  f"{r['recall']:.4f} | {r['f1']:.4f} | {r['accuracy']:.4f} | | |")
     lines += ["", "Commands (each run's `metrics.json` repeats its own, with versions and hardware):", ""]
     lines += [f"- `{m['run']}`: `{m.get('command', '?')}`" for m in rows]

@@ -292,22 +292,25 @@ def test_load_system_predictions_reads_the_run_folder(tmp_path):
 
 def _fake_metrics(run, system, recipe, f1, profile="quick"):
     split = {"precision": f1 + 0.01, "recall": f1 - 0.01, "f1": f1, "accuracy": 0.9}
-    return {"run": run, "system": system, "recipe": recipe, "profile": profile, "base_model": "minilm",
+    return {"run": run, "system": system, "recipe": recipe, "profile": profile,
+            "base_model": "minilm" if system == "transformer" else None,
             "dev": split, "test": split, "train_seconds": 12.4, "command": f"python -m craftlib train --recipe {recipe}"}
 
 
 def test_results_markdown_lists_runs_in_order_with_commands(tmp_path):
     for run, system, recipe, f1 in [("two-step-minilm-quick", "transformer", "two-step", 0.61),
                                     ("dictionary-quick", "dictionary", None, 0.21),
-                                    ("single-minilm-quick", "transformer", "single", 0.55)]:
+                                    ("single-minilm-quick", "transformer", "single", 0.55),
+                                    ("crf-quick", "crf", None, 0.7)]:
         (tmp_path / run).mkdir()
         (tmp_path / run / "metrics.json").write_text(json.dumps(_fake_metrics(run, system, recipe, f1)))
     (tmp_path / "not-a-run").mkdir()  # folders without metrics.json are ignored
     md = ev.results_markdown(tmp_path)
     body = [line for line in md.splitlines() if line.startswith("| `")]
-    assert [line.split("`")[1] for line in body] == ["dictionary-quick", "single-minilm-quick", "two-step-minilm-quick"]
+    assert [line.split("`")[1] for line in body] == ["dictionary-quick", "crf-quick", "single-minilm-quick",
+                                                                "two-step-minilm-quick"]
     assert "| 0.6200 | 0.6000 | 0.6100 | 0.9000 |" in body[-1]
-    assert "quoted, not measured here" in md and "0.8439" in md
+    assert "not measured here" in md and "0.8439" in md
     assert "`python -m craftlib train --recipe single`" in md
 
 
