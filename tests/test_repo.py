@@ -7,10 +7,10 @@ import json
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
@@ -22,7 +22,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
 def _makefile_var(name: str) -> str:
-    m = re.search(rf"^{name}\s*\?=\s*(\S+)", (ROOT / "Makefile").read_text(), re.M)
+    m = re.search(rf"^{name}\s*\?=\s*(\S+)", (ROOT / "Makefile").read_text(), re.MULTILINE)
     assert m, f"Makefile has no {name} ?= ..."
     return m.group(1)
 
@@ -93,3 +93,13 @@ def test_import_has_no_heavy_side_effects():
     code = "import sys, craftlib, craftlib.cli; print('torch' in sys.modules, 'transformers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_readme_results_block_is_generated_from_committed_metrics():
+    """The README's results table is the output of `python -m craftlib results` on results/: no typed numbers."""
+    from craftlib.evaluate import README_BEGIN, README_END, results_markdown
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split(README_BEGIN, 1)[1].split(README_END, 1)[0]
+    assert block == "\n" + results_markdown(ROOT / "results"), (
+        "README results block is stale: run `python -m craftlib results --readme README.md --results-dir results`")
