@@ -352,14 +352,30 @@ def knowtator_path(root: Path, module: str, annotation_set: str, doc_id: str) ->
     return root / "concept-annotation" / module / folder / "knowtator" / f"{doc_id}.txt.knowtator.xml"
 
 
+def available_modules(root: str | os.PathLike) -> list[str]:
+    """Concept-annotation modules present in an extracted CRAFT folder (``CHEBI``, ``CL``, ``GO_BP``, ...)."""
+    base = Path(root) / "concept-annotation"
+    if not base.is_dir():
+        raise CorpusError(f"{base} is missing: {root} is not an extracted CRAFT release. Re-fetch the corpus "
+                          "(`python -m craftlib data --source ...`).")
+    return sorted(p.name for p in base.iterdir() if p.is_dir())
+
+
 def read_mentions(root: Path, doc_id: str, module: str, annotation_set: str, text: str) -> list[Mention]:
     if annotation_set not in config.ANNOTATION_SETS:
         raise ValueError(f"annotation_set must be one of {config.ANNOTATION_SETS}, not {annotation_set!r}")
     module_dir = root / "concept-annotation" / module
     if not module_dir.is_dir():
-        available = sorted(p.name for p in (root / "concept-annotation").iterdir() if p.is_dir())
-        raise CorpusError(f"Module folder {module_dir} is missing (available: {', '.join(available)}).")
+        raise CorpusError(
+            f"Module folder {module_dir} is missing (available: {', '.join(available_modules(root))}). Check the "
+            "module name, or re-fetch a complete CRAFT release (a trimmed copy may lack modules).")
     path = knowtator_path(root, module, annotation_set, doc_id)
+    if not path.parent.is_dir():  # e.g. MONDO: <M>_with(out)_genotype_annotations/knowtator-2/ (Knowtator 2 XML)
+        found = sorted(str(p.relative_to(module_dir)) for p in module_dir.glob("*/*") if p.is_dir())
+        raise CorpusError(
+            f"Module {module} has no {path.parent.relative_to(module_dir)}/ folder (found: {', '.join(found) or 'none'}). "
+            "craftlib reads the Knowtator XML layout <M>/<M>[+extensions]/knowtator/ used by every module of the "
+            "tutorial; this module is stored differently, so leave it out of `modules`.")
     out = []
     for mid, spans, stext, cid, clabel in _annotations(path):
         if spans[-1][1] > len(text) or spans[0][0] < 0:
@@ -491,6 +507,7 @@ __all__ = [
     "Sentence",
     "Span",
     "Token",
+    "available_modules",
     "check_layout",
     "fetch_craft",
     "read_corpus",

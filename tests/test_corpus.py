@@ -111,6 +111,8 @@ def test_malformed_xml_names_the_file(craft_copy):
 def test_missing_module_and_document(craft_copy):
     with pytest.raises(CorpusError, match="GO_BP.*missing"):
         corpus.read_document(craft_copy, "1001", modules=["GO_BP"])
+    with pytest.raises(CorpusError, match="available: CHEBI, CL, NCBITaxon, PR, SO"):
+        corpus.read_document(craft_copy, "1001", modules=["GO_BP"])
     with pytest.raises(CorpusError, match="9999"):
         corpus.read_document(craft_copy, "9999")
     (craft_copy / "concept-annotation/SO/SO/knowtator/1002.txt.knowtator.xml").unlink()
@@ -208,3 +210,12 @@ def test_real_corpus_split_sizes(tmp_path):
     ids = corpus.read_split_ids(root)
     assert {k: len(v) for k, v in ids.items()} == {"train": 60, "dev": 7, "test": 30}
     assert len(set(ids["train"]) | set(ids["dev"]) | set(ids["test"])) == 97
+
+
+
+def test_module_in_another_layout_is_named_not_misread(craft_copy):
+    """CRAFT's MONDO module is Knowtator-2 XML in <M>_with(out)_genotype_annotations/knowtator-2/."""
+    (craft_copy / "concept-annotation/MONDO/MONDO_with_genotype_annotations/knowtator-2").mkdir(parents=True)
+    assert "MONDO" in corpus.available_modules(craft_copy)
+    with pytest.raises(CorpusError, match="MONDO has no MONDO/knowtator/ folder.*MONDO_with_genotype_annotations/knowtator-2"):
+        corpus.read_document(craft_copy, "1001", modules=["MONDO"])
