@@ -7,6 +7,9 @@
 VENV    ?= .venv
 PYTHON  ?= $(VENV)/bin/python
 TORCH   ?= 2.13.0
+# Extra pip options for torch. On a CPU-only Linux laptop, PyPI's torch wheel is the (multi-GB) CUDA build:
+#   make setup TORCH_PIP="--index-url https://download.pytorch.org/whl/cpu"
+TORCH_PIP ?=
 PROFILE ?= quick
 BUILD   ?= build
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
@@ -27,7 +30,7 @@ $(VENV)/bin/python:
 # torch first: a plain `torch` requirement on a machine without it pulls the CUDA build (GBs).
 setup: $(if $(filter $(VENV)/bin/python,$(PYTHON)),$(VENV)/bin/python)
 	$(PYTHON) -m pip install --upgrade pip
-	$(PYTHON) -m pip install "torch==$(TORCH)"
+	$(PYTHON) -m pip install $(TORCH_PIP) "torch==$(TORCH)"
 	$(PYTHON) -m pip install -e ".[dev,peers]"
 
 test:

@@ -223,6 +223,9 @@ def test_06_compare_toolkits(workspace):
             assert row["status"] == "ok" and row["same_sentences"] is True, (name, row.get("note"))
         else:
             assert row["status"] == "not run" and row["command"].startswith("python -m craftlib ")
-    assert "| crf | ok |" in (workspace["results"] / "peers-smoke.md").read_text()
+    md = (workspace["results"] / "peers-smoke.md").read_text()
+    assert "| crf | ok |" in md and "## Test P / R / F1 per type" in md
+    crf_row = next(line for line in md.split("## Test P / R / F1 per type")[1].splitlines() if line.startswith("| crf |"))
+    assert crf_row.count(" / ") == 2 * 6  # precision / recall / F1 for each of the six types
     assert (workspace["results"] / "peers-smoke.png").stat().st_size > 0
 

@@ -73,7 +73,9 @@ def markdown_report(report: Mapping) -> str:
          _fmt(r["model_size_mb"], 2)]
         for r in summary_rows(report)
     ]
-    per_type = [[r["system"]] + [_fmt(r[t]) for t in config.ENTITY_TYPES] for r in per_type_rows(report)]
+    prf = [per_type_rows(report, m) for m in ("precision", "recall", "f1")]
+    per_type = [[p["system"]] + [" / ".join(_fmt(x[t]) for x in (p, r, f)) for t in config.ENTITY_TYPES]
+                for p, r, f in zip(*prf)]
     support = next((row["test"]["per_type"] for row in report["systems"]
                     if isinstance(row.get("test"), dict) and "per_type" in row["test"]), None)
     notes = [f"- **{r['system']}** ({r['status']}): {r['note']}" for r in report["systems"] if r.get("note")]
@@ -100,7 +102,7 @@ def markdown_report(report: Mapping) -> str:
         "that trained and evaluated the system; (infer) = only the inference subprocess, (train) = the "
         "training subprocess."),
         "",
-        "## Test F1 per type",
+        "## Test P / R / F1 per type",
         "",
         _md_table(["system", *config.ENTITY_TYPES], per_type) if per_type else "No system has test scores.",
     ]
