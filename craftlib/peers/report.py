@@ -98,7 +98,9 @@ def markdown_report(report: Mapping) -> str:
                   main),
         "",
         ("Train time: measured by this benchmark for crf and spacy; read from each run's metrics.json for the "
-        "others. Inference: test sentences tagged in a subprocess on this machine. Peak MiB: the process "
+        "others" + (" (the transformer runs were trained by this benchmark, `--train-transformers`)"
+                    if any(r.get("training_subprocess") for r in report["systems"]) else "")
+        + ". Inference: test sentences tagged in a subprocess on this machine. Peak MiB: the process "
         "that trained and evaluated the system; (infer) = only the inference subprocess, (train) = the "
         "training subprocess."),
         "",
