@@ -73,27 +73,23 @@ _OVERRIDE_NAMES = {"epochs": "ep", "learning_rate": "lr", "max_train_sentences":
                    "batch_size": "bs", "max_length": "len"}
 
 
-def override_suffix(profile: config.Profile) -> str:
-    """``-ep2-lr5e-05``-style suffix for the fields of ``profile`` that differ from its named profile."""
-    named = config.PROFILES.get(profile.name)
-    if named is None:
-        return ""
-    parts = []
-    for f, value in profile.to_dict().items():
-        if f in ("name", "description") or value == getattr(named, f):
-            continue
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        parts.append(f"{_OVERRIDE_NAMES.get(f, f.replace('_', ''))}{value}")
-    return "".join(f"-{p}" for p in parts).replace(" ", "")
-
-
 def profile_overrides(profile: config.Profile) -> dict:
     """Fields of ``profile`` that differ from its named profile (``{}`` for a plain named profile)."""
     named = config.PROFILES.get(profile.name)
     if named is None:
         return {}
     return {f: v for f, v in profile.to_dict().items() if f not in ("name", "description") and v != getattr(named, f)}
+
+
+def _plain(value):
+    """``2.0`` → ``2`` (run names and command lines), anything else unchanged."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def override_suffix(profile: config.Profile) -> str:
+    """``-ep2-lr5e-05``-style suffix for the fields of ``profile`` that differ from its named profile."""
+    return "".join(f"-{_OVERRIDE_NAMES.get(f, f.replace('_', ''))}{_plain(v)}"
+                   for f, v in profile_overrides(profile).items()).replace(" ", "")
 
 
 # ------------------------------------------------------------------------------ alignment, windows
@@ -626,7 +622,7 @@ def command_line(recipe: str, profile: str | config.Profile, base_model: str, se
         if f not in CLI_OVERRIDES:  # set from Python only: say so instead of printing a command that differs
             parts += ["#", f"(also {f}={value}, set from Python)"]
             continue
-        parts += [CLI_OVERRIDES[f], str(int(value) if isinstance(value, float) and value.is_integer() else value)]
+        parts += [CLI_OVERRIDES[f], str(_plain(value))]
     if annotation_set != "proper":
         parts += ["--annotation-set", annotation_set]
     if data_dir:
