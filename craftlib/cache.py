@@ -1,0 +1,209 @@
+"""One way to write and reuse derived files: atomic writes, and "load if current, else build".
+
+Every stage that writes something derived (the extracted corpus, the tagged dataset, entity lists, the
+augmented set, a trained run) goes through this module, so that
+
+* nothing half-written ever looks valid: files are written to a temporary sibling and renamed, folders
+  are built in a temporary sibling folder (``.build-<name>-*``) and renamed into place;
+* a cache records the **inputs** it was built from (``inputs.json``: source paths with their size and
+  modification time or checksum, parameters, the craftlib cache format) and is rebuilt when they differ;
+* temporary folders orphaned by a killed run are removed by the next build of the same cache.
+
+Example::
+
+    inputs = {"sources": [cache.file_fingerprint(p) for p in paths], "min_chars": 3}
+    lists = cache.load_or_build(out_dir, inputs, build=lambda tmp: write_lists(tmp), load=read_lists)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+#: Name of the file, inside a cached folder, that records what the folder was built from.
+INPUTS_FILE = "inputs.json"
+#: Bumped when the meaning of a cached folder changes, so that every old cache is rebuilt.
+CACHE_FORMAT = 1
+#: Prefix of the temporary folders built beside a cache (removed by :func:`clean_orphans`).
+TMP_PREFIX = ".build-"
+#: Temporary folders older than this (seconds) are orphans of a killed run, not a concurrent build.
+ORPHAN_AGE = 6 * 3600
+
+
+# ----------------------------------------------------------------------------------------- atomic writes
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
+    """Write ``text`` to ``path`` through a temporary sibling file renamed into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding=encoding) as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """``json.dumps(obj, indent=2)`` written atomically (see :func:`atomic_write_text`)."""
+    return atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def replace_dir(tmp: str | os.PathLike, final: str | os.PathLike) -> Path:
+    """Move the finished folder ``tmp`` to ``final``, replacing an existing ``final``.
+
+    The old folder is first renamed aside and deleted only once the new one is in place, so at every
+    moment ``final`` is either the complete old folder or the complete new one.
+    """
+    tmp, final = Path(tmp), Path(final)
+    if final.exists():
+        old = final.with_name(f"{TMP_PREFIX}old-{final.name}-{os.getpid()}-{time.time_ns()}")
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, final)
+    return final
+
+
+@contextlib.contextmanager
+def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
+    """Build a folder atomically: ``with atomic_dir(out) as tmp:`` write into ``tmp``; on success ``tmp``
+    replaces ``out``, on any error (or interruption) ``tmp`` is removed and ``out`` is left as it was."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    clean_orphans(final.parent, final.name)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{final.name}-", dir=final.parent))
+    try:
+        yield tmp
+        replace_dir(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def clean_orphans(parent: str | os.PathLike, name: str = "", max_age: float = ORPHAN_AGE) -> list[Path]:
+    """Remove temporary folders/files (``.build-<name>-*``) left in ``parent`` by a killed run.
+
+    Only entries older than ``max_age`` seconds are removed (a younger one may belong to a build running in
+    another process right now). Returns what was removed.
+    """
+    parent = Path(parent)
+    removed = []
+    if not parent.is_dir():
+        return removed
+    now = time.time()
+    for entry in parent.glob(f"{TMP_PREFIX}{name}*"):
+        try:
+            if now - entry.stat().st_mtime < max_age:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+        except OSError:
+            continue
+    return removed
+
+
+# ------------------------------------------------------------------------------------------ fingerprints
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_fingerprint(path: str | os.PathLike, checksum: bool = False) -> dict:
+    """Identity of an input file or folder: resolved path, size, modification time (ns), and with
+    ``checksum=True`` the sha256 of a file. Folders: the number of files, their total size and newest mtime."""
+    p = Path(path).expanduser().resolve()
+    if p.is_dir():
+        files = [f for f in p.rglob("*") if f.is_file()]
+        stats = [f.stat() for f in files]
+        return {"path": str(p), "kind": "folder", "files": len(files), "size": sum(s.st_size for s in stats),
+                "mtime_ns": max((s.st_mtime_ns for s in stats), default=0)}
+    st = p.stat()
+    out = {"path": str(p), "kind": "file", "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    if checksum:
+        out["sha256"] = sha256_file(p)
+    return out
+
+
+def digest(obj: Any) -> str:
+    """sha256 of the canonical JSON of ``obj`` (a short, stable key for a set of inputs)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# ------------------------------------------------------------------------------------- load or build
+
+
+def recorded_inputs(folder: str | os.PathLike) -> dict | None:
+    """The inputs a cached folder was built from, or ``None`` (no record, unreadable record)."""
+    path = Path(folder) / INPUTS_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _record(inputs: Mapping) -> dict:
+    return {"format": CACHE_FORMAT, "inputs": json.loads(json.dumps(inputs, sort_keys=True, default=str))}
+
+
+def is_current(folder: str | os.PathLike, inputs: Mapping) -> bool:
+    """Whether ``folder`` holds a complete cache built from exactly ``inputs``."""
+    return recorded_inputs(folder) == _record(inputs)
+
+
+def stale_reason(folder: str | os.PathLike, inputs: Mapping) -> str | None:
+    """Why ``folder`` cannot be reused for ``inputs`` (``None`` when it can): for logs and messages."""
+    recorded = recorded_inputs(folder)
+    if recorded is None:
+        return "missing" if not Path(folder).exists() else "no record of its inputs"
+    if recorded.get("format") != CACHE_FORMAT:
+        return f"cache format {recorded.get('format')} != {CACHE_FORMAT}"
+    old, new = recorded.get("inputs", {}), _record(inputs)["inputs"]
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    return f"inputs changed: {', '.join(changed)}" if changed else None
+
+
+def load_or_build(
+    folder: str | os.PathLike,
+    inputs: Mapping,
+    build: Callable[[Path], object],
+    load: Callable[[Path], T],
+    force: bool = False,
+) -> T:
+    """Return ``load(folder)`` when ``folder`` was built from ``inputs``; otherwise ``build(tmp)`` into a
+    temporary folder, record ``inputs`` there, rename it into place, then ``load`` it.
+
+    ``build`` writes the cache's files into the folder it is given (it must not write ``inputs.json``).
+    """
+    folder = Path(folder)
+    if not force and is_current(folder, inputs):
+        return load(folder)
+    with atomic_dir(folder) as tmp:
+        build(tmp)
+        atomic_write_json(tmp / INPUTS_FILE, _record(inputs))
+    return load(folder)

@@ -1,0 +1,74 @@
+"""craftlib.cache: atomic writes, orphan cleanup, load-if-current-else-build keyed on recorded inputs."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from craftlib import cache
+
+
+def test_atomic_write_text_and_json(tmp_path):
+    p = cache.atomic_write_text(tmp_path / "a" / "x.txt", "hello")
+    assert p.read_text() == "hello"
+    cache.atomic_write_json(tmp_path / "x.json", {"b": 1})
+    assert (tmp_path / "x.json").read_text().strip().startswith("{")
+    assert not [f for f in tmp_path.rglob("*.tmp")]
+
+
+def test_atomic_dir_keeps_old_folder_on_error(tmp_path):
+    out = tmp_path / "out"
+    with cache.atomic_dir(out) as tmp:
+        (tmp / "f").write_text("old")
+    with pytest.raises(RuntimeError):
+        with cache.atomic_dir(out) as tmp:
+            (tmp / "f").write_text("new")
+            raise RuntimeError("killed half-way")
+    assert (out / "f").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_load_or_build_rebuilds_when_inputs_change(tmp_path):
+    out, calls = tmp_path / "lists", []
+
+    def build(folder):
+        calls.append(1)
+        (folder / "n.txt").write_text(str(len(calls)))
+
+    def load(folder):
+        return (folder / "n.txt").read_text()
+
+    assert cache.load_or_build(out, {"src": "a"}, build, load) == "1"
+    assert cache.load_or_build(out, {"src": "a"}, build, load) == "1"  # reused
+    assert cache.stale_reason(out, {"src": "b"}) == "inputs changed: src"
+    assert cache.load_or_build(out, {"src": "b"}, build, load) == "2"  # rebuilt
+    assert cache.load_or_build(out, {"src": "b"}, build, load, force=True) == "3"
+
+
+def test_folder_without_record_is_not_current(tmp_path):
+    (tmp_path / "c").mkdir()
+    assert not cache.is_current(tmp_path / "c", {})
+    assert cache.stale_reason(tmp_path / "c", {}) == "no record of its inputs"
+    assert cache.stale_reason(tmp_path / "missing", {}) == "missing"
+
+
+def test_file_fingerprint_changes_with_content(tmp_path):
+    f = tmp_path / "a.obo"
+    f.write_text("one")
+    before = cache.file_fingerprint(f, checksum=True)
+    f.write_text("other content")
+    after = cache.file_fingerprint(f, checksum=True)
+    assert before["sha256"] != after["sha256"] and before["size"] != after["size"]
+    assert cache.file_fingerprint(tmp_path)["kind"] == "folder"
+
+
+def test_clean_orphans_removes_only_old_temporaries(tmp_path):
+    old, young = tmp_path / ".build-lists-old", tmp_path / ".build-lists-young"
+    old.mkdir()
+    young.mkdir()
+    past = time.time() - 2 * cache.ORPHAN_AGE
+    os.utime(old, (past, past))
+    removed = cache.clean_orphans(tmp_path, "lists")
+    assert removed == [old] and young.exists() and not old.exists()
