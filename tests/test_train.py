@@ -284,3 +284,18 @@ def test_cli_parses():
     assert (args.recipe, args.profile, args.seed, args.base_model) == ("single", "smoke", 3, "minilm")
     args = build_parser().parse_args(["predict", "--model", "m", "--text", "a b"])
     assert args.text == ["a b"]
+
+
+def test_predict_windows_keeps_the_order_and_scores_the_loss(tiny_model_dir):
+    """Length-sorted batches come back in the windows' original order, identical to one-by-one prediction."""
+    from craftlib.models import load_model, load_tokenizer
+
+    tok, model = load_tokenizer(tiny_model_dir), load_model(tiny_model_dir)
+    data = _synthetic(12, seed=3)
+    feats = train.encode_windows(tok, data["tokens"], data["ner_tags"], 16, 4)
+    batched, loss = train.predict_windows(model, tok, feats, batch_size=5)
+    assert loss is not None and loss > 0
+    for i in range(len(feats["input_ids"])):
+        one = {k: [feats[k][i]] for k in ("input_ids", "attention_mask", "token_type_ids", "labels")}
+        single, _ = train.predict_windows(model, tok, one, batch_size=1)
+        assert single[0] == batched[i]
