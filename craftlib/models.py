@@ -185,7 +185,6 @@ def model_info(name: str | os.PathLike | None = None) -> dict:
     from transformers import AutoConfig
 
     config = _load(AutoConfig, name or DEFAULT_MODEL)
-    path = resolve_model(name)
     return {
         "name": str(name or DEFAULT_MODEL),
         "resolved": portable_model_name(name),

@@ -44,7 +44,7 @@ def cpu_has_native_bf16() -> bool:
         probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
         if any(p is not None and p() for p in probes):
             return True
-    except Exception:  # noqa: BLE001 - private helpers; fall back to the CPU flags
+    except Exception:  # noqa: BLE001, S110 - private helpers; fall back to the CPU flags
         pass
     try:
         flags = Path("/proc/cpuinfo").read_text()

@@ -22,10 +22,9 @@ def test_atomic_dir_keeps_old_folder_on_error(tmp_path):
     out = tmp_path / "out"
     with cache.atomic_dir(out) as tmp:
         (tmp / "f").write_text("old")
-    with pytest.raises(RuntimeError):
-        with cache.atomic_dir(out) as tmp:
-            (tmp / "f").write_text("new")
-            raise RuntimeError("killed half-way")
+    with pytest.raises(RuntimeError), cache.atomic_dir(out) as tmp:
+        (tmp / "f").write_text("new")
+        raise RuntimeError("killed half-way")
     assert (out / "f").read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
