@@ -352,8 +352,7 @@ def tag_document(
             if first > last or first >= len(tok_starts):
                 counts["dropped:no_token"] += 1
                 continue
-            if tok_starts[first] < span[0] or tok_ends[last] > span[1]:
-                counts["boundary:inside_token"] += 1
+            if tok_starts[first] < span[0] or tok_ends[last] > span[1]:  # counted once: expanded or dropped
                 if policies.boundary == "drop":
                     counts["boundary:dropped"] += 1
                     continue
@@ -517,22 +516,25 @@ def gene_rule_report(
 
 
 def gene_rule_table(report: dict):
-    """One row per rule of a :func:`gene_rule_report`: Gene share and documents without Gene per split,
-    contradictions (a ``pandas.DataFrame``)."""
+    """One row per rule of a :func:`gene_rule_report` (a ``pandas.DataFrame`` with two-level columns): Gene share
+    and documents without any Gene (of those with PR mentions) per split, and the contradictions."""
     import pandas as pd
 
     rows = {}
     for rule, r in report["rules"].items():
         row = {}
         for split, s in r["splits"].items():
-            row[f"Gene share {split}"] = s["gene_share"]
+            row[("Gene share", split)] = s["gene_share"]
         for split, s in r["splits"].items():
-            row[f"docs without Gene {split}"] = f"{s['documents_without_gene']}/{s['documents_with_pr']}"
-        row["gene-context → Protein"] = r["contradictions"]["gene_context_as_Protein"]
-        row["protein-context → Gene"] = r["contradictions"]["protein_context_as_Gene"]
-        row["contradictions"] = r["contradictions"]["total"]
+            row[("docs without Gene", split)] = f"{s['documents_without_gene']}/{s['documents_with_pr']}"
+        c = r["contradictions"]
+        row[("contradictions", "gene word → Protein")] = c["gene_context_as_Protein"]
+        row[("contradictions", "protein word → Gene")] = c["protein_context_as_Gene"]
+        row[("contradictions", "total")] = c["total"]
         rows[rule] = row
-    return pd.DataFrame(rows).T.rename_axis("gene_rule")
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.columns = pd.MultiIndex.from_tuples(table.columns)
+    return table.rename_axis("gene_rule")
 
 
 def read_gene_rule_report(

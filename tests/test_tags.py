@@ -83,7 +83,7 @@ def test_default_policies_on_document_1001():
     assert counts["overlap:nested_cross_module"] == 1  # PR Fgf8 inside SO "Fgf8 gene"
     assert counts["overlap:nested_same_module"] == 1  # CL neurons inside CL retinal neurons
     assert counts["overlap:same_span_other_type_cross_module"] == 1  # DNA: CHEBI wins over SO
-    assert counts["boundary:inside_token"] == counts["boundary:expanded"] == 1
+    assert counts["boundary:expanded"] == 1 and "boundary:inside_token" not in counts  # one counter per mention
     assert counts["dropped:cross_sentence"] == 1
     assert counts["entities:Chemical"] == 2
 
@@ -247,7 +247,9 @@ def test_gene_rule_report_on_hand_made_documents():
     assert none_pair["agreement"] == 0.5 and none_pair["kappa"] == 0.0
     table = tags.gene_rule_table(rep)
     assert list(table.index) == list(tags.GENE_RULE_CHOICES)
-    assert table.loc["italic", "contradictions"] == 3 and table.loc["italic", "docs without Gene train"] == "1/2"
+    assert table.loc["italic", ("contradictions", "total")] == 3
+    assert table.loc["italic", ("docs without Gene", "train")] == "1/2"
+    assert table.loc["italic+context", ("Gene share", "train")] == 0.6
     with pytest.raises(ValueError, match="gene_rule"):
         tags.gene_rule_report(docs, rules=("italic", "bold"))
 
@@ -285,7 +287,7 @@ def test_committed_gene_rule_measurements_match_the_documented_default():
 def test_boundary_drop():
     (_, s1), counts = tag("1001", boundary="drop")
     assert ("anti-chromatin", "O") in s1
-    assert counts["boundary:dropped"] == 1
+    assert counts["boundary:dropped"] == 1 and "boundary:expanded" not in counts
 
 
 @pytest.mark.parametrize(
