@@ -218,6 +218,7 @@ def test_gene_rule_report_on_hand_made_documents():
     assert rep["documents_read"] == 4 and list(rep["cues"]) == ["train", "validation", "test"]
     assert rep["cues"]["train"] == {"documents": 2, "pr_mentions": 5, "italic": 2, "gene_context": 2,
                                     "protein_context": 1, "both_contexts": 0,
+                                    "neither_italic_nor_gene_context": 1,  # "of Myoc binds"
                                     "documents_with_pr_but_no_italic_pr": 1}
     it, ctx, both, none = (rep["rules"][r] for r in ("italic", "context", "italic+context", "none"))
     # italic: Shh, Bmp4 (train), Otx2 (dev); "Pax6 gene" and "Myoc gene" are Protein: 2 contradictions,
