@@ -10,9 +10,10 @@ changes is counted in ``stats.json``):
    sidestepping)". What v3.0 changed was removing the separate Entrez Gene layer (``CHANGES.md``: "The
    Entrez Gene annotations have been removed from the distribution, as we believe they do not match the
    quality of the other concept annotations"). A six-type scheme with a Gene type (SO, CL, PR, Entrez Gene,
-   NCBITaxon, ChEBI: CRAFT v1–2's modules) most likely took Gene from that Entrez Gene layer; CRAFT v5 has
-   no Gene annotation at all. So the **Gene rule** (:data:`GENE_RULE_CHOICES`) is *this project's
-   substitute*, a heuristic that splits PR mentions into ``Gene`` and ``Protein``:
+   NCBITaxon, ChEBI: CRAFT v1–2's modules), like the reference card's, most likely took Gene from that
+   Entrez Gene layer (the card does not say); CRAFT v5 has no Gene annotation at all. So the **Gene rule**
+   (:data:`GENE_RULE_CHOICES`) is *this project's substitute*, a heuristic that splits PR mentions into
+   ``Gene`` and ``Protein``; nothing says that the reference used italics or context words:
 
    * ``italic``: the mention overlaps an italic typography span (gene symbols are italic by nomenclature
      convention, but full gene names are not, and some journals italicise nothing);
@@ -23,8 +24,9 @@ changes is counted in ``stats.json``):
      to the mention (explicit words beat typography: "mutant BRCA2 protein", "the *mon* gene product");
    * ``none``: every PR mention is a ``Protein``.
 
-   **How the default was chosen** (measured on all 97 documents by :func:`gene_rule_report`; command and
-   numbers in ``results/gene_rules.json`` and ``results/README.md``): (1) no *contradiction* — a mention
+   **How the default was chosen** (measured on all 97 documents by :func:`gene_rule_report`:
+   ``python -m craftlib gene-rules --profile quick --out results/gene_rules.json`` wrote the committed
+   ``results/gene_rules.json``): (1) no *contradiction* — a mention
    with only a gene-context word next to it labelled Protein ("myocilin gene" → Protein), or one with only
    a protein-context word labelled Gene ("Shh protein" → Gene); (2) among the rules that pass, the fewest
    documents with PR mentions but no Gene at all (a document without any Gene says more about its
@@ -230,8 +232,9 @@ def is_italic(mention: Mention, italics: Sequence[tuple[int, int]]) -> bool:
 def mention_type(mention: Mention, italics: Sequence[tuple[int, int]], policies: TagPolicies) -> str:
     """Entity type of a mention; a PR mention is a Gene or a Protein by ``policies.gene_rule``.
 
-    ``italics``: the document's italic typography spans; the context is read from the mention itself
-    (:func:`context_words`).
+    ``italics``: the document's italic typography spans. The context words are read from the document text
+    kept on the mention (``Mention.before`` / ``after``, filled by :func:`craftlib.corpus.read_mentions`; a
+    hand-made ``Mention`` without them has no context).
     """
     kind = config.MODULE_TO_TYPE[mention.module]
     if mention.module != "PR":
