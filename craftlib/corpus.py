@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 NER_MODULES: tuple[str, ...] = tuple(config.MODULE_TO_TYPE)
 #: Typography classes kept from ``sections-and-typography`` (``section`` spans are kept apart).
 TYPOGRAPHY_CLASSES = ("italic", "bold", "sup", "sub", "underline")
+#: Characters of document text kept on each side of a mention (``Mention.before`` / ``Mention.after``), enough
+#: for the words next to it that :mod:`craftlib.tags` reads (the gene-context rule).
+CONTEXT_CHARS = 40
 #: Name of the extracted folder and of the marker that makes a cached extraction "complete".
 CRAFT_DIRNAME = f"CRAFT-{config.CRAFT_VERSION}"
 MARKER = ".craftlib-complete.json"
@@ -77,7 +80,12 @@ class Sentence:
 
 @dataclass(frozen=True)
 class Mention:
-    """One concept annotation. ``spans`` has several ``(start, end)`` pairs for a discontinuous mention."""
+    """One concept annotation. ``spans`` has several ``(start, end)`` pairs for a discontinuous mention.
+
+    ``before`` / ``after``: the document text just before its first and after its last fragment (up to
+    :data:`CONTEXT_CHARS` characters each, filled by :func:`read_mentions`), where the words around the mention
+    are read (``craftlib.tags.context_words``).
+    """
 
     mention_id: str
     module: str
@@ -86,6 +94,8 @@ class Mention:
     class_id: str
     class_label: str
     text: str
+    before: str = ""
+    after: str = ""
 
     @property
     def start(self) -> int:
@@ -380,7 +390,9 @@ def read_mentions(root: Path, doc_id: str, module: str, annotation_set: str, tex
     for mid, spans, stext, cid, clabel in _annotations(path):
         if spans[-1][1] > len(text) or spans[0][0] < 0:
             raise CorpusError(f"{path}: mention {mid} span {spans} lies outside the text ({len(text)} chars).")
-        out.append(Mention(mid, module, annotation_set, spans, cid, clabel, stext))
+        start, end = spans[0][0], spans[-1][1]
+        out.append(Mention(mid, module, annotation_set, spans, cid, clabel, stext,
+                           before=text[max(0, start - CONTEXT_CHARS):start], after=text[end:end + CONTEXT_CHARS]))
     out.sort(key=lambda m: (m.start, -m.end, m.mention_id))
     return out
 

@@ -77,7 +77,7 @@ def test_01_explore_craft(workspace):
 def test_02_normalize_tags(workspace):
     from craftlib import config, tags
 
-    run_notebook("02_normalize_tags.ipynb", workspace)
+    nb = run_notebook("02_normalize_tags.ipynb", workspace)
     out = config.processed_dir("smoke", "proper", workspace["data"])
     dsd = tags.load_dataset("smoke", "proper", data_dir=workspace["data"], build_if_missing=False)
     assert set(dsd) == {"train", "validation", "test"}
@@ -99,6 +99,18 @@ def test_02_normalize_tags(workspace):
     assert stats["total"]["gene_rule"]["Gene"] > 0
     conll = (out / "conll" / "train.conll").read_text().split("\n\n")
     assert len([b for b in conll if b.strip()]) == len(dsd["train"])
+    assert stats["policies"]["gene_rule"] == tags.TagPolicies().gene_rule == "italic+context"
+    assert not [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    # the per-document Gene share figure, and the rules measured side by side
+    figure = next(c for c in nb.cells if "Per-document Gene share" in c.source)
+    assert any("image/png" in o.get("data", {}) for o in figure.get("outputs", []))
+    html = "".join(o.get("data", {}).get("text/html", "") for c in nb.cells for o in c.get("outputs", []))
+    assert all(rule in html for rule in tags.GENE_RULE_CHOICES) and "contradictions" in html
+    # the toy tags one hand-made sentence under several policies, before the corpus-wide counts
+    toy = next(i for i, c in enumerate(nb.cells) if c.source.startswith("toy = "))
+    counts = next(i for i, c in enumerate(nb.cells) if "policy_counts = " in c.source)
+    assert toy < counts and "discontinuous=covering" in "".join(
+        o.get("data", {}).get("text/html", "") for o in nb.cells[toy].get("outputs", []))
 
 
 # --- 03_augment_with_ontologies ---

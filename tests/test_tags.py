@@ -7,6 +7,7 @@ What the fixture's mentions exercise (document 1001, train; 1002, test):
 * CL ``neurons`` nested in CL ``retinal neurons``; CHEBI ``DNA`` and SO ``DNA`` on the same span;
 * CHEBI ``chromatin`` ends/starts inside the token ``anti-chromatin``;
 * NCBITaxon ``neurons.\\nThe`` crosses a sentence boundary;
+* the Gene rules: ``Fgf8`` is followed by "gene" (context), ``The Shh protein`` has a protein-context word;
 * PR ``Pax ... 2`` is discontinuous with only " - " between its fragments; PR ``alpha- ... tubulin`` is
   discontinuous around " and beta-"; PR ``beta-tubulin``.
 """
@@ -14,6 +15,7 @@ What the fixture's mentions exercise (document 1001, train; 1002, test):
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -81,7 +83,7 @@ def test_default_policies_on_document_1001():
     assert counts["overlap:nested_cross_module"] == 1  # PR Fgf8 inside SO "Fgf8 gene"
     assert counts["overlap:nested_same_module"] == 1  # CL neurons inside CL retinal neurons
     assert counts["overlap:same_span_other_type_cross_module"] == 1  # DNA: CHEBI wins over SO
-    assert counts["boundary:inside_token"] == counts["boundary:expanded"] == 1
+    assert counts["boundary:expanded"] == 1 and "boundary:inside_token" not in counts  # one counter per mention
     assert counts["dropped:cross_sentence"] == 1
     assert counts["entities:Chemical"] == 2
 
@@ -105,10 +107,188 @@ def test_gene_rule_none_makes_every_pr_mention_a_protein():
     assert counts["gene_rule:Protein"] == 3 and counts["gene_rule:Gene"] == 0
 
 
+@pytest.mark.parametrize(
+    ("rule", "first_shh", "gene", "protein"),
+    [
+        ("italic", "B-Gene", 2, 1),  # italic Shh and Fgf8
+        ("context", "B-Protein", 1, 2),  # only "Fgf8 gene"
+        ("italic+context", "B-Gene", 2, 1),  # italic Shh, italic "Fgf8 gene"; "The Shh protein" stays Protein
+        ("none", "B-Protein", 0, 3),
+    ],
+)
+def test_each_gene_rule_on_document_1001(rule, first_shh, gene, protein):
+    (s0, s1), counts = tag("1001", gene_rule=rule)
+    assert s0[0] == ("Shh", first_shh)
+    assert ("Shh", "B-Protein") in s1  # "The Shh protein": not italic, protein-context word after it
+    assert (counts["gene_rule:Gene"], counts["gene_rule:Protein"]) == (gene, protein)
+
+
+def test_default_gene_rule_is_italic_plus_context():
+    assert tags.TagPolicies().gene_rule == "italic+context"
+    assert set(tags.GENE_RULE_CHOICES) >= {"italic", "context", "italic+context", "none"}
+    with pytest.raises(ValueError, match="gene_rule='bold'.*italic, context, italic\\+context, none"):
+        tags.TagPolicies(gene_rule="bold")
+
+
+def test_read_mentions_keeps_the_text_around_each_mention():
+    doc = corpus.read_document(ROOT, "1001", modules=("PR",), annotation_sets=("proper",))
+    fgf8 = next(m for m in doc.mentions[("PR", "proper")] if m.text == "Fgf8")
+    assert fgf8.before == "Shh and " and fgf8.after.startswith(" gene expression in retinal")
+    assert len(fgf8.after) == corpus.CONTEXT_CHARS
+    assert tags.context_words(fgf8) == ("and", "gene") and tags.has_gene_context(fgf8)
+
+
+def pr(before: str, text: str, after: str, start: int = 100) -> corpus.Mention:
+    """A hand-made PR mention with the document text around it."""
+    return corpus.Mention("m", "PR", "proper", ((start, start + len(text)),), "PR:1", "x", text, before, after)
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "words", "gene", "protein"),
+    [
+        ("the ", " gene was", ("the", "gene"), True, False),  # "myocilin gene"
+        ("of ", " mRNA levels", ("of", "mrna"), True, False),
+        ("in ", "-null mice", ("in", "null"), True, False),  # one hyphen joins the word
+        ("the targeted ", " alleles", ("targeted", "alleles"), True, False),
+        ("of the gene ", ", which", ("gene", ""), True, False),  # a word before counts too
+        ("an ", ". Gene expression", ("an", ""), False, False),  # punctuation in between: no context
+        ("title ", "\nGene", ("title", ""), False, False),  # nor across a line break
+        ("the ", " gene product", ("the", "gene"), False, True),  # "gene product" is the protein
+        ("rabbit anti-", " antibody", ("anti", "antibody"), False, True),
+        ("with mutant ", " protein are", ("mutant", "protein"), True, True),
+        ("", "", ("", ""), False, False),
+    ],
+)
+def test_context_words(before, after, words, gene, protein):
+    m = pr(before, "Pax6", after)
+    assert tags.context_words(m) == words
+    assert tags.has_gene_context(m) is gene and tags.has_protein_context(m) is protein
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "italic", "expected"),
+    [  # italic, context, italic+context, none
+        ("the ", " is expressed", True, ("Gene", "Protein", "Gene", "Protein")),
+        ("the ", " gene is", False, ("Protein", "Gene", "Gene", "Protein")),
+        ("the ", " gene is", True, ("Gene", "Gene", "Gene", "Protein")),
+        ("the ", " protein is", True, ("Gene", "Protein", "Protein", "Protein")),  # the word beats italics
+        ("with mutant ", " protein are", False, ("Protein", "Protein", "Protein", "Protein")),
+        ("the ", " is expressed", False, ("Protein", "Protein", "Protein", "Protein")),
+    ],
+)
+def test_mention_type_per_rule(before, after, italic, expected):
+    m = pr(before, "Pax6", after)
+    italics = [(98, 102)] if italic else [(0, 5)]
+    got = tuple(tags.mention_type(m, italics, tags.TagPolicies(gene_rule=r))
+                for r in ("italic", "context", "italic+context", "none"))
+    assert got == expected
+    other = corpus.Mention("c", "CL", "proper", ((100, 104),), "CL:1", "x", "cell", "the ", " gene")
+    assert tags.mention_type(other, italics, tags.TagPolicies(gene_rule="context")) == "Cell"
+
+
+def test_cohen_kappa():
+    assert tags.cohen_kappa(list("GGPP"), list("GGPP")) == 1.0
+    assert tags.cohen_kappa(list("GGPP"), list("PPGG")) == -1.0
+    # observed 0.75, expected 0.5 * 0.75 + 0.5 * 0.25 = 0.5 -> kappa 0.5
+    assert tags.cohen_kappa(list("GGPP"), list("GGGP")) == pytest.approx(0.5)
+    assert tags.cohen_kappa(list("PPP"), list("PPP")) is None  # chance agreement 1: undefined
+    with pytest.raises(ValueError):
+        tags.cohen_kappa(["G"], [])
+    sklearn = pytest.importorskip("sklearn.metrics")
+    a, b = list("GGPPGPGPPG"), list("GPPPGGGPPP")
+    assert tags.cohen_kappa(a, b) == pytest.approx(sklearn.cohen_kappa_score(a, b))
+
+
+def _toy_doc(doc_id: str, split: str, mentions: list[corpus.Mention], italics=()) -> corpus.Document:
+    doc = corpus.Document(doc_id, split, "x" * 1000)
+    doc.mentions[("PR", "proper")] = mentions
+    doc.typography = [corpus.Span(a, b, "italic") for a, b in italics]
+    return doc
+
+
+def test_gene_rule_report_on_hand_made_documents():
+    docs = [
+        _toy_doc("A", "train", [pr("the ", "Pax6", " gene is", start=10), pr("the ", "Shh", " is expressed", 50),
+                                pr("the ", "Bmp4", " protein is", 80)], italics=[(50, 53), (80, 84)]),
+        _toy_doc("B", "train", [pr("the ", "Myoc", " gene was", 10), pr("of ", "Myoc", " binds", 40)]),  # no italics
+        _toy_doc("C", "dev", [pr("the ", "Otx2", " binds", 10)], italics=[(10, 14)]),
+        _toy_doc("D", "test", []),  # no PR mention: no Gene share
+    ]
+    rep = tags.gene_rule_report(docs)
+    assert rep["documents_read"] == 4 and list(rep["cues"]) == ["train", "validation", "test"]
+    assert rep["cues"]["train"] == {"documents": 2, "pr_mentions": 5, "italic": 2, "gene_context": 2,
+                                    "protein_context": 1, "both_contexts": 0,
+                                    "neither_italic_nor_gene_context": 1,  # "of Myoc binds"
+                                    "documents_with_pr_but_no_italic_pr": 1}
+    it, ctx, both, none = (rep["rules"][r] for r in ("italic", "context", "italic+context", "none"))
+    # italic: Shh, Bmp4 (train), Otx2 (dev); "Pax6 gene" and "Myoc gene" are Protein: 2 contradictions,
+    # "Bmp4 protein" is Gene: 1
+    assert it["splits"]["train"]["Gene"] == 2 and it["splits"]["validation"]["gene_share"] == 1.0
+    assert it["contradictions"] == {"gene_context_as_Protein": 2, "protein_context_as_Gene": 1, "total": 3}
+    assert it["splits"]["train"]["documents_without_gene"] == 1  # document B: its journal italicises nothing
+    assert ctx["splits"]["train"]["Gene"] == 2 and ctx["contradictions"]["total"] == 0
+    assert ctx["splits"]["validation"]["documents_without_gene"] == 1  # Otx2: italic, no context word
+    assert both["splits"]["train"]["Gene"] == 3 and both["contradictions"]["total"] == 0
+    assert both["splits"]["train"]["documents_without_gene"] == 0
+    assert none["contradictions"]["gene_context_as_Protein"] == 2 and none["splits"]["train"]["gene_share"] == 0
+    assert it["splits"]["test"] == {"pr_mentions": 0, "Gene": 0, "Protein": 0, "gene_share": 0.0,
+                                    "documents_with_pr": 0, "documents_without_gene": 0,
+                                    "document_share_min": None, "document_share_median": None,
+                                    "document_share_max": None}
+    rows = {d["doc_id"]: d for d in rep["documents"]}
+    assert rows["A"]["gene_share"] == {"italic": round(2 / 3, 4), "context": round(1 / 3, 4),
+                                       "italic+context": round(2 / 3, 4), "none": 0.0}
+    assert rows["D"]["gene_share"]["italic"] is None
+    pair = next(a for a in rep["agreement"] if (a["a"], a["b"]) == ("italic", "italic+context"))
+    # italic      P G G P P G  (Pax6 gene, Shh, Bmp4 protein, Myoc gene, Myoc, Otx2)
+    # italic+ctx  G G P G P G  -> 3 of 6 agree; kappa from the same labels
+    assert pair["agreement"] == 0.5
+    assert pair["kappa"] == round(tags.cohen_kappa(list("PGGPPG"), list("GGPGPG")), 4)
+    none_pair = next(a for a in rep["agreement"] if (a["a"], a["b"]) == ("italic", "none"))
+    assert none_pair["agreement"] == 0.5 and none_pair["kappa"] == 0.0
+    table = tags.gene_rule_table(rep)
+    assert list(table.index) == list(tags.GENE_RULE_CHOICES)
+    assert table.loc["italic", ("contradictions", "total")] == 3
+    assert table.loc["italic", ("docs without Gene", "train")] == "1/2"
+    assert table.loc["italic+context", ("Gene share", "train")] == 0.6
+    with pytest.raises(ValueError, match="gene_rule"):
+        tags.gene_rule_report(docs, rules=("italic", "bold"))
+
+
+def test_gene_rule_report_on_the_fixture_corpus_and_cli(tmp_path, monkeypatch, capsys):
+    from craftlib.cli import main
+
+    monkeypatch.delenv("CRAFT_SHA256", raising=False)
+    rep = tags.read_gene_rule_report("quick", source=ROOT, data_dir=tmp_path, progress=False)
+    assert rep["default_rule"] == "italic+context" and rep["documents_read"] == 2
+    assert rep["cues"]["train"]["pr_mentions"] == 3 and rep["cues"]["train"]["gene_context"] == 1
+    assert rep["rules"]["italic"]["splits"]["train"]["Gene"] == 2
+    out = tmp_path / "res" / "gene_rules.json"
+    assert main(["gene-rules", "--source", str(ROOT), "--data-dir", str(tmp_path), "--out", str(out)]) == 0
+    written = json.loads(out.read_text())
+    assert written["rules"] == rep["rules"] and written["command"].startswith("python -m craftlib gene-rules")
+    printed = capsys.readouterr().out
+    assert "italic+context" in printed and "kappa" in printed and not list(out.parent.glob("*.tmp"))
+
+
+def test_committed_gene_rule_measurements_match_the_documented_default():
+    """results/gene_rules.json (python -m craftlib gene-rules --profile quick --out results/gene_rules.json)."""
+    path = Path(__file__).resolve().parent.parent / "results" / "gene_rules.json"
+    rep = json.loads(path.read_text())
+    assert rep["documents_read"] == 97 and rep["default_rule"] == tags.TagPolicies().gene_rule
+    assert rep["gene_context_words"] == sorted(tags.GENE_CONTEXT_WORDS)
+    assert rep["protein_context_words"] == sorted(tags.PROTEIN_CONTEXT_WORDS)
+    # the stated criterion: no contradiction, then fewest documents without any Gene
+    def key(rule):
+        r = rep["rules"][rule]
+        return (r["contradictions"]["total"], sum(s["documents_without_gene"] for s in r["splits"].values()))
+    assert min(rep["rules"], key=key) == rep["default_rule"]
+
+
 def test_boundary_drop():
     (_, s1), counts = tag("1001", boundary="drop")
     assert ("anti-chromatin", "O") in s1
-    assert counts["boundary:dropped"] == 1
+    assert counts["boundary:dropped"] == 1 and "boundary:expanded" not in counts
 
 
 @pytest.mark.parametrize(
