@@ -120,6 +120,9 @@ class Profile:
     window_stride: int = 32
     weight_decay: float = 0.0
     warmup_ratio: float = 0.0
+    #: a marker token before capitalised / all-caps / mixed-case words (``craftlib.train.CASE_MARKERS``), so that
+    #: an uncased model sees how a word was written
+    case_markers: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)

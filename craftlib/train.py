@@ -71,7 +71,7 @@ def run_name(
 
 #: Short names of profile fields in run names (``single-minilm-quick-ep2-lr5e-05``).
 _OVERRIDE_NAMES = {"epochs": "ep", "learning_rate": "lr", "max_train_sentences": "n", "max_steps": "steps",
-                   "batch_size": "bs", "max_length": "len"}
+                   "batch_size": "bs", "max_length": "len", "case_markers": "case"}
 
 
 def profile_overrides(profile: config.Profile) -> dict:
@@ -89,8 +89,12 @@ def _plain(value):
 
 def override_suffix(profile: config.Profile) -> str:
     """``-ep2-lr5e-05``-style suffix for the fields of ``profile`` that differ from its named profile."""
-    return "".join(f"-{_OVERRIDE_NAMES.get(f, f.replace('_', ''))}{_plain(v)}"
-                   for f, v in profile_overrides(profile).items()).replace(" ", "")
+
+    def part(f, v):
+        short = _OVERRIDE_NAMES.get(f, f.replace("_", ""))
+        return (short if v else f"no{short}") if isinstance(v, bool) else f"{short}{_plain(v)}"
+
+    return "".join(f"-{part(f, v)}" for f, v in profile_overrides(profile).items()).replace(" ", "")
 
 
 # ------------------------------------------------------------------------------ alignment, windows
@@ -147,9 +151,53 @@ def make_windows(word_lengths: Sequence[int], budget: int, stride: int) -> list[
     return windows
 
 
+#: Marker tokens shown before a word to say how it was written (``case_markers=True``). An uncased model
+#: (MiniLM lower-cases everything) cannot see that "PAX6", "Pax6" and "pax6" differ; these markers reuse ids
+#: of BERT's unused vocabulary, so no embedding row is added. Markers carry no label (-100) and get no prediction.
+CASE_MARKERS = {"title": "[unused1]", "upper": "[unused2]", "mixed": "[unused3]"}
+
+
+def case_class(word: str) -> str | None:
+    """``"upper"`` (BMP4, DNA), ``"title"`` (Pax6, Mouse), ``"mixed"`` (mRNA, cAMP, XpdTTD) or ``None``
+    (lower case, or no letter)."""
+    letters = [c for c in word if c.isalpha()]
+    if not any(c.isupper() for c in letters):
+        return None
+    if len(letters) > 1 and all(c.isupper() for c in letters):
+        return "upper"
+    if letters[0].isupper() and word[0] == letters[0] and not any(c.isupper() for c in letters[1:]):
+        return "title"
+    return "mixed"
+
+
+def add_case_markers(tokenizer):
+    """Register the :data:`CASE_MARKERS` with ``tokenizer`` as unsplittable, un-lower-cased tokens (in place;
+    a no-op when present). They are saved with the tokenizer, so a trained run predicts with them too."""
+    from tokenizers import AddedToken
+
+    missing = [m for m in CASE_MARKERS.values() if m not in tokenizer.get_added_vocab()]
+    if missing:
+        tokenizer.add_tokens([AddedToken(m, normalized=False, special=True) for m in missing])
+    return tokenizer
+
+
+def _with_markers(words: Sequence[str]) -> tuple[list[str], list[int]]:
+    """Words with a case marker before each cased word, and for each of them its original word index (-1: marker)."""
+    out, owner = [], []
+    for i, w in enumerate(words):
+        kind = case_class(w)
+        if kind is not None:
+            out.append(CASE_MARKERS[kind])
+            owner.append(-1)
+        out.append(w)
+        owner.append(i)
+    return out, owner
+
+
 def encode_windows(
     tokenizer, sentences: Sequence[Sequence[str]], tags: Sequence[Sequence[int]] | None = None,
     max_length: int = 128, stride: int = 32, label_all_subtokens: bool = False, first_index: int = 0,
+    case_markers: bool = False,
 ) -> dict[str, list]:
     """Tokenize pre-split sentences into model windows (columns of a ``datasets`` batch).
 
@@ -157,23 +205,38 @@ def encode_windows(
     (when ``tags`` are given) and the bookkeeping columns ``sentence`` (index, offset by ``first_index``),
     ``word_start``/``word_end`` (the window's word range) and ``word_ids`` (sentence-level word index of
     each sub-token, ``-1`` for special tokens) used by :func:`merge_windows`.
+
+    ``case_markers=True`` puts a :data:`CASE_MARKERS` token before every cased word (the tokenizer must have them:
+    :func:`add_case_markers`); markers count towards the window budget and get ``word_ids`` ``-1``.
     """
     budget = max_length - tokenizer.num_special_tokens_to_add(pair=False)
     if budget < 1 or stride >= budget:
         raise CraftlibError(f"max_length={max_length} leaves no room for stride={stride}: use a smaller stride.")
     sentences = [list(s) for s in sentences]
+    if case_markers:
+        marked = [_with_markers(words) for words in sentences]
+    else:
+        marked = [(words, list(range(len(words)))) for words in sentences]
     # counting only (no truncation here): verbose=False silences the "longer than the maximum" warning,
     # since long sentences are exactly what the windows below handle
-    counts = (tokenizer(sentences, is_split_into_words=True, add_special_tokens=False, verbose=False)
+    counts = (tokenizer([m[0] for m in marked], is_split_into_words=True, add_special_tokens=False, verbose=False)
               if sentences else None)
-    pieces, owners = [], []
+    pieces, owners, piece_owner = [], [], []
     for i, words in enumerate(sentences):
+        expanded, owner = marked[i]
         lengths = [0] * len(words)
+        # a marker's sub-token counts for the word it precedes
+        word_of = [o if o >= 0 else owner[k + 1] for k, o in enumerate(owner)]
         for wid in counts.word_ids(i):
             if wid is not None:
-                lengths[wid] += 1
+                lengths[word_of[wid]] += 1
+        first = {}
+        for k, o in enumerate(word_of):
+            first.setdefault(o, k)
         for start, end in make_windows(lengths, budget, stride):
-            pieces.append(words[start:end])
+            lo, hi = first[start], (first[end] if end < len(words) else len(expanded))
+            pieces.append(expanded[lo:hi])
+            piece_owner.append(owner[lo:hi])
             owners.append((i, start, end))
     out: dict[str, list] = {"sentence": [], "word_start": [], "word_end": [], "word_ids": []}
     if tags is not None:
@@ -184,7 +247,7 @@ def encode_windows(
     for key, values in enc.items():
         out[key] = list(values)
     for j, (i, start, end) in enumerate(owners):
-        wids = [-1 if w is None else w + start for w in enc.word_ids(j)]
+        wids = [-1 if w is None else piece_owner[j][w] for w in enc.word_ids(j)]
         out["sentence"].append(first_index + i)
         out["word_start"].append(start)
         out["word_end"].append(end)
@@ -221,13 +284,14 @@ def merge_windows(
 
 
 def featurize(dataset, tokenizer, max_length: int, stride: int, label_all_subtokens: bool = False,
-              with_labels: bool = True):
+              with_labels: bool = True, case_markers: bool = False):
     """Windowed features of a ``datasets.Dataset`` with ``tokens`` (and ``ner_tags``)."""
 
     def fn(batch, indices):
         return encode_windows(
             tokenizer, batch["tokens"], batch["ner_tags"] if with_labels else None,
             max_length, stride, label_all_subtokens, first_index=indices[0] if indices else 0,
+            case_markers=case_markers,
         )
 
     return dataset.map(fn, batched=True, with_indices=True, remove_columns=dataset.column_names,
@@ -493,9 +557,12 @@ def fine_tune(
 
     set_seed(seed)
     device = detect_device()
-    train_feats = featurize(data["train"], tokenizer, profile.max_length, profile.window_stride, label_all_subtokens)
+    if profile.case_markers:
+        add_case_markers(tokenizer)
+    train_feats = featurize(data["train"], tokenizer, profile.max_length, profile.window_stride, label_all_subtokens,
+                            case_markers=profile.case_markers)
     dev_feats = encode_windows(tokenizer, data["validation"]["tokens"], data["validation"]["ner_tags"],
-                               profile.max_length, profile.window_stride)
+                               profile.max_length, profile.window_stride, case_markers=profile.case_markers)
     dev_eval = _DevEval(dev_feats, data["validation"], tokenizer, max(32, profile.eval_batch_size), device, progress)
     per_epoch = math.ceil(len(train_feats) / (profile.batch_size * _world_size()))
     total = profile.max_steps if profile.max_steps > 0 else math.ceil(per_epoch * profile.epochs)
@@ -524,12 +591,14 @@ def fine_tune(
 
 
 def predict_dataset(model, tokenizer, dataset, max_length: int, stride: int, batch_size: int = 32,
-                    progress: bool = False) -> tuple[list[list[str]], int]:
+                    progress: bool = False, case_markers: bool = False) -> tuple[list[list[str]], int]:
     """Word-level predicted tags for every sentence of ``dataset`` (a ``datasets.Dataset`` or a list of token
     lists), via windows (:func:`predict_windows`: length-sorted batches, inference mode, the device's autocast);
     returns ``(tags, words_without_subtoken)``."""
     sentences = dataset["tokens"] if hasattr(dataset, "column_names") else [list(s) for s in dataset]
-    feats = encode_windows(tokenizer, sentences, None, max_length, stride)
+    if case_markers:
+        add_case_markers(tokenizer)
+    feats = encode_windows(tokenizer, sentences, None, max_length, stride, case_markers=case_markers)
     meta = [{k: feats[k][i] for k in META_COLUMNS} for i in range(len(feats["input_ids"]))]
     ids, _ = predict_windows(model, tokenizer, feats, batch_size, progress=progress)
     words, missing = merge_windows([len(s) for s in sentences], meta, ids)
@@ -715,7 +784,8 @@ Training time: {m['train_seconds']:.1f} s on {m['hardware']} ({m['tokens_per_sec
 
 #: Profile fields that ``python -m craftlib train`` can override, with their CLI options.
 CLI_OVERRIDES = {"epochs": "--epochs", "learning_rate": "--learning-rate",
-                 "max_train_sentences": "--max-train-sentences", "max_steps": "--max-steps"}
+                 "max_train_sentences": "--max-train-sentences", "max_steps": "--max-steps",
+                 "case_markers": "--case-markers"}
 
 
 def command_line(recipe: str, profile: str | config.Profile, base_model: str, seed: int, annotation_set: str,
@@ -727,6 +797,9 @@ def command_line(recipe: str, profile: str | config.Profile, base_model: str, se
     for f, value in profile_overrides(prof).items():
         if f not in CLI_OVERRIDES:  # set from Python only: say so instead of printing a command that differs
             parts += ["#", f"(also {f}={value}, set from Python)"]
+            continue
+        if isinstance(value, bool):
+            parts.append(CLI_OVERRIDES[f] if value else "--no-" + CLI_OVERRIDES[f][2:])
             continue
         parts += [CLI_OVERRIDES[f], str(_plain(value))]
     if annotation_set != "proper":
@@ -850,7 +923,7 @@ def _write_outputs(run_dir, name, recipe, prof, seed, base_model, annotation_set
             pred, missing = dev_predictions
         else:
             pred, missing = predict_dataset(model, tokenizer, data[split], prof.max_length, prof.window_stride,
-                                            max(32, prof.eval_batch_size))
+                                            max(32, prof.eval_batch_size), case_markers=prof.case_markers)
         _write_predictions(run_dir / f"predictions_{split}.jsonl", data[split], pred)
         split_scores[split] = score(_word_tags(data[split]), pred)
         uncovered[split] = missing
@@ -950,7 +1023,8 @@ def predict(model_dir: str | os.PathLike, texts_or_tokens, batch_size: int = 16,
     hp = json.loads(metrics_path.read_text()).get("hyperparameters", {}) if metrics_path.is_file() else {}
     tokenizer, model = load_tokenizer(model_dir), load_model(model_dir)
     tags, _ = predict_dataset(model, tokenizer, sentences, max_length or hp.get("max_length", 128),
-                              stride or hp.get("window_stride", 32), batch_size)
+                              stride or hp.get("window_stride", 32), batch_size,
+                              case_markers=bool(hp.get("case_markers", False)))
     return [{"tokens": toks, "tags": tg,
              "entities": [{"text": " ".join(toks[s:e]), "type": t, "start": s, "end": e}
                           for s, e, t in bio_spans(tg)]}
@@ -1016,6 +1090,8 @@ def add_commands(subparsers) -> None:
     g.add_argument("--max-train-sentences", type=int, default=None,
                    help="seeded subset of the original training sentences")
     g.add_argument("--max-steps", type=int, default=None, help="optimizer steps per training step (overrides epochs)")
+    g.add_argument("--case-markers", action=argparse.BooleanOptionalAction, default=None,
+                   help="mark capitalised / all-caps / mixed-case words with a token the uncased model can see")
     p.set_defaults(func=_cmd_train)
 
     q = subparsers.add_parser("predict", help="tag text with a trained model",

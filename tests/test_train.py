@@ -299,3 +299,36 @@ def test_predict_windows_keeps_the_order_and_scores_the_loss(tiny_model_dir):
         one = {k: [feats[k][i]] for k in ("input_ids", "attention_mask", "token_type_ids", "labels")}
         single, _ = train.predict_windows(model, tok, one, batch_size=1)
         assert single[0] == batched[i]
+
+
+def test_case_classes():
+    assert [train.case_class(w) for w in ("pax6", "Pax6", "BMP4", "mRNA", "XpdTTD", "42", "-", "A")] == \
+        [None, "title", "upper", "mixed", "mixed", None, None, "title"]
+
+
+def test_case_markers_cover_every_word_and_carry_no_label():
+    from craftlib.models import load_tokenizer
+
+    tok = train.add_case_markers(load_tokenizer("minilm"))
+    words = ["The", "PAX6", "gene", "and", "mRNA", "of", "Pax6", "in", "mouse"] * 6
+    tags = [0, 7, 8, 0, 0, 0, 7, 0, 9] * 6
+    plain = train.encode_windows(tok, [words], [tags], max_length=24, stride=6)
+    marked = train.encode_windows(tok, [words], [tags], max_length=24, stride=6, case_markers=True)
+    assert len(marked["input_ids"]) > len(plain["input_ids"])  # markers take room in the windows
+    marker_ids = set(tok.convert_tokens_to_ids(list(train.CASE_MARKERS.values())))
+    for ids, wids, labels in zip(marked["input_ids"], marked["word_ids"], marked["labels"]):
+        assert len(ids) <= 24
+        for i, w, y in zip(ids, wids, labels):
+            if i in marker_ids:
+                assert w == -1 and y == -100
+    # every word is predicted from some window, with its own label on its first sub-token
+    meta = [{k: marked[k][i] for k in train.META_COLUMNS} for i in range(len(marked["input_ids"]))]
+    oracle = [[0 if y == -100 else y for y in labels] for labels in marked["labels"]]
+    merged, missing = train.merge_windows([len(words)], meta, oracle)
+    assert missing == 0 and merged[0] == tags
+
+
+def test_case_markers_in_run_names_and_commands():
+    prof = config.get_profile("quick", case_markers=True)
+    assert train.run_name("single", "minilm", prof) == "single-minilm-quick-case"
+    assert "--case-markers" in train.command_line("single", prof, "minilm", 42, "proper")
