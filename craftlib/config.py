@@ -120,6 +120,9 @@ class Profile:
     window_stride: int = 32
     weight_decay: float = 0.0
     warmup_ratio: float = 0.0
+    #: augmented set: True = full-copy variant (every train sentence copied), False = replaced-only
+    #: (see :mod:`craftlib.augment`)
+    augment_keep_unchanged: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -157,6 +160,7 @@ PROFILES: dict[str, Profile] = {
         epochs=4,
         max_length=256,
         window_stride=64,
+        augment_keep_unchanged=True,
     ),
 }
 
