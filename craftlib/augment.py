@@ -326,6 +326,8 @@ def _cmd_augment(args: argparse.Namespace) -> int:
     from craftlib.ontology import parse_source_options
 
     t0 = time.perf_counter()
+    record = augmented_dir(args.profile, args.annotation_set, args.data_dir) / cache.INPUTS_FILE
+    before = record.stat().st_mtime_ns if record.is_file() else None
     dsd = load_augmented(args.profile, args.annotation_set, args.data_dir, args.ratio, args.seed,
                          source=args.source, ontology_dir=args.ontology_dir,
                          sources=parse_source_options(args.sources) or None,
@@ -342,7 +344,11 @@ def _cmd_augment(args: argparse.Namespace) -> int:
     print(f"train ({stats['variant']}, {stats['sampling']} sampling): {stats['original_sentences']} original + "
           f"{stats['augmented_sentences']} augmented = {dsd['train'].num_rows} sentences; realised ratio "
           f"{stats['realised_ratio']:.1%} (target {stats['ratio']:.0%}, seed {stats['seed']})")
-    print(f"wrote {augmented_dir(args.profile, args.annotation_set, args.data_dir)} in {time.perf_counter() - t0:.1f} s")
+    where = augmented_dir(args.profile, args.annotation_set, args.data_dir)
+    if before is not None and record.stat().st_mtime_ns == before:
+        print(f"reused {where} (built from the same dataset, lists and options; --force rebuilds)")
+    else:
+        print(f"wrote {where} in {time.perf_counter() - t0:.1f} s")
     return 0
 
 

@@ -700,6 +700,8 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
 
 def _cmd_entity_lists(args: argparse.Namespace) -> int:
     skip = args.skip_filter or []
+    record = lists_dir(args.profile, args.annotation_set, args.data_dir) / cache.INPUTS_FILE
+    before = record.stat().st_mtime_ns if record.is_file() else None
     lists = build_entity_lists(
         args.profile, args.annotation_set, args.data_dir, args.source, args.ontology_dir,
         parse_source_options(args.sources) or None, force=args.force,
@@ -717,7 +719,11 @@ def _cmd_entity_lists(args: argparse.Namespace) -> int:
     for t in lists:
         fc = stats["types"][t].get("filter_counts", {})
         print(f"{t:<9} " + " ".join(f"{fc.get(f, 0):>14}" for f in FILTERS))
-    print(f"wrote {lists_dir(args.profile, args.annotation_set, args.data_dir)} in {stats['seconds']:.1f} s")
+    where = lists_dir(args.profile, args.annotation_set, args.data_dir)
+    if before is not None and record.stat().st_mtime_ns == before:
+        print(f"reused {where} (built from the same sources, dataset and parameters; --force rebuilds)")
+    else:
+        print(f"wrote {where} in {stats['seconds']:.1f} s")
     return 0
 
 

@@ -216,6 +216,11 @@ def test_cli_augment(tmp_path, monkeypatch, capsys):
                  "--ratio", "1", "--seed", "3"]) == 0
     assert "realised ratio" in capsys.readouterr().out
     assert augment.load_stats("quick", data_dir=tmp_path)["seed"] == 3
+    args = ["augment", "--profile", "quick", "--data-dir", str(tmp_path), "--ratio", "1", "--seed", "3"]
+    assert main(args) == 0 and "reused" in capsys.readouterr().out
+    assert main(args + ["--keep-unchanged", "--sampling", "uniform"]) == 0 and "wrote" in capsys.readouterr().out
+    stats = augment.load_stats("quick", data_dir=tmp_path)
+    assert (stats["variant"], stats["sampling"]) == ("full-copy", "uniform")
 
 
 # ------------------------------------------------------------------------------ length-matched sampling

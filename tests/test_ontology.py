@@ -200,6 +200,12 @@ def test_build_from_obo_sources_and_cli(tmp_path, monkeypatch, capsys):
     assert sorted(stats["fallback"]) == ["Chemical", "Taxon"]
     assert stats["types"]["Gene"]["terms"] == 2 and stats["types"]["Cell"]["terms"] == 6
     assert stats["types"]["Cell"]["sources"][0]["ontology_terms"] == 4
+    assert "typed_synonym" in out and "charged_form" in out  # the filter-count table
+    assert main(args) == 0 and "reused" in capsys.readouterr().out  # same inputs
+    assert main(args + ["--skip-filter", "charged_form"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert ontology.load_stats("quick", data_dir=tmp_path / "data")["filters"] == [
+        f for f in ontology.FILTERS if f != "charged_form"]
 
 
 def test_coverage_counts_mentions_and_distinct_surface_strings():
