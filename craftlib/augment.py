@@ -381,4 +381,4 @@ def add_commands(subparsers) -> None:
     p.set_defaults(func=_cmd_augment)
 
 
-__all__ = ["ReplacementPool", "SAMPLINGS", "augment_dataset", "augment_sentence", "augmented_dir", "load_augmented", "load_stats"]
+__all__ = ["SAMPLINGS", "ReplacementPool", "augment_dataset", "augment_sentence", "augmented_dir", "load_augmented", "load_stats"]

@@ -740,7 +740,22 @@ def add_commands(subparsers) -> None:
 
 
 __all__ = [
-    "FILTERS", "NAME_SYNONYM_TYPES", "TYPE_PREFIX", "Source", "dataset_key", "lists_inputs", "Synonym", "Term", "build_entity_lists", "coverage", "craft_tokenize",
-    "load_entity_lists", "load_stats", "normalize_terms", "read_obo_terms", "resolve_sources", "term_key",
+    "FILTERS",
+    "NAME_SYNONYM_TYPES",
+    "TYPE_PREFIX",
+    "Source",
+    "Synonym",
+    "Term",
+    "build_entity_lists",
+    "coverage",
+    "craft_tokenize",
+    "dataset_key",
+    "lists_inputs",
+    "load_entity_lists",
+    "load_stats",
+    "normalize_terms",
+    "read_obo_terms",
+    "resolve_sources",
+    "term_key",
     "terms_for_type",
 ]
