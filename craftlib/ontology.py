@@ -578,9 +578,15 @@ def build_entity_lists(
     if reason and reason != "missing" and not force:
         print(f"Rebuilding the entity lists in {out_dir} ({reason}).")
 
+    odir = config.ontology_dir(ontology_dir)
+    settings = {"ontology_dir": str(odir) if odir else None,
+                "sources": {t: [str(x) for x in v] for t, v in {**_env_sources(), **dict(sources or {})}.items()}
+                or None}
+
     def build(tmp: Path) -> None:
         lists, stats = _build_lists(resolved, profile, annotation_set, data_dir, source, dataset, filters,
                                     synonym_types)
+        stats["settings"] = settings  # what load_entity_lists reuses when its caller names no source
         for t, terms in lists.items():
             (tmp / f"{t}.txt").write_text("".join(f"{x}\n" for x in terms), encoding="utf-8")
         (tmp / "stats.json").write_text(json.dumps(stats, indent=2), encoding="utf-8")
@@ -658,12 +664,25 @@ def load_entity_lists(
 ) -> dict[str, list[str]]:
     """The entity lists of a dataset: the saved ones when they are current, rebuilt when their inputs changed
     (:func:`build_entity_lists`). With ``build_if_missing=False`` the saved lists are returned as they are
-    (no source is resolved) and their absence is an error."""
+    (no source is resolved) and their absence is an error.
+
+    A caller that names no source (no ``ontology_dir``/``sources`` argument, no ``CRAFTLIB_ONTOLOGY_DIR`` /
+    ``CRAFTLIB_ONTOLOGY_SOURCES``), such as training, uses the source settings the saved lists were built with
+    (``stats.json`` ``settings``): lists built by ``entity-lists --ontology-dir X`` stay built from ``X``, and are
+    still rebuilt when a file of ``X`` or the dataset changed."""
     out_dir = lists_dir(profile, annotation_set, data_dir)
     if not build_if_missing:
         if not (out_dir / cache.INPUTS_FILE).is_file():
             raise OntologyError(f"No entity lists in {out_dir}. Run `python -m craftlib entity-lists` first.")
         return _read_lists(out_dir)
+    unstated = (ontology_dir is None and sources is None and not os.environ.get("CRAFTLIB_ONTOLOGY_DIR")
+                and not os.environ.get(SOURCES_ENV, "").strip())
+    if unstated and (out_dir / cache.INPUTS_FILE).is_file():
+        try:
+            settings = json.loads((out_dir / "stats.json").read_text()).get("settings") or {}
+        except (OSError, ValueError):
+            settings = {}
+        ontology_dir, sources = settings.get("ontology_dir"), settings.get("sources")
     return build_entity_lists(profile, annotation_set, data_dir, source, ontology_dir, sources, filters=filters)
 
 

@@ -366,3 +366,27 @@ def test_lists_rebuilt_when_an_explicit_source_changes(tmp_path, monkeypatch):
     assert "nerve cell" in a["Cell"] and b["Cell"] == ["neuron"]  # the train fallback
     inputs = json.loads((ontology.lists_dir("quick", "proper", data) / "inputs.json").read_text())["inputs"]
     assert inputs["sources"]["Cell"] == [] and set(inputs["dataset"]) == {"train", "validation", "test"}
+
+
+def test_a_caller_naming_no_source_keeps_the_saved_source_settings(tmp_path, monkeypatch, capsys):
+    """Training calls load_entity_lists without sources: lists built with --ontology-dir X stay built from X."""
+    monkeypatch.delenv("CRAFT_SHA256", raising=False)
+    monkeypatch.delenv(ontology.SOURCES_ENV, raising=False)
+    monkeypatch.delenv("CRAFTLIB_ONTOLOGY_DIR", raising=False)
+    odir = tmp_path / "onto"
+    odir.mkdir()
+    (odir / "chebi_mini.obo").write_text((FILTER_OBO / "charged_form.obo").read_text())
+    data = tmp_path / "data"
+    built = ontology.build_entity_lists("quick", data_dir=data, source=CRAFT, ontology_dir=odir)
+    assert "citric acid" in built["Chemical"]
+    assert ontology.load_stats("quick", data_dir=data)["settings"]["ontology_dir"] == str(odir)
+    capsys.readouterr()
+    assert ontology.load_entity_lists("quick", data_dir=data, source=CRAFT) == built
+    assert "Rebuilding" not in capsys.readouterr().out
+    # a file of that folder changes: rebuilt, still from that folder
+    (odir / "chebi_mini.obo").write_text((FILTER_OBO / "charged_form.obo").read_text().replace("citric", "malic"))
+    again = ontology.load_entity_lists("quick", data_dir=data, source=CRAFT)
+    assert "malic acid" in again["Chemical"] and "Rebuilding" in capsys.readouterr().out
+    # a source named explicitly wins: no ChEBI file → the train fallback
+    other = ontology.load_entity_lists("quick", data_dir=data, source=CRAFT, sources={"Chemical": []})
+    assert "malic acid" not in other["Chemical"]
