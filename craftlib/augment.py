@@ -1,14 +1,31 @@
 """Entity-replacement augmentation: the reference method's "20% of the entities were replaced using a list of
 entities for each entity tag ... Both datasets (original, augmented) were concatenated."
 
-For each train sentence, each gold mention is replaced with probability ``ratio`` by a random term of the
-same type's entity list (:mod:`craftlib.ontology`) that differs from the mention (case-insensitively, on
-tokens). The term is tokenized like CRAFT's CoNLL-U (:func:`craftlib.ontology.craft_tokenize`) and tagged
-``B-<type> I-<type> ...``; ``O`` tokens never change. A sentence with at least one replacement yields an
-augmented copy; the augmented train split is the original sentences followed by those copies
-(``keep_unchanged=True`` also copies sentences without a replacement). ``validation`` and ``test`` are
-returned untouched. One ``random.Random(seed)`` drives every draw, in sentence then mention order, so
-the same seed and data give the same output.
+For each train sentence, each gold mention is replaced with probability ``ratio`` by a term of the same
+type's entity list (:mod:`craftlib.ontology`) that differs from the mention (case-insensitively, on tokens).
+The term is tokenized like CRAFT's CoNLL-U (:func:`craftlib.ontology.craft_tokenize`) and tagged
+``B-<type> I-<type> ...``; ``O`` tokens never change.
+
+How the term is drawn (``sampling``, see :data:`SAMPLINGS`):
+
+* ``length`` (default): uniformly among the terms with as many tokens as the mention (or, when there is
+  none, the nearest token count). Measured on the quick dataset, uniform draws made replacements about three
+  times longer than the mentions they replaced (Chemical 4.6 vs 1.3 tokens: ontology names are long, article
+  mentions are short), so the augmented sentences taught the model long spans that articles rarely contain.
+* ``uniform``: uniformly among all the type's terms (the first version of this project).
+
+"Concatenated" is an interpretation, offered in two variants (``keep_unchanged``):
+
+* ``False`` (**replaced-only**): a sentence with at least one replacement yields an augmented copy; the train
+  split is the original sentences followed by those copies (+28 % sentences at ratio 0.2);
+* ``True`` (**full-copy**): every train sentence yields a copy, replaced or not (twice the sentences). The
+  reference author's sibling model cards count 1,360 steps per epoch without augmentation and 4,078
+  ≈ 3 × 1,360 for original + augmented + translated data: full-size copies. The ``full`` profile uses this
+  variant (``Profile.augment_keep_unchanged``).
+
+``validation`` and ``test`` are returned untouched. One ``random.Random(seed)`` drives every draw, in
+sentence then mention order, so the same seed and data give the same output. The saved set records its
+inputs (dataset, entity lists, ratio, seed, variant, sampling) and is rebuilt when one of them changes.
 """
 
 from __future__ import annotations
@@ -17,18 +34,21 @@ import argparse
 import json
 import os
 import random
-import shutil
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from craftlib import config
+from craftlib import cache, config
 from craftlib.errors import CraftlibError
 
-#: Attempts at drawing a term different from the mention before giving up on that mention.
+#: Attempts at drawing a term different from the mention (per pool of candidates) before moving on.
 MAX_DRAWS = 20
+#: How a replacement term is drawn (see the module docstring).
+SAMPLINGS = ("length", "uniform")
+DEFAULT_SAMPLING = "length"
+#: Version of the augmentation's rules: bumped when the output for the same inputs changes.
+AUGMENT_FORMAT = 2
 
 
 def _tokenized_lists(entity_lists: Mapping[str, Sequence[str]]) -> dict[str, list[tuple[str, list[str], str]]]:
@@ -45,22 +65,71 @@ def _tokenized_lists(entity_lists: Mapping[str, Sequence[str]]) -> dict[str, lis
     return out
 
 
+class ReplacementPool:
+    """The terms a mention can be replaced with, per type, and how one is drawn (``sampling``)."""
+
+    def __init__(self, entity_lists: Mapping[str, Sequence[str]], sampling: str = DEFAULT_SAMPLING):
+        if sampling not in SAMPLINGS:
+            raise CraftlibError(f"Unknown sampling {sampling!r}: choose one of {', '.join(SAMPLINGS)}.")
+        self.sampling = sampling
+        self.items = _tokenized_lists(entity_lists)
+        self.by_length: dict[str, dict[int, list]] = {}
+        for t, items in self.items.items():
+            buckets: dict[int, list] = {}
+            for item in items:
+                buckets.setdefault(len(item[1]), []).append(item)
+            self.by_length[t] = buckets
+        self._groups: dict[tuple[str, int], list[list]] = {}
+
+    def _candidate_groups(self, kind: str, n_tokens: int) -> list[list]:
+        """Pools to draw from, in order: all terms (``uniform``), or the terms of the nearest token counts
+        (``length``: distance 0, then 1 (both sides pooled), ...)."""
+        if self.sampling == "uniform":
+            return [self.items.get(kind) or []]
+        key = (kind, n_tokens)
+        if key not in self._groups:
+            buckets = self.by_length.get(kind) or {}
+            by_distance: dict[int, list] = {}
+            for length in sorted(buckets):
+                by_distance.setdefault(abs(length - n_tokens), []).extend(buckets[length])
+            self._groups[key] = [by_distance[d] for d in sorted(by_distance)]
+        return self._groups[key]
+
+    def draw(self, kind: str, original: Sequence[str], rng: random.Random):
+        """A ``(term, tokens, key)`` different from ``original`` (a token list), or ``None``."""
+        from craftlib.ontology import term_key
+
+        key = term_key(original)
+        for group in self._candidate_groups(kind, len(original)):
+            if len(group) == 1 and group[0][2] == key:
+                continue
+            for _ in range(MAX_DRAWS):
+                cand = group[rng.randrange(len(group))]
+                if cand[2] != key:
+                    return cand
+        return None
+
+
 def augment_sentence(
     tokens: Sequence[str],
     tags: Sequence[str],
-    lists: Mapping[str, Sequence[tuple[str, list[str], str]]],
+    lists: ReplacementPool | Mapping[str, Sequence[tuple[str, list[str], str]]],
     ratio: float,
     rng: random.Random,
     counts: Counter | None = None,
 ) -> tuple[list[str], list[str], list[dict]]:
     """Replace each mention of one sentence with probability ``ratio``; return ``(tokens, tags, replacements)``.
 
-    ``lists`` maps a type to ``(term, term_tokens, term_key)`` triples. ``counts`` (optional) receives
-    ``mentions/<type>``, ``replaced/<type>``, ``no_candidate/<type>``.
+    ``lists`` is a :class:`ReplacementPool`, or (uniform draws) a mapping of a type to ``(term, term_tokens,
+    term_key)`` triples. ``counts`` (optional) receives ``mentions/<type>``, ``replaced/<type>``,
+    ``no_candidate/<type>``, and the token counts ``tokens_replaced/<type>``, ``tokens_replacement/<type>``.
     """
-    from craftlib.ontology import term_key
     from craftlib.viz import bio_spans
 
+    if not isinstance(lists, ReplacementPool):
+        pool = ReplacementPool({}, "uniform")
+        pool.items = {t: list(v) for t, v in lists.items()}
+        lists = pool
     counts = counts if counts is not None else Counter()
     new_tokens: list[str] = []
     new_tags: list[str] = []
@@ -71,18 +140,13 @@ def augment_sentence(
         if rng.random() >= ratio:
             continue
         original = list(tokens[start:end])
-        key = term_key(original)
-        candidates = lists.get(kind) or []
-        choice = None
-        for _ in range(MAX_DRAWS if candidates else 0):
-            cand = candidates[rng.randrange(len(candidates))]
-            if cand[2] != key:
-                choice = cand
-                break
+        choice = lists.draw(kind, original, rng)
         if choice is None:
             counts[f"no_candidate/{kind}"] += 1
             continue
         counts[f"replaced/{kind}"] += 1
+        counts[f"tokens_replaced/{kind}"] += len(original)
+        counts[f"tokens_replacement/{kind}"] += len(choice[1])
         new_tokens.extend(tokens[pos:start])
         new_tags.extend(tags[pos:start])
         new_start = len(new_tokens)
@@ -103,11 +167,14 @@ def augment_dataset(
     seed: int = 42,
     keep_unchanged: bool = False,
     return_stats: bool = False,
+    sampling: str = DEFAULT_SAMPLING,
 ):
     """Augmented copy of ``dsd``: train = originals + augmented copies, with ``origin`` and ``replacements``.
 
-    ``validation``/``test`` are the same ``Dataset`` objects as in ``dsd``. With ``return_stats`` returns
-    ``(DatasetDict, stats)``; stats hold mentions / replaced / no-candidate per type and the realised ratio.
+    ``keep_unchanged``: full-copy variant (every sentence copied) instead of replaced-only; ``sampling``: how
+    terms are drawn (:data:`SAMPLINGS`). ``validation``/``test`` are the same ``Dataset`` objects as in ``dsd``.
+    With ``return_stats`` returns ``(DatasetDict, stats)``; stats hold mentions / replaced / no-candidate per
+    type, the realised ratio, and the mean tokens of the replaced mentions and of their replacements.
     """
     import datasets
 
@@ -115,10 +182,12 @@ def augment_dataset(
 
     if not 0.0 <= ratio <= 1.0:
         raise CraftlibError(f"ratio must be between 0 and 1, got {ratio}.")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise CraftlibError(f"seed must be an integer >= 0, got {seed!r} (random.Random(-1) would equal seed 1).")
     train = dsd["train"]
     label_feature = train.features["ner_tags"].feature
     names = label_feature.names
-    lists = _tokenized_lists(entity_lists)
+    lists = ReplacementPool(entity_lists, sampling)
     rng = random.Random(seed)
     counts: Counter = Counter()
     extra_cols = [c for c in train.column_names if c not in ("tokens", "ner_tags")]
@@ -155,11 +224,14 @@ def augment_dataset(
     for t in config.ENTITY_TYPES:
         m, r = counts[f"mentions/{t}"], counts[f"replaced/{t}"]
         per_type[t] = {"mentions": m, "replaced": r, "no_candidate": counts[f"no_candidate/{t}"],
-                       "realised_ratio": r / m if m else 0.0, "list_terms": len(entity_lists.get(t, []))}
+                       "realised_ratio": r / m if m else 0.0, "list_terms": len(entity_lists.get(t, [])),
+                       "mean_tokens_replaced": counts[f"tokens_replaced/{t}"] / r if r else None,
+                       "mean_tokens_replacement": counts[f"tokens_replacement/{t}"] / r if r else None}
     total_m = sum(v["mentions"] for v in per_type.values())
     total_r = sum(v["replaced"] for v in per_type.values())
     stats = {
         "ratio": ratio, "seed": seed, "keep_unchanged": keep_unchanged,
+        "variant": "full-copy" if keep_unchanged else "replaced-only", "sampling": sampling,
         "original_sentences": len(train), "augmented_sentences": len(copies["tokens"]),
         "train_sentences": len(train) + len(copies["tokens"]),
         "mentions": total_m, "replaced": total_r, "realised_ratio": total_r / total_m if total_m else 0.0,
@@ -182,49 +254,65 @@ def load_augmented(
     source: str | os.PathLike | None = None,
     ontology_dir: str | os.PathLike | None = None,
     sources: Mapping[str, Sequence[str]] | None = None,
-    keep_unchanged: bool = False,
+    keep_unchanged: bool | None = None,
     force: bool = False,
+    sampling: str = DEFAULT_SAMPLING,
 ):
-    """The augmented DatasetDict saved in ``<processed>/augmented/``; built (and saved, with ``stats.json``)
-    when missing, when ``force``, or when the saved one was made with another ratio/seed/option."""
+    """The augmented DatasetDict saved in ``<processed>/augmented/`` (with ``stats.json`` and ``inputs.json``).
+
+    It is reused when it was built from the same inputs: the tagged dataset, the entity lists (their content,
+    after :func:`craftlib.ontology.load_entity_lists` has rebuilt them if their own inputs changed), ratio,
+    seed, variant and sampling; otherwise (or with ``force``) it is rebuilt. ``keep_unchanged=None`` takes the
+    profile's variant (``Profile.augment_keep_unchanged``). With ``build_if_missing=False`` a missing or
+    out-of-date set is an error.
+    """
     import datasets
 
     from craftlib import ontology, tags
 
+    if keep_unchanged is None:
+        keep_unchanged = bool(getattr(config.get_profile(profile), "augment_keep_unchanged", False))
     out_dir = augmented_dir(profile, annotation_set, data_dir)
-    stats_path = out_dir / "stats.json"
-    if stats_path.is_file() and not force:
-        saved = json.loads(stats_path.read_text())
-        if (saved.get("ratio"), saved.get("seed"), saved.get("keep_unchanged")) == (ratio, seed, keep_unchanged):
-            return datasets.load_from_disk(str(out_dir / "dataset"))
-        print(f"{out_dir} was built with ratio={saved.get('ratio')} seed={saved.get('seed')}: rebuilding "
-              f"with ratio={ratio} seed={seed}.")
-    elif not build_if_missing and not force:
+    build = build_if_missing or force
+    if not build and not (out_dir / cache.INPUTS_FILE).is_file():
         raise CraftlibError(f"No augmented dataset in {out_dir}. Run `python -m craftlib augment` first.")
-    t0 = time.perf_counter()
-    dsd = tags.load_dataset(profile=profile, annotation_set=annotation_set, data_dir=data_dir, source=source)
-    lists = ontology.load_entity_lists(profile, annotation_set, data_dir, source, ontology_dir, sources)
-    aug, stats = augment_dataset(dsd, lists, ratio=ratio, seed=seed, keep_unchanged=keep_unchanged, return_stats=True)
-    stats["dataset"] = config.dataset_name(profile, annotation_set)
-    stats["entity_list_fallback"] = ontology.load_stats(profile, annotation_set, data_dir).get("fallback", [])
-    stats["seconds"] = round(time.perf_counter() - t0, 2)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".augmented-", dir=out_dir.parent))
-    bars = datasets.is_progress_bar_enabled()
-    datasets.disable_progress_bars()
-    try:
-        # an empty split saved with the default sharding has no arrow file, which load_from_disk cannot read
-        aug.save_to_disk(str(tmp / "dataset"), num_shards={k: 1 for k, v in aug.items() if len(v) == 0} or None)
+    dsd = tags.load_dataset(profile=profile, annotation_set=annotation_set, data_dir=data_dir, source=source,
+                            build_if_missing=build)
+    if build:
+        lists = ontology.load_entity_lists(profile, annotation_set, data_dir, source, ontology_dir, sources)
+    else:
+        lists = ontology.load_entity_lists(profile, annotation_set, data_dir, build_if_missing=False)
+    inputs = {
+        "augment_format": AUGMENT_FORMAT, "dataset": ontology.dataset_key(dsd),
+        "entity_lists": cache.digest(lists), "ratio": ratio, "seed": seed, "keep_unchanged": keep_unchanged,
+        "sampling": sampling,
+    }
+    reason = cache.stale_reason(out_dir, inputs)
+    if reason and not build:
+        raise CraftlibError(f"No up-to-date augmented dataset in {out_dir} ({reason}). "
+                            "Run `python -m craftlib augment` first.")
+    if reason and reason != "missing" and not force:
+        print(f"Rebuilding the augmented set in {out_dir} ({reason}).")
+
+    def write(tmp: Path) -> None:
+        t0 = time.perf_counter()
+        aug, stats = augment_dataset(dsd, lists, ratio=ratio, seed=seed, keep_unchanged=keep_unchanged,
+                                     return_stats=True, sampling=sampling)
+        stats["dataset"] = config.dataset_name(profile, annotation_set)
+        stats["entity_list_fallback"] = ontology.load_stats(profile, annotation_set, data_dir).get("fallback", [])
+        stats["seconds"] = round(time.perf_counter() - t0, 2)
+        bars = datasets.is_progress_bar_enabled()
+        datasets.disable_progress_bars()
+        try:
+            # an empty split saved with the default sharding has no arrow file, which load_from_disk cannot read
+            aug.save_to_disk(str(tmp / "dataset"), num_shards={k: 1 for k, v in aug.items() if len(v) == 0} or None)
+        finally:
+            if bars:
+                datasets.enable_progress_bars()
         (tmp / "stats.json").write_text(json.dumps(stats, indent=2))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-        if bars:
-            datasets.enable_progress_bars()
-    return datasets.load_from_disk(str(out_dir / "dataset"))
+
+    return cache.load_or_build(out_dir, inputs, write, lambda d: datasets.load_from_disk(str(d / "dataset")),
+                               force=force)
 
 
 def load_stats(profile=None, annotation_set: str = "proper", data_dir=None) -> dict:
@@ -238,19 +326,40 @@ def _cmd_augment(args: argparse.Namespace) -> int:
     from craftlib.ontology import parse_source_options
 
     t0 = time.perf_counter()
+    record = augmented_dir(args.profile, args.annotation_set, args.data_dir) / cache.INPUTS_FILE
+    before = record.stat().st_mtime_ns if record.is_file() else None
     dsd = load_augmented(args.profile, args.annotation_set, args.data_dir, args.ratio, args.seed,
                          source=args.source, ontology_dir=args.ontology_dir,
                          sources=parse_source_options(args.sources) or None,
-                         keep_unchanged=args.keep_unchanged, force=True)
+                         keep_unchanged=args.keep_unchanged, force=args.force, sampling=args.sampling)
     stats = load_stats(args.profile, args.annotation_set, args.data_dir)
-    print(f"{'type':<9} {'mentions':>8} {'replaced':>8} {'ratio':>6}")
+
+    def mean(x):
+        return "-" if x is None else f"{x:.2f}"
+
+    print(f"{'type':<9} {'mentions':>8} {'replaced':>8} {'ratio':>6} {'tokens replaced':>16} {'replacement':>12}")
     for t, v in stats["per_type"].items():
-        print(f"{t:<9} {v['mentions']:>8} {v['replaced']:>8} {v['realised_ratio']:>6.1%}")
-    print(f"train: {stats['original_sentences']} original + {stats['augmented_sentences']} augmented = "
-          f"{dsd['train'].num_rows} sentences; realised ratio {stats['realised_ratio']:.1%} "
-          f"(target {args.ratio:.0%}, seed {args.seed})")
-    print(f"wrote {augmented_dir(args.profile, args.annotation_set, args.data_dir)} in {time.perf_counter() - t0:.1f} s")
+        print(f"{t:<9} {v['mentions']:>8} {v['replaced']:>8} {v['realised_ratio']:>6.1%} "
+              f"{mean(v.get('mean_tokens_replaced')):>16} {mean(v.get('mean_tokens_replacement')):>12}")
+    print(f"train ({stats['variant']}, {stats['sampling']} sampling): {stats['original_sentences']} original + "
+          f"{stats['augmented_sentences']} augmented = {dsd['train'].num_rows} sentences; realised ratio "
+          f"{stats['realised_ratio']:.1%} (target {stats['ratio']:.0%}, seed {stats['seed']})")
+    where = augmented_dir(args.profile, args.annotation_set, args.data_dir)
+    if before is not None and record.stat().st_mtime_ns == before:
+        print(f"reused {where} (built from the same dataset, lists and options; --force rebuilds)")
+    else:
+        print(f"wrote {where} in {time.perf_counter() - t0:.1f} s")
     return 0
+
+
+def _seed(value: str) -> int:
+    try:
+        seed = int(value)
+    except ValueError:
+        seed = -1
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value!r}")
+    return seed
 
 
 def add_commands(subparsers) -> None:
@@ -259,13 +368,17 @@ def add_commands(subparsers) -> None:
     p = subparsers.add_parser("augment", help="entity-replacement augmentation of the train split")
     add_common_options(p)
     p.add_argument("--ratio", type=float, default=0.2, help="probability of replacing each mention (default 0.2)")
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--keep-unchanged", action="store_true",
-                   help="also duplicate train sentences in which nothing was replaced")
+    p.add_argument("--seed", type=_seed, default=42, help="random seed, an integer >= 0 (default 42)")
+    p.add_argument("--keep-unchanged", action=argparse.BooleanOptionalAction, default=None,
+                   help="full-copy variant: also copy the train sentences in which nothing was replaced "
+                        "(default: the profile's choice; full: yes, smoke/quick: no)")
+    p.add_argument("--sampling", choices=SAMPLINGS, default=DEFAULT_SAMPLING,
+                   help="length: a term with the mention's token count (default); uniform: any term")
+    p.add_argument("--force", action="store_true", help="rebuild even when the saved set is current")
     p.add_argument("--ontology-dir", default=None, help="extra OBO files, if the entity lists must be built")
     p.add_argument("--obo", dest="sources", action="append", metavar="TYPE=PATH",
                    help="OBO file for a type, if the entity lists must be built")
     p.set_defaults(func=_cmd_augment)
 
 
-__all__ = ["augment_dataset", "augment_sentence", "augmented_dir", "load_augmented", "load_stats"]
+__all__ = ["SAMPLINGS", "ReplacementPool", "augment_dataset", "augment_sentence", "augmented_dir", "load_augmented", "load_stats"]

@@ -123,6 +123,9 @@ class Profile:
     #: a marker token before capitalised / all-caps / mixed-case words (``craftlib.train.CASE_MARKERS``), so that
     #: an uncased model sees how a word was written
     case_markers: bool = False
+    #: augmented set: True = full-copy variant (every train sentence copied), False = replaced-only
+    #: (see :mod:`craftlib.augment`)
+    augment_keep_unchanged: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -160,6 +163,7 @@ PROFILES: dict[str, Profile] = {
         epochs=4,
         max_length=256,
         window_stride=64,
+        augment_keep_unchanged=True,
     ),
 }
 

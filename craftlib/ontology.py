@@ -15,6 +15,23 @@ Only **EXACT** synonyms are kept: a replacement must name the same kind of thing
 replaces. NARROW/BROAD/RELATED synonyms are often not names at all (PR's ``"cow-"`` RELATED short
 labels, ChEBI formulas, CL's lab jargon), so they would put non-entities into the lists.
 
+Name filters (:data:`FILTERS`, each counted per type in ``stats.json`` under ``filter_counts``; a build can
+skip any of them with ``filters=`` / ``--skip-filter``), because ontologies also hold strings that are not names:
+
+    typed_synonym    EXACT synonyms with a synonym type are dropped unless the type names a name
+                     (:data:`NAME_SYNONYM_TYPES`: PR's ``PRO-short-label``, NCBITaxon's common/equivalent names,
+                     ...): SO's ``VAR`` annotation-tool codes (``snpEff:UPSTREAM``), ``RNAMOD`` codes (``m1I``),
+                     ``aa1``/``aa3``, PR's proteoform ids (``PRO_0000016283``)
+    ncbi_qualifier   NCBI disambiguation qualifiers are stripped (``Drosophila <flies,genus>`` → ``Drosophila``);
+                     the string is kept, the count says how many were changed
+    tool_code        ``Tool:code`` strings (``ANNOVAR:exonic``, ``Jannovar:exon variant``, PR's ``fam:HH``)
+    imgt_label       IMGT segment labels (``(VJ)-J-C-CLUSTER``, ``V-GENE``, ``J-HEPTAMER``)
+    charged_form     charged species written with their charge (ChEBI ``urate(1-)``, ``sphingosine(1+)``):
+                     articles name the neutral compound
+
+then the bounds below (``length``, ``tokens``, ``no_alnum``) and case-insensitive de-duplication
+(``duplicate``) are counted the same way.
+
 Sources (strongest first): ``sources={"Gene": [path, ...]}`` / ``--obo Gene=PATH`` /
 ``CRAFTLIB_ONTOLOGY_SOURCES="Gene=a.obo,b.obo;Taxon=c.obo.gz"`` replace the defaults of that type (an empty
 list means "no ontology"); otherwise the defaults are the ontology zips bundled in the CRAFT release
@@ -29,7 +46,9 @@ A type with no ontology source at all falls back to the class labels (ontology n
 Terms are normalised (whitespace), filtered (``MIN_CHARS``..``MAX_CHARS`` characters, at most
 ``MAX_TOKENS`` tokens, at least one letter or digit) and de-duplicated case-insensitively on their
 token sequence (:func:`term_key`), then written one per line to
-``<processed>/entity_lists/<Type>.txt`` with ``stats.json``.
+``<processed>/entity_lists/<Type>.txt`` with ``stats.json`` and ``inputs.json`` (what they were built from:
+the source files' fingerprints, the tagged dataset, the filter parameters). The lists are rebuilt when any of
+these changes (:mod:`craftlib.cache`).
 
 :func:`craft_tokenize` splits a term the way CRAFT's CoNLL-U files tokenize text (see its docstring).
 """
@@ -42,15 +61,14 @@ import json
 import logging
 import os
 import re
-import shutil
-import tempfile
 import time
 import zipfile
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from craftlib import config
+from craftlib import cache, config
 from craftlib.errors import CraftlibError, OntologyError
 
 log = logging.getLogger(__name__)
@@ -72,6 +90,18 @@ MAX_CHARS = 80
 MAX_TOKENS = 12
 SOURCES_ENV = "CRAFTLIB_ONTOLOGY_SOURCES"
 SHORT_LABEL = "PRO-short-label"
+#: Synonym types that name the thing (kept by the ``typed_synonym`` filter); every other typed EXACT synonym is
+#: dropped. PR: short labels (gene symbols). NCBITaxon: GenBank/common names (``OMO:0003003`` is how current
+#: NCBITaxon files type common names such as "mouse"), equivalent and scientific names. ChEBI (full file):
+#: IUPAC names and international non-proprietary names.
+NAME_SYNONYM_TYPES: tuple[str, ...] = (
+    SHORT_LABEL, "genbank_common_name", "common_name", "OMO:0003003", "equivalent_name", "scientific_name",
+    "IUPAC_NAME", "INN",
+)
+#: The name filters, in the order they are applied (see the module docstring).
+FILTERS: tuple[str, ...] = ("typed_synonym", "ncbi_qualifier", "tool_code", "imgt_label", "charged_form")
+#: Version of the lists' content rules: bumped when the selection changes, so old caches are rebuilt.
+LISTS_FORMAT = 3
 
 # ------------------------------------------------------------------------------------------ tokenizer
 
@@ -175,6 +205,24 @@ def _open_obo(path: Path):
     return open(path, encoding="utf-8")
 
 
+def _check_header(path: Path) -> None:
+    """Refuse an empty file and one without the OBO header (``format-version: ...`` before the first stanza)."""
+    with _open_obo(path) as handle:
+        header = []
+        for line in handle:
+            if line.startswith("["):
+                break
+            if line.strip() and not line.startswith("!"):
+                header.append(line.strip())
+        else:
+            if not header:
+                raise OntologyError(f"{path} is empty. Replace it with the complete OBO file (a truncated "
+                                    "download?), or leave it out (--obo TYPE= for none).")
+    if not any(h.startswith("format-version:") for h in header):
+        raise OntologyError(f"{path} has no OBO header (no 'format-version:' line before the first stanza): "
+                            "it is not an OBO file or was cut. Use the complete OBO 1.2/1.4 file.")
+
+
 def read_obo_terms(path: str | os.PathLike, prefix: str) -> list[Term]:
     """Non-obsolete terms of ``path`` (``.obo``, ``.obo.gz``, ``.obo.zip``) whose id starts with ``prefix:``.
 
@@ -187,10 +235,14 @@ def read_obo_terms(path: str | os.PathLike, prefix: str) -> list[Term]:
     if not path.is_file():
         raise OntologyError(f"Ontology file {path} not found. Fix the path (--obo TYPE=PATH / --ontology-dir).")
     try:
+        _check_header(path)
         with _open_obo(path) as handle:
             graph = obonet.read_obo(handle, ignore_obsolete=True)
-    except (ValueError, OSError, zipfile.BadZipFile, UnicodeDecodeError) as err:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as err:
         raise OntologyError(f"Cannot read {path} as OBO ({err}). Check that it is an OBO 1.2/1.4 file.") from err
+    if graph.number_of_nodes() == 0:
+        raise OntologyError(f"{path} holds no [Term] stanza: it is not an ontology (or a truncated download). "
+                            "Replace it with the complete OBO file, or leave it out (--obo TYPE= for none).")
     want = prefix + ":"
     terms = []
     for node_id, data in graph.nodes(data=True):
@@ -202,39 +254,110 @@ def read_obo_terms(path: str | os.PathLike, prefix: str) -> list[Term]:
     return terms
 
 
-def terms_for_type(terms: Iterable[Term], entity_type: str) -> list[str]:
-    """The strings a type takes from its ontology's terms (see the module docstring)."""
+def terms_for_type(
+    terms: Iterable[Term],
+    entity_type: str,
+    filters: Sequence[str] = FILTERS,
+    synonym_types: Sequence[str] = NAME_SYNONYM_TYPES,
+    counts: Counter | None = None,
+) -> list[str]:
+    """The strings a type takes from its ontology's terms (see the module docstring).
+
+    With ``"typed_synonym"`` in ``filters``, EXACT synonyms whose type is not in ``synonym_types`` are dropped
+    (counted in ``counts["typed_synonym"]``). ``counts`` also receives ``pr_category`` (PR terms skipped
+    for their category) and ``not_gene_symbol`` (Gene short labels that do not look like a symbol).
+    """
+    counts = counts if counts is not None else Counter()
+    typed = "typed_synonym" in filters
+    allowed = set(synonym_types)
+
+    def keep(syns: list[Synonym]) -> list[str]:
+        out = [x.text for x in syns if not typed or x.type is None or x.type in allowed]
+        counts["typed_synonym"] += len(syns) - len(out)
+        return out
+
     out: list[str] = []
     for term in terms:
         if TYPE_PREFIX[entity_type] == "PR" and term.category not in PR_CATEGORIES:
+            counts["pr_category"] += 1
             continue
+        exact = [x for x in term.synonyms if x.scope == "EXACT"]
         if entity_type == "Gene":
-            out.extend(x for x in term.exact(type=SHORT_LABEL) if _GENE_SYMBOL.match(x))
+            labels = [x.text for x in exact if x.type == SHORT_LABEL]
+            symbols = [x for x in labels if _GENE_SYMBOL.match(x)]
+            counts["not_gene_symbol"] += len(labels) - len(symbols)
+            out.extend(symbols)
         elif entity_type == "Protein":
             out.append(term.name)
-            out.extend(term.exact(exclude_type=SHORT_LABEL))
+            out.extend(keep([x for x in exact if x.type != SHORT_LABEL]))
         else:
             out.append(term.name)
-            out.extend(term.exact())
+            out.extend(keep(exact))
     return out
 
 
+#: ``Drosophila <flies,genus>``: NCBI's disambiguation qualifier (a space, then ``<`` and a word, then a space or the end;
+#: ChEBI's linkage ``(1<->1)`` is not one).
+_NCBI_QUALIFIER = re.compile(r"\s+<[A-Za-z][^<>]*>(?=\s|$)")
+#: ``ANNOVAR:exonic``, ``snpEff:UPSTREAM``, ``fam:HH``: a letters-only prefix, a colon, no space. Lipid
+#: notations (``fatty acid 18:1``, ``C24:1-CoA``) have a digit before the colon and are kept.
+_TOOL_CODE = re.compile(r"^[A-Za-z]+:(?=\S)")
+#: IMGT labels: V/D/J/C segments (or bracketed rearranged ones) joined by hyphens, then an upper-case label.
+_IMGT_LABEL = re.compile(r"^(?:(?:[VDJC]|\([VDJ]+\))-)+(?:CLUSTER|GENE|RS|HEPTAMER|NONAMER|SPACER)$")
+#: A charge in brackets right after the name, with its number (``urate(1-)``, ``sphingosine(1+)``,
+#: ``citrate(3-) residue``); optical rotation (``(+)-abscisate``), ``NAD(+)`` and CL's ``CD5(+) B1 cell``
+#: carry no number and are kept.
+_CHARGE = re.compile(r"(?<=[^\s(])\(\d+[+\-\u2212]\)(?=[\s,-]|$)")
+
+
 def normalize_terms(
-    terms: Iterable[str], min_chars: int = MIN_CHARS, max_chars: int = MAX_CHARS, max_tokens: int = MAX_TOKENS
+    terms: Iterable[str],
+    min_chars: int = MIN_CHARS,
+    max_chars: int = MAX_CHARS,
+    max_tokens: int = MAX_TOKENS,
+    filters: Sequence[str] = FILTERS,
+    counts: Counter | None = None,
 ) -> list[str]:
-    """Collapse whitespace (``_`` counts as a space: SO names), drop terms out of bounds or without a letter/digit, de-duplicate
-    case-insensitively on the token sequence (first spelling wins), sort case-insensitively."""
+    """Apply the string filters, collapse whitespace (``_`` counts as a space: SO names), drop terms out of
+    bounds or without a letter/digit, de-duplicate case-insensitively on the token sequence (first spelling
+    wins), sort case-insensitively.
+
+    ``counts`` (optional) receives how many strings each step removed (``tool_code``, ``imgt_label``,
+    ``charged_form``, ``length``, ``tokens``, ``no_alnum``, ``duplicate``) or changed (``ncbi_qualifier``).
+    """
+    counts = counts if counts is not None else Counter()
     seen: dict[str, str] = {}
     for raw in terms:
         term = " ".join(str(raw).replace("_", " ").split())
-        if not (min_chars <= len(term) <= max_chars):
+        if "ncbi_qualifier" in filters and "<" in term:
+            stripped = _NCBI_QUALIFIER.sub("", term)
+            if stripped != term and stripped:
+                counts["ncbi_qualifier"] += 1
+                term = stripped
+        if "tool_code" in filters and _TOOL_CODE.match(term):
+            counts["tool_code"] += 1
             continue
-        if ":" in term and re.match(r"^[a-z]+:\S", term):  # PR family labels like "fam:TRPC"
+        if "imgt_label" in filters and _IMGT_LABEL.match(term):
+            counts["imgt_label"] += 1
+            continue
+        if "charged_form" in filters and _CHARGE.search(term):
+            counts["charged_form"] += 1
+            continue
+        if not (min_chars <= len(term) <= max_chars):
+            counts["length"] += 1
+            continue
+        if not any(ch.isalnum() for ch in term):
+            counts["no_alnum"] += 1
             continue
         tokens = craft_tokenize(term)
-        if not tokens or len(tokens) > max_tokens or not any(ch.isalnum() for ch in term):
+        if not tokens or len(tokens) > max_tokens:
+            counts["tokens"] += 1
             continue
-        seen.setdefault(term_key(tokens), term)
+        key = term_key(tokens)
+        if key in seen:
+            counts["duplicate"] += 1
+            continue
+        seen[key] = term
     return sorted(seen.values(), key=lambda t: (t.casefold(), t))
 
 
@@ -372,6 +495,53 @@ def lists_dir(profile=None, annotation_set: str = "proper", data_dir=None) -> Pa
     return config.processed_dir(profile, annotation_set, data_dir) / "entity_lists"
 
 
+def dataset_key(dsd) -> dict:
+    """Content key of a tagged DatasetDict: per split, the sha256 of its Arrow table (one chunk, IPC stream).
+
+    The same content gives the same key whether the dataset was just built in memory or loaded from disk, and
+    whenever it was rebuilt; any changed token, tag or column changes it (~0.1 s for the full train split)."""
+    import hashlib
+
+    import pyarrow as pa
+
+    out = {}
+    for split in sorted(dsd):
+        ds = dsd[split]
+        ds = ds.flatten_indices() if ds._indices is not None else ds  # a .select()ed split: its own rows
+        table = ds.data.table.combine_chunks()
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        out[split] = hashlib.sha256(sink.getvalue()).hexdigest()
+    return out
+
+
+def _source_record(src: Source) -> dict:
+    try:
+        return {**cache.file_fingerprint(src.path), "kind": src.kind}
+    except OSError:  # a missing file is reported by read_obo_terms; here it only needs to differ
+        return {"path": str(src.path), "kind": src.kind, "missing": True}
+
+
+def lists_inputs(
+    resolved: Mapping[str, Sequence[Source]], dataset, profile=None, annotation_set: str = "proper",
+    filters: Sequence[str] = FILTERS, synonym_types: Sequence[str] = NAME_SYNONYM_TYPES,
+) -> dict:
+    """What a set of entity lists is built from (recorded in ``inputs.json``; a difference means rebuild):
+    each type's source files (path, size, modification time), the tagged dataset (coverage and the train
+    fallback use it), and every selection parameter."""
+    return {
+        "lists_format": LISTS_FORMAT,
+        "sources": {t: [_source_record(x) for x in resolved[t]] for t in TYPE_PREFIX},
+        "dataset": dataset_key(dataset),
+        "profile": config.get_profile(profile).name, "annotation_set": annotation_set,
+        "params": {"min_chars": MIN_CHARS, "max_chars": MAX_CHARS, "max_tokens": MAX_TOKENS,
+                   "synonym_scopes": ["EXACT"], "synonym_types": list(synonym_types),
+                   "pr_categories": [str(c) for c in PR_CATEGORIES],
+                   "filters": [f for f in FILTERS if f in filters]},
+    }
+
+
 def build_entity_lists(
     profile: str | config.Profile | None = None,
     annotation_set: str = "proper",
@@ -381,70 +551,95 @@ def build_entity_lists(
     sources: Mapping[str, Sequence[str | os.PathLike]] | None = None,
     force: bool = False,
     dataset=None,
+    filters: Sequence[str] | None = None,
+    synonym_types: Sequence[str] = NAME_SYNONYM_TYPES,
 ) -> dict[str, list[str]]:
-    """Build (or reuse, unless ``force``) the entity lists of one dataset; return ``{type: [term, ...]}``.
+    """Build (or reuse) the entity lists of one dataset; return ``{type: [term, ...]}``.
 
-    Writes ``<processed>/entity_lists/<Type>.txt`` and ``stats.json`` (terms per type and per source,
-    which types fell back to train annotations, coverage of train/test mentions) atomically.
-    ``dataset`` (a DatasetDict) skips loading the tagged dataset for coverage (used by tests).
+    The saved lists are reused when they were built from the same inputs (:func:`lists_inputs`: source files,
+    dataset, parameters) and ``force`` is false; otherwise they are rebuilt, and the reason is printed.
+    Writes ``<processed>/entity_lists/<Type>.txt``, ``stats.json`` (terms per type and per source, what each
+    filter removed per type, which types fell back to train annotations, coverage of train/test mentions) and
+    ``inputs.json`` atomically. ``dataset`` (a DatasetDict) skips loading the tagged dataset (used by tests).
+    ``filters``: the name filters to apply (default all of :data:`FILTERS`).
     """
+    filters = tuple(FILTERS if filters is None else filters)
+    unknown = [f for f in filters if f not in FILTERS]
+    if unknown:
+        raise CraftlibError(f"Unknown entity-list filter(s) {', '.join(unknown)}: choose from {', '.join(FILTERS)}.")
     out_dir = lists_dir(profile, annotation_set, data_dir)
-    if not force and (out_dir / "stats.json").is_file():
-        return _read_lists(out_dir)
-    t0 = time.perf_counter()
     resolved = resolve_sources(source, data_dir, ontology_dir, sources)
-    cache: dict[tuple[Path, str], list[Term]] = {}
+    if dataset is None:
+        from craftlib import tags
+
+        dataset = tags.load_dataset(profile=profile, annotation_set=annotation_set, data_dir=data_dir, source=source)
+    inputs = lists_inputs(resolved, dataset, profile, annotation_set, filters, synonym_types)
+    reason = cache.stale_reason(out_dir, inputs)
+    if reason and reason != "missing" and not force:
+        print(f"Rebuilding the entity lists in {out_dir} ({reason}).")
+
+    odir = config.ontology_dir(ontology_dir)
+    settings = {"ontology_dir": str(odir) if odir else None,
+                "sources": {t: [str(x) for x in v] for t, v in {**_env_sources(), **dict(sources or {})}.items()}
+                or None}
+
+    def build(tmp: Path) -> None:
+        lists, stats = _build_lists(resolved, profile, annotation_set, data_dir, source, dataset, filters,
+                                    synonym_types)
+        stats["settings"] = settings  # what load_entity_lists reuses when its caller names no source
+        for t, terms in lists.items():
+            (tmp / f"{t}.txt").write_text("".join(f"{x}\n" for x in terms), encoding="utf-8")
+        (tmp / "stats.json").write_text(json.dumps(stats, indent=2), encoding="utf-8")
+
+    return cache.load_or_build(out_dir, inputs, build, _read_lists, force=force)
+
+
+def _build_lists(resolved, profile, annotation_set, data_dir, source, dataset, filters, synonym_types):
+    t0 = time.perf_counter()
+    term_cache: dict[tuple[Path, str], list[Term]] = {}
     lists: dict[str, list[str]] = {}
     stats: dict = {"types": {}, "fallback": [], "min_chars": MIN_CHARS, "max_chars": MAX_CHARS, "max_tokens": MAX_TOKENS,
-                   "synonym_scopes": ["EXACT"]}
+                   "synonym_scopes": ["EXACT"], "synonym_types": list(synonym_types),
+                   "filters": [f for f in FILTERS if f in filters]}
     for t, prefix in TYPE_PREFIX.items():
         per_source, raw = [], []
+        counts: Counter = Counter()
         for src in resolved[t]:
             key = (src.path.resolve(), prefix)
-            if key not in cache:
-                cache[key] = read_obo_terms(src.path, prefix)
-            strings = terms_for_type(cache[key], t)
+            if key not in term_cache:
+                term_cache[key] = read_obo_terms(src.path, prefix)
+            strings = terms_for_type(term_cache[key], t, filters, synonym_types, counts)
             per_source.append({"path": str(src.path), "kind": src.kind, "prefix": prefix,
-                               "ontology_terms": len(cache[key]), "strings": len(strings),
-                               "unique_terms": len(normalize_terms(strings))})
+                               "ontology_terms": len(term_cache[key]), "strings": len(strings),
+                               "unique_terms": len(normalize_terms(strings, filters=filters))})
+            if not term_cache[key]:
+                msg = f"WARNING: {src.path} holds no {prefix} term; it adds nothing to the {t} list."
+                log.warning(msg)
+                print(msg)
             raw.extend(strings)
         fallback = not resolved[t]
         if fallback:
             raw = _fallback_labels(t, profile, annotation_set, data_dir, source)
             per_source.append({"path": None, "kind": "fallback: class labels of train-split annotations",
                                "prefix": prefix, "ontology_terms": 0, "strings": len(raw),
-                               "unique_terms": len(normalize_terms(raw))})
+                               "unique_terms": len(normalize_terms(raw, filters=filters))})
             stats["fallback"].append(t)
             msg = (f"WARNING: no ontology source for {t} ({prefix}); its entity list is the class labels of the "
                    f"{len(raw)} train-split {TYPE_MODULE[t]} annotations. Give one with --obo {t}=PATH.obo "
                    "or --ontology-dir.")
             log.warning(msg)
             print(msg)
-        lists[t] = normalize_terms(raw)
-        stats["types"][t] = {"terms": len(lists[t]), "fallback": fallback, "sources": per_source}
-    if dataset is None:
-        from craftlib import tags
-
-        dataset = tags.load_dataset(profile=profile, annotation_set=annotation_set, data_dir=data_dir, source=source)
+        strings_in = len(raw) + counts["typed_synonym"]
+        lists[t] = normalize_terms(raw, filters=filters, counts=counts)
+        stats["types"][t] = {
+            "terms": len(lists[t]), "fallback": fallback, "sources": per_source,
+            "strings_read": strings_in,
+            "filter_counts": {k: counts[k] for k in
+                              ("pr_category", "not_gene_symbol", *FILTERS, "length", "no_alnum", "tokens", "duplicate")},
+        }
     stats["coverage"] = coverage(lists, dataset)
     stats["seconds"] = round(time.perf_counter() - t0, 2)
-    _write_lists(out_dir, lists, stats)
-    return lists
-
-
-def _write_lists(out_dir: Path, lists: Mapping[str, Sequence[str]], stats: dict) -> None:
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".entity_lists-", dir=out_dir.parent))
-    try:
-        for t, terms in lists.items():
-            (tmp / f"{t}.txt").write_text("".join(f"{x}\n" for x in terms), encoding="utf-8")
-        (tmp / "stats.json").write_text(json.dumps(stats, indent=2), encoding="utf-8")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    return lists, stats
 
 
 def _read_lists(out_dir: Path) -> dict[str, list[str]]:
@@ -465,14 +660,30 @@ def load_entity_lists(
     ontology_dir: str | os.PathLike | None = None,
     sources: Mapping[str, Sequence[str | os.PathLike]] | None = None,
     build_if_missing: bool = True,
+    filters: Sequence[str] | None = None,
 ) -> dict[str, list[str]]:
-    """The saved entity lists of a dataset, built first when missing (and ``build_if_missing``)."""
+    """The entity lists of a dataset: the saved ones when they are current, rebuilt when their inputs changed
+    (:func:`build_entity_lists`). With ``build_if_missing=False`` the saved lists are returned as they are
+    (no source is resolved) and their absence is an error.
+
+    A caller that names no source (no ``ontology_dir``/``sources`` argument, no ``CRAFTLIB_ONTOLOGY_DIR`` /
+    ``CRAFTLIB_ONTOLOGY_SOURCES``), such as training, uses the source settings the saved lists were built with
+    (``stats.json`` ``settings``): lists built by ``entity-lists --ontology-dir X`` stay built from ``X``, and are
+    still rebuilt when a file of ``X`` or the dataset changed."""
     out_dir = lists_dir(profile, annotation_set, data_dir)
-    if (out_dir / "stats.json").is_file():
-        return _read_lists(out_dir)
     if not build_if_missing:
-        raise OntologyError(f"No entity lists in {out_dir}. Run `python -m craftlib entity-lists` first.")
-    return build_entity_lists(profile, annotation_set, data_dir, source, ontology_dir, sources)
+        if not (out_dir / cache.INPUTS_FILE).is_file():
+            raise OntologyError(f"No entity lists in {out_dir}. Run `python -m craftlib entity-lists` first.")
+        return _read_lists(out_dir)
+    unstated = (ontology_dir is None and sources is None and not os.environ.get("CRAFTLIB_ONTOLOGY_DIR")
+                and not os.environ.get(SOURCES_ENV, "").strip())
+    if unstated and (out_dir / cache.INPUTS_FILE).is_file():
+        try:
+            settings = json.loads((out_dir / "stats.json").read_text()).get("settings") or {}
+        except (OSError, ValueError):
+            settings = {}
+        ontology_dir, sources = settings.get("ontology_dir"), settings.get("sources")
+    return build_entity_lists(profile, annotation_set, data_dir, source, ontology_dir, sources, filters=filters)
 
 
 def load_stats(profile=None, annotation_set: str = "proper", data_dir=None) -> dict:
@@ -507,9 +718,13 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_entity_lists(args: argparse.Namespace) -> int:
+    skip = args.skip_filter or []
+    record = lists_dir(args.profile, args.annotation_set, args.data_dir) / cache.INPUTS_FILE
+    before = record.stat().st_mtime_ns if record.is_file() else None
     lists = build_entity_lists(
         args.profile, args.annotation_set, args.data_dir, args.source, args.ontology_dir,
-        parse_source_options(args.sources) or None, force=True,
+        parse_source_options(args.sources) or None, force=args.force,
+        filters=[f for f in FILTERS if f not in skip],
     )
     stats = load_stats(args.profile, args.annotation_set, args.data_dir)
     print(f"{'type':<9} {'terms':>8}  {'train cov':>9}  {'test cov':>8}  sources")
@@ -518,7 +733,16 @@ def _cmd_entity_lists(args: argparse.Namespace) -> int:
         srcs = ", ".join(Path(s["path"]).name if s["path"] else "TRAIN FALLBACK" for s in stats["types"][t]["sources"])
         print(f"{t:<9} {len(terms):>8}  {cov.get('train', {}).get('share', 0):>9.1%}  "
               f"{cov.get('test', {}).get('share', 0):>8.1%}  {srcs}")
-    print(f"wrote {lists_dir(args.profile, args.annotation_set, args.data_dir)} in {stats['seconds']:.1f} s")
+    print("strings removed by each name filter (ncbi_qualifier: strings shortened):")
+    print(f"{'type':<9} " + " ".join(f"{f:>14}" for f in FILTERS))
+    for t in lists:
+        fc = stats["types"][t].get("filter_counts", {})
+        print(f"{t:<9} " + " ".join(f"{fc.get(f, 0):>14}" for f in FILTERS))
+    where = lists_dir(args.profile, args.annotation_set, args.data_dir)
+    if before is not None and record.stat().st_mtime_ns == before:
+        print(f"reused {where} (built from the same sources, dataset and parameters; --force rebuilds)")
+    else:
+        print(f"wrote {where} in {stats['seconds']:.1f} s")
     return 0
 
 
@@ -528,11 +752,29 @@ def add_commands(subparsers) -> None:
     p.add_argument("--ontology-dir", default=None, help="extra OBO files (default: CRAFTLIB_ONTOLOGY_DIR)")
     p.add_argument("--obo", dest="sources", action="append", metavar="TYPE=PATH",
                    help="OBO file for a type (repeatable; replaces that type's defaults; TYPE= means none)")
+    p.add_argument("--skip-filter", action="append", choices=FILTERS, metavar="FILTER",
+                   help=f"leave out one name filter (repeatable): {', '.join(FILTERS)}")
+    p.add_argument("--force", action="store_true", help="rebuild even when the saved lists are current")
     p.set_defaults(func=_cmd_entity_lists)
 
 
 __all__ = [
-    "TYPE_PREFIX", "Source", "Synonym", "Term", "build_entity_lists", "coverage", "craft_tokenize",
-    "load_entity_lists", "load_stats", "normalize_terms", "read_obo_terms", "resolve_sources", "term_key",
+    "FILTERS",
+    "NAME_SYNONYM_TYPES",
+    "TYPE_PREFIX",
+    "Source",
+    "Synonym",
+    "Term",
+    "build_entity_lists",
+    "coverage",
+    "craft_tokenize",
+    "dataset_key",
+    "lists_inputs",
+    "load_entity_lists",
+    "load_stats",
+    "normalize_terms",
+    "read_obo_terms",
+    "resolve_sources",
+    "term_key",
     "terms_for_type",
 ]

@@ -198,8 +198,9 @@ def test_load_augmented_saves_reuses_and_rebuilds(tmp_path, monkeypatch, capsys)
     assert aug["test"]["tokens"] == base["test"]["tokens"] and aug["test"]["ner_tags"] == base["test"]["ner_tags"]
     again = augment.load_augmented("quick", data_dir=tmp_path, ratio=1.0, seed=1, build_if_missing=False)
     assert again["train"].to_dict() == aug["train"].to_dict()
+    capsys.readouterr()
     augment.load_augmented("quick", data_dir=tmp_path, ratio=0.5, seed=1)
-    assert "rebuilding" in capsys.readouterr().out
+    assert "Rebuilding the augmented set" in (msg := capsys.readouterr().out) and "inputs changed: ratio" in msg
     assert augment.load_stats("quick", data_dir=tmp_path)["ratio"] == 0.5
     with pytest.raises(CraftlibError, match="python -m craftlib augment"):
         augment.load_augmented("quick", data_dir=tmp_path / "none", build_if_missing=False)
@@ -215,3 +216,125 @@ def test_cli_augment(tmp_path, monkeypatch, capsys):
                  "--ratio", "1", "--seed", "3"]) == 0
     assert "realised ratio" in capsys.readouterr().out
     assert augment.load_stats("quick", data_dir=tmp_path)["seed"] == 3
+    args = ["augment", "--profile", "quick", "--data-dir", str(tmp_path), "--ratio", "1", "--seed", "3"]
+    assert main(args) == 0 and "reused" in capsys.readouterr().out
+    assert main(args + ["--keep-unchanged", "--sampling", "uniform"]) == 0 and "wrote" in capsys.readouterr().out
+    stats = augment.load_stats("quick", data_dir=tmp_path)
+    assert (stats["variant"], stats["sampling"]) == ("full-copy", "uniform")
+
+
+# ------------------------------------------------------------------------------ length-matched sampling
+
+LONG_LISTS = {  # one short term and several long ones per type: uniform draws are mostly long
+    "Sequence": ["exon", "untranslated region of the transcript", "long terminal repeat element"],
+    "Cell": ["neuron", "retinal ganglion cell of the eye", "smooth muscle cell of the aorta"],
+    "Protein": ["FGF-8", "sonic hedgehog protein precursor", "paired box protein Pax-6"],
+    "Gene": ["Shh", "Fgf8", "Pax6"],
+    "Taxon": ["rat", "Mus musculus domesticus", "Danio rerio zebrafish strain"],
+    "Chemical": ["water", "ethanol", "sodium dodecyl sulfate solution"],
+}
+
+
+def test_length_sampling_matches_token_counts(dsd):
+    from craftlib.ontology import craft_tokenize
+
+    _, uni = augment.augment_dataset(dsd, LONG_LISTS, ratio=0.5, seed=3, return_stats=True, sampling="uniform")
+    out, ln = augment.augment_dataset(dsd, LONG_LISTS, ratio=0.5, seed=3, return_stats=True, sampling="length")
+    for t in ("Sequence", "Cell", "Protein", "Taxon"):
+        u, m = uni["per_type"][t], ln["per_type"][t]
+        assert u["mean_tokens_replacement"] > u["mean_tokens_replaced"] + 1, t  # uniform: far longer
+        assert abs(m["mean_tokens_replacement"] - m["mean_tokens_replaced"]) < abs(
+            u["mean_tokens_replacement"] - u["mean_tokens_replaced"]), t
+    checked = 0
+    for row in out["train"]:
+        for r in json.loads(row["replacements"]):
+            n_orig, n_new = len(r["original"].split(" ")), r["end"] - r["start"]
+            # the nearest token count among the terms that differ from the mention (the same term is never
+            # drawn: "exon" is the only 1-token Sequence term, so an "exon" mention gets a longer one)
+            others = [craft_tokenize(x) for x in LONG_LISTS[r["type"]] if x.casefold() != r["original"].casefold()]
+            assert abs(n_new - n_orig) == min(abs(len(x) - n_orig) for x in others), r
+            checked += 1
+    assert checked > 1000
+    assert ln["sampling"] == "length" and uni["sampling"] == "uniform"
+    with pytest.raises(CraftlibError, match="sampling"):
+        augment.augment_dataset(dsd, LONG_LISTS, sampling="frequency")
+
+
+def test_pool_draws_nearest_length_and_never_the_mention():
+    pool = augment.ReplacementPool({"Cell": ["neuron", "nerve cell", "T - cell of blood"]}, "length")
+    rng = random.Random(0)
+    assert {pool.draw("Cell", ["glia"], rng)[0] for _ in range(20)} == {"neuron"}
+    assert {pool.draw("Cell", ["neuron"], rng)[0] for _ in range(20)} == {"nerve cell"}  # next length
+    assert {pool.draw("Cell", ["a", "b", "c", "d"], rng)[0] for _ in range(20)} == {"T - cell of blood"}
+    assert pool.draw("Gene", ["Shh"], rng) is None
+    single = augment.ReplacementPool({"Chemical": ["water"]}, "length")
+    assert single.draw("Chemical", ["water"], rng) is None
+
+
+def test_variants_sizes(dsd):
+    _, part = augment.augment_dataset(dsd, LISTS, ratio=0.2, seed=42, return_stats=True)
+    _, full = augment.augment_dataset(dsd, LISTS, ratio=0.2, seed=42, keep_unchanged=True, return_stats=True)
+    n = len(dsd["train"])
+    assert part["variant"] == "replaced-only" and n < part["train_sentences"] < 2 * n
+    assert full["variant"] == "full-copy" and full["train_sentences"] == 2 * n
+    # the same draws: the replaced sentences are the same in both variants
+    assert full["replaced"] == part["replaced"]
+
+
+def test_negative_seed_is_refused(dsd, capsys):
+    from craftlib.cli import main
+
+    with pytest.raises(CraftlibError, match="seed"):
+        augment.augment_dataset(dsd, LISTS, seed=-1)
+    with pytest.raises(SystemExit) as exc:
+        main(["augment", "--seed", "-1"])
+    assert exc.value.code == 2 and ">= 0" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ cache keyed on inputs
+
+
+def test_full_profile_defaults_to_the_full_copy(tmp_path, monkeypatch):
+    from craftlib import ontology
+
+    assert config.get_profile("full").augment_keep_unchanged and not config.get_profile("quick").augment_keep_unchanged
+    monkeypatch.delenv("CRAFT_SHA256", raising=False)
+    monkeypatch.setenv(ontology.SOURCES_ENV, ";".join(f"{t}=" for t in ontology.TYPE_PREFIX))
+    full = augment.load_augmented("full", data_dir=tmp_path, ratio=0.2, seed=1, source=CRAFT)
+    stats = augment.load_stats("full", data_dir=tmp_path)
+    assert stats["variant"] == "full-copy" and len(full["train"]) == 2 * stats["original_sentences"]
+    # quick shares the dataset folder: its replaced-only set replaces the full copy (the variant is an input)
+    quick = augment.load_augmented("quick", data_dir=tmp_path, ratio=0.2, seed=1, source=CRAFT)
+    assert augment.load_stats("quick", data_dir=tmp_path)["variant"] == "replaced-only"
+    assert len(quick["train"]) < len(full["train"])
+
+
+def test_augmented_set_rebuilt_when_the_lists_change(tmp_path, monkeypatch, capsys):
+    from craftlib import ontology
+
+    monkeypatch.delenv("CRAFT_SHA256", raising=False)
+    none = ";".join(f"{t}=" for t in ontology.TYPE_PREFIX)
+    monkeypatch.setenv(ontology.SOURCES_ENV, none)
+    first = augment.load_augmented("quick", data_dir=tmp_path, ratio=1.0, seed=1, source=CRAFT)
+    out = augment.augmented_dir("quick", "proper", tmp_path)
+    mtime = (out / "stats.json").stat().st_mtime_ns
+    again = augment.load_augmented("quick", data_dir=tmp_path, ratio=1.0, seed=1, source=CRAFT)
+    assert (out / "stats.json").stat().st_mtime_ns == mtime and again["train"].to_dict() == first["train"].to_dict()
+    capsys.readouterr()
+    # a Cell ontology now: the lists are rebuilt, and so is the augmented set
+    monkeypatch.setenv(ontology.SOURCES_ENV, none.replace("Cell=", f"Cell={FIXTURES / 'obo' / 'cl_mini.obo'}"))
+    second = augment.load_augmented("quick", data_dir=tmp_path, ratio=1.0, seed=1, source=CRAFT)
+    msg = capsys.readouterr().out
+    assert "Rebuilding the entity lists" in msg and "Rebuilding the augmented set" in msg and "entity_lists" in msg
+    assert augment.load_stats("quick", data_dir=tmp_path)["per_type"]["Cell"]["list_terms"] == 6
+    assert second["train"].to_dict() != first["train"].to_dict()
+    # saved lists changed behind the augmented set's back: build_if_missing=False refuses the stale set
+    monkeypatch.setenv(ontology.SOURCES_ENV, none)
+    ontology.build_entity_lists("quick", data_dir=tmp_path, source=CRAFT)
+    with pytest.raises(CraftlibError, match="inputs changed: entity_lists"):
+        augment.load_augmented("quick", data_dir=tmp_path, ratio=1.0, seed=1, build_if_missing=False)
+    # the seed and the variant are inputs too
+    augment.load_augmented("quick", data_dir=tmp_path, ratio=1.0, seed=2, source=CRAFT)
+    assert augment.load_stats("quick", data_dir=tmp_path)["seed"] == 2
+    augment.load_augmented("quick", data_dir=tmp_path, ratio=1.0, seed=2, source=CRAFT, keep_unchanged=True)
+    assert augment.load_stats("quick", data_dir=tmp_path)["variant"] == "full-copy"

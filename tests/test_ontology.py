@@ -200,6 +200,12 @@ def test_build_from_obo_sources_and_cli(tmp_path, monkeypatch, capsys):
     assert sorted(stats["fallback"]) == ["Chemical", "Taxon"]
     assert stats["types"]["Gene"]["terms"] == 2 and stats["types"]["Cell"]["terms"] == 6
     assert stats["types"]["Cell"]["sources"][0]["ontology_terms"] == 4
+    assert "typed_synonym" in out and "charged_form" in out  # the filter-count table
+    assert main(args) == 0 and "reused" in capsys.readouterr().out  # same inputs
+    assert main(args + ["--skip-filter", "charged_form"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert ontology.load_stats("quick", data_dir=tmp_path / "data")["filters"] == [
+        f for f in ontology.FILTERS if f != "charged_form"]
 
 
 def test_coverage_counts_mentions_and_distinct_surface_strings():
@@ -216,3 +222,171 @@ def test_coverage_counts_mentions_and_distinct_surface_strings():
     assert cov["Taxon"]["test"] == {"mentions": 1, "covered": 0, "share": 0.0, "distinct": 1,
                                     "distinct_covered": 0, "distinct_share": 0.0}
     assert cov["Gene"]["train"]["mentions"] == 0
+
+
+# ------------------------------------------------------------------------------------ name filters
+# One hand-written fixture per filter (tests/fixtures/obo/filters): the filter removes (or, for
+# ncbi_qualifier, shortens) exactly the strings that are not names, counts them, and skipping it brings
+# them back.
+
+FILTER_OBO = OBO / "filters"
+
+
+def _strings(fixture: str, prefix: str, entity_type: str, filters=ontology.FILTERS):
+    counts = __import__("collections").Counter()
+    terms = ontology.read_obo_terms(FILTER_OBO / fixture, prefix)
+    out = ontology.normalize_terms(ontology.terms_for_type(terms, entity_type, filters, counts=counts),
+                                   filters=filters, counts=counts)
+    return out, counts
+
+
+def _without(name):
+    return tuple(f for f in ontology.FILTERS if f != name)
+
+
+def test_filter_typed_synonym_drops_tool_and_code_synonyms():
+    kept, counts = _strings("typed_synonym.obo", "SO", "Sequence")
+    assert kept == ["intergenic variant", "proline", "pseudouridine"]
+    assert counts["typed_synonym"] == 6  # 3 VAR tool codes, 2 RNAMOD codes, 1 aa3 code
+    off, off_counts = _strings("typed_synonym.obo", "SO", "Sequence", _without("typed_synonym"))
+    assert {"Pro", "m1Y"} <= set(off) and off_counts["typed_synonym"] == 0
+    # "Y" is too short; the VAR codes are then caught by the next filter, tool_code
+    assert off_counts["tool_code"] == 3 and "Y" not in off
+
+
+def test_filter_typed_synonym_keeps_name_types():
+    kept, counts = _strings("ncbi_qualifier.obo", "NCBITaxon", "Taxon")
+    # common name (OMO:0003003), GenBank common name and scientific name kept; RELATED never; dubious_name typed
+    assert {"mouse", "fruit flies", "Mus"} <= set(kept) and "mice" not in kept
+    assert "Mus (genus)" not in kept and counts["typed_synonym"] == 1
+
+
+def test_filter_tool_code_keeps_lipid_notation():
+    kept, counts = _strings("tool_code.obo", "SO", "Sequence")
+    assert kept == ["C24:1-sphinganine", "downstream gene variant", "fatty acid 18:1", "upstream gene variant"]
+    assert counts["tool_code"] == 3
+    off, _ = _strings("tool_code.obo", "SO", "Sequence", _without("tool_code"))
+    assert "snpEff:UPSTREAM" in off
+
+
+def test_filter_imgt_label():
+    kept, counts = _strings("imgt_label.obo", "SO", "Sequence")
+    assert kept == ["AFLP-PCR", "CDEIII", "J gene segment", "VJ C cluster"]
+    assert counts["imgt_label"] == 4
+    off, _ = _strings("imgt_label.obo", "SO", "Sequence", _without("imgt_label"))
+    assert {"(VJ)-J-C-CLUSTER", "J-GENE"} <= set(off)
+
+
+def test_filter_ncbi_qualifier_strips_and_merges():
+    kept, counts = _strings("ncbi_qualifier.obo", "NCBITaxon", "Taxon")
+    assert kept == ["Cryptococcus", "Drosophila", "fruit flies", "mouse", "Mus"]
+    assert counts["ncbi_qualifier"] == 3 and counts["duplicate"] == 1  # "Mus <genus>" → "Mus" = the synonym
+    off, _ = _strings("ncbi_qualifier.obo", "NCBITaxon", "Taxon", _without("ncbi_qualifier"))
+    assert "Drosophila <flies,genus>" in off
+    # ChEBI's linkage notation is not a qualifier
+    assert ontology.normalize_terms(["glucosyl-(1<->1)-ceramide"]) == ["glucosyl-(1<->1)-ceramide"]
+
+
+def test_filter_charged_form():
+    kept, counts = _strings("charged_form.obo", "CHEBI", "Chemical")
+    assert kept == ["(+)-abscisate", "citric acid", "NAD(+)", "uric acid"]
+    assert counts["charged_form"] == 3
+    off, _ = _strings("charged_form.obo", "CHEBI", "Chemical", _without("charged_form"))
+    assert {"urate(1-)", "sphingosine(1+)", "citrate(3-) residue"} <= set(off)
+
+
+@pytest.mark.parametrize("fixture, message", [("empty.obo", "is empty"), ("headerless.obo", "no OBO header"),
+                                              ("header_only.obo", "no \\[Term\\] stanza")])
+def test_empty_or_headerless_obo_is_refused(fixture, message, tmp_path):
+    with pytest.raises(OntologyError, match=message):
+        ontology.read_obo_terms(FILTER_OBO / fixture, "CL")
+    with pytest.raises(OntologyError, match=message):  # the same through gzip
+        ontology.read_obo_terms(gz_copy(FILTER_OBO / fixture, tmp_path / (fixture + ".gz")), "CL")
+
+
+def test_stats_record_filter_counts_per_type(tmp_path, monkeypatch):
+    monkeypatch.delenv("CRAFT_SHA256", raising=False)
+    monkeypatch.delenv(ontology.SOURCES_ENV, raising=False)
+    srcs = {**ALL_NONE, "Sequence": [FILTER_OBO / "typed_synonym.obo", FILTER_OBO / "imgt_label.obo"],
+            "Taxon": [FILTER_OBO / "ncbi_qualifier.obo"], "Chemical": [FILTER_OBO / "charged_form.obo"]}
+    ontology.build_entity_lists("quick", data_dir=tmp_path, source=CRAFT, sources=srcs)
+    stats = ontology.load_stats("quick", data_dir=tmp_path)
+    fc = {t: v["filter_counts"] for t, v in stats["types"].items()}
+    assert fc["Sequence"]["typed_synonym"] == 6 and fc["Sequence"]["imgt_label"] == 4
+    assert fc["Taxon"]["ncbi_qualifier"] == 3 and fc["Chemical"]["charged_form"] == 3
+    assert fc["Chemical"]["typed_synonym"] == 0 and stats["filters"] == list(ontology.FILTERS)
+    # skipping a filter is a different build: the lists are rebuilt and the count is 0
+    ontology.build_entity_lists("quick", data_dir=tmp_path, source=CRAFT, sources=srcs,
+                                filters=_without("charged_form"))
+    stats = ontology.load_stats("quick", data_dir=tmp_path)
+    assert stats["types"]["Chemical"]["filter_counts"]["charged_form"] == 0
+    assert "urate(1-)" in ontology.load_entity_lists("quick", data_dir=tmp_path, build_if_missing=False)["Chemical"]
+    with pytest.raises(CraftlibError, match="Unknown entity-list filter"):
+        ontology.build_entity_lists("quick", data_dir=tmp_path, source=CRAFT, sources=srcs, filters=["nope"])
+
+
+# ------------------------------------------------------------------------------------ cache keyed on inputs
+
+
+def test_lists_rebuilt_when_the_ontology_dir_changes(tmp_path, monkeypatch, capsys):
+    """Issue 13's case: lists built without a ChEBI file must not stay cached once the right folder is given."""
+    monkeypatch.delenv("CRAFT_SHA256", raising=False)
+    monkeypatch.delenv(ontology.SOURCES_ENV, raising=False)
+    monkeypatch.delenv("CRAFTLIB_ONTOLOGY_DIR", raising=False)
+    empty, full = tmp_path / "no-chebi", tmp_path / "with-chebi"
+    empty.mkdir()
+    full.mkdir()
+    (full / "chebi_mini.obo").write_text((FILTER_OBO / "charged_form.obo").read_text())
+    data = tmp_path / "data"
+    first = ontology.build_entity_lists("quick", data_dir=data, source=CRAFT, ontology_dir=empty)
+    assert "citric acid" not in first["Chemical"] and "Chemical" in ontology.load_stats("quick", data_dir=data)["fallback"]
+    out = ontology.lists_dir("quick", "proper", data)
+    mtime = (out / "stats.json").stat().st_mtime_ns
+    capsys.readouterr()
+    # same inputs: reused as they are
+    assert ontology.load_entity_lists("quick", data_dir=data, source=CRAFT, ontology_dir=empty) == first
+    assert (out / "stats.json").stat().st_mtime_ns == mtime and "Rebuilding" not in capsys.readouterr().out
+    # the right folder: rebuilt, with the ChEBI terms, and the reason printed
+    second = ontology.load_entity_lists("quick", data_dir=data, source=CRAFT, ontology_dir=full)
+    assert "citric acid" in second["Chemical"] and "Rebuilding" in capsys.readouterr().out
+    assert "Chemical" not in ontology.load_stats("quick", data_dir=data)["fallback"]
+    # the same file changed in place (size and modification time): rebuilt again
+    (full / "chebi_mini.obo").write_text((FILTER_OBO / "charged_form.obo").read_text().replace("citric acid", "malic acid"))
+    third = ontology.load_entity_lists("quick", data_dir=data, source=CRAFT, ontology_dir=full)
+    assert "malic acid" in third["Chemical"] and "citric acid" not in third["Chemical"]
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".build-")]
+
+
+def test_lists_rebuilt_when_an_explicit_source_changes(tmp_path, monkeypatch):
+    monkeypatch.delenv("CRAFT_SHA256", raising=False)
+    monkeypatch.delenv(ontology.SOURCES_ENV, raising=False)
+    data = tmp_path / "data"
+    a = ontology.build_entity_lists("quick", data_dir=data, source=CRAFT, sources={**ALL_NONE, "Cell": [OBO / "cl_mini.obo"]})
+    b = ontology.build_entity_lists("quick", data_dir=data, source=CRAFT, sources={**ALL_NONE, "Cell": []})
+    assert "nerve cell" in a["Cell"] and b["Cell"] == ["neuron"]  # the train fallback
+    inputs = json.loads((ontology.lists_dir("quick", "proper", data) / "inputs.json").read_text())["inputs"]
+    assert inputs["sources"]["Cell"] == [] and set(inputs["dataset"]) == {"train", "validation", "test"}
+
+
+def test_a_caller_naming_no_source_keeps_the_saved_source_settings(tmp_path, monkeypatch, capsys):
+    """Training calls load_entity_lists without sources: lists built with --ontology-dir X stay built from X."""
+    monkeypatch.delenv("CRAFT_SHA256", raising=False)
+    monkeypatch.delenv(ontology.SOURCES_ENV, raising=False)
+    monkeypatch.delenv("CRAFTLIB_ONTOLOGY_DIR", raising=False)
+    odir = tmp_path / "onto"
+    odir.mkdir()
+    (odir / "chebi_mini.obo").write_text((FILTER_OBO / "charged_form.obo").read_text())
+    data = tmp_path / "data"
+    built = ontology.build_entity_lists("quick", data_dir=data, source=CRAFT, ontology_dir=odir)
+    assert "citric acid" in built["Chemical"]
+    assert ontology.load_stats("quick", data_dir=data)["settings"]["ontology_dir"] == str(odir)
+    capsys.readouterr()
+    assert ontology.load_entity_lists("quick", data_dir=data, source=CRAFT) == built
+    assert "Rebuilding" not in capsys.readouterr().out
+    # a file of that folder changes: rebuilt, still from that folder
+    (odir / "chebi_mini.obo").write_text((FILTER_OBO / "charged_form.obo").read_text().replace("citric", "malic"))
+    again = ontology.load_entity_lists("quick", data_dir=data, source=CRAFT)
+    assert "malic acid" in again["Chemical"] and "Rebuilding" in capsys.readouterr().out
+    # a source named explicitly wins: no ChEBI file → the train fallback
+    other = ontology.load_entity_lists("quick", data_dir=data, source=CRAFT, sources={"Chemical": []})
+    assert "malic acid" not in other["Chemical"]
