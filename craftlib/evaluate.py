@@ -16,9 +16,13 @@ import json
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from craftlib.config import ENTITY_TYPES, LABELS
 from craftlib.errors import CraftlibError
+
+if TYPE_CHECKING:  # numpy is imported inside the functions that use it
+    import numpy as np
 
 
 #: Name of the single type that replaces Gene and Protein in the "merged" scores.
@@ -147,7 +151,7 @@ def nervaluate_scores(y_true: Sequence[Sequence[str]], y_pred: Sequence[Sequence
 # ------------------------------------------------------------------------------------- paired bootstrap
 
 
-def document_counts(records: Sequence[dict], merge: bool = False) -> tuple[list[str], "np.ndarray"]:
+def document_counts(records: Sequence[dict], merge: bool = False) -> tuple[list[str], np.ndarray]:
     """``(doc_ids, counts)``: per test document, seqeval's true positives, false positives and false negatives
     (default mode: a span is a true positive when its boundaries and type are both right), as an
     ``(n_documents, 3)`` integer array. Summing rows gives seqeval's micro counts; ``merge`` merges Gene and
@@ -871,10 +875,10 @@ def bootstrap_markdown(results: str | os.PathLike) -> str:
         b = json.loads(path.read_text())
         pct = f"{b['confidence']:.0%}"
         parts += [
-            f"Paired bootstrap over the {b['documents']} test documents ([`{path.name}`](results/{path.name}); "
-            f"{b['n_resamples']} resamples of the documents with replacement, seed {b['seed']}, {pct} percentile "
-            f"intervals of {b['score']}; a difference whose interval contains 0 is *indistinguishable*). "
-            f"Command: `{b.get('command', '?')}`",
+            (f"Paired bootstrap over the {b['documents']} test documents ([`{path.name}`](results/{path.name}); "
+             f"{b['n_resamples']} resamples of the documents with replacement, seed {b['seed']}, {pct} percentile "
+             f"intervals of {b['score']}; a difference whose interval contains 0 is *indistinguishable*). "
+             f"Command: `{b.get('command', '?')}`"),
             "",
             f"| run | test F1 | {pct} interval |",
             "| --- | ---: | --- |",
@@ -901,8 +905,8 @@ def results_markdown(results: str | os.PathLike) -> str:
     if not rows:
         return "_No measured runs committed under `results/` yet._\n"
     lines = [
-        "| run | system | profile | test P | test R | test F1 | F1 Gene+Protein merged | strict F1 | "
-        "test token acc. | all-O token acc. | dev F1 | train s |",
+        ("| run | system | profile | test P | test R | test F1 | F1 Gene+Protein merged | strict F1 | "
+         "test token acc. | all-O token acc. | dev F1 | train s |"),
         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for m in rows:
