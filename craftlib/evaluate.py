@@ -16,9 +16,45 @@ import json
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from craftlib.config import ENTITY_TYPES, LABELS
 from craftlib.errors import CraftlibError
+
+if TYPE_CHECKING:  # numpy is imported inside the functions that use it
+    import numpy as np
+
+
+#: Name of the single type that replaces Gene and Protein in the "merged" scores.
+MERGED_TYPE = "Gene+Protein"
+#: The types merged into :data:`MERGED_TYPE`.
+MERGED_TYPES: tuple[str, ...] = ("Gene", "Protein")
+
+
+def merge_gene_protein(tags: Sequence[str]) -> list[str]:
+    """``B-Gene``/``B-Protein`` → ``B-Gene+Protein`` (same for ``I-``); other tags unchanged.
+
+    The Gene/Protein line is drawn by a rule (notebook 02), not by CRAFT's annotators: scoring with the two
+    types merged shows how much of a system's error is that line alone.
+    """
+    return [f"{t[:2]}{MERGED_TYPE}" if t[2:] in MERGED_TYPES else t for t in tags]
+
+
+def _micro_prf(y_true: list[list[str]], y_pred: list[list[str]], strict: bool) -> dict:
+    """seqeval micro P/R/F1 (default mode, or strict IOB2 mode)."""
+    if not any(y_true) and not any(y_pred):
+        return {"precision": 0.0, "recall": 0.0, "f1": 0.0}
+    if strict:
+        from seqeval.metrics.v1 import precision_recall_fscore_support
+        from seqeval.scheme import IOB2
+
+        p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, average="micro", zero_division=0,
+                                                     mode="strict", scheme=IOB2)
+    else:
+        from seqeval.metrics.sequence_labeling import precision_recall_fscore_support
+
+        p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, average="micro", zero_division=0)
+    return {"precision": float(p), "recall": float(r), "f1": float(f)}
 
 
 def score(
@@ -32,7 +68,12 @@ def score(
     ``mode="strict", scheme=IOB2`` mode, where an ``I-`` without a matching ``B-`` is no entity.
     Returns a JSON-serialisable dict with keys ``precision``, ``recall``, ``f1``, ``accuracy``,
     ``macro_f1``, ``per_type`` (every type of :data:`ENTITY_TYPES`, zero support included), ``mode``,
-    ``sentences``, ``tokens``.
+    ``sentences``, ``tokens``, and three companions that put the headline in context:
+
+    * ``merged``: micro P/R/F1 (same mode) with Gene and Protein merged into one type (:data:`MERGED_TYPE`);
+    * ``strict``: micro P/R/F1 in seqeval's strict IOB2 mode (equal to the headline when ``strict=True``);
+    * ``all_o_accuracy``: the token accuracy of a tagger that predicts ``O`` everywhere on the same gold —
+      the floor that ``accuracy`` should be read against.
     """
     from seqeval.metrics import accuracy_score, classification_report
     from seqeval.scheme import IOB2
@@ -54,17 +95,173 @@ def score(
         }
     micro = report.get("micro avg", {"precision": 0.0, "recall": 0.0, "f1-score": 0.0})
     macro = report.get("macro avg", {"f1-score": 0.0})
+    n_tokens = sum(len(s) for s in y_true)
+    headline = {"precision": float(micro["precision"]), "recall": float(micro["recall"]),
+                "f1": float(micro["f1-score"])}
+    merged = _micro_prf([merge_gene_protein(s) for s in y_true], [merge_gene_protein(s) for s in y_pred], strict)
     return {
         "mode": "strict-IOB2" if strict else "default",
-        "precision": float(micro["precision"]),
-        "recall": float(micro["recall"]),
-        "f1": float(micro["f1-score"]),
+        **headline,
         "macro_f1": float(macro["f1-score"]),
         "accuracy": float(accuracy_score(y_true, y_pred)) if y_true else 0.0,
         "per_type": per_type,
         "sentences": len(y_true),
-        "tokens": sum(len(s) for s in y_true),
+        "tokens": n_tokens,
+        "merged": {"types": list(MERGED_TYPES), **merged},
+        "strict": dict(headline) if strict else _micro_prf(y_true, y_pred, strict=True),
+        "all_o_accuracy": sum(t == "O" for s in y_true for t in s) / n_tokens if n_tokens else 0.0,
     }
+
+
+#: nervaluate's scenarios (SemEval-2013 task 9.1), in the order of the tutorial.
+NERVALUATE_SCENARIOS: tuple[str, ...] = ("strict", "exact", "partial", "ent_type")
+#: What each scenario counts as correct (for tables and notebooks).
+NERVALUATE_MEANING = {
+    "strict": "same boundaries and same type",
+    "exact": "same boundaries, any type",
+    "partial": "overlapping boundaries, any type (an overlap counts half)",
+    "ent_type": "same type, overlapping boundaries",
+}
+
+
+def nervaluate_scores(y_true: Sequence[Sequence[str]], y_pred: Sequence[Sequence[str]]) -> dict:
+    """The four SemEval-2013 scenarios of the ``nervaluate`` package, micro over all types.
+
+    Returns ``{scenario: {correct, incorrect, partial, missed, spurious, possible, actual, precision, recall,
+    f1}}`` for each of :data:`NERVALUATE_SCENARIOS`. Unlike seqeval's counts, a wrong-type or wrong-boundary
+    prediction is *one* ``incorrect`` (or ``partial``) error here, not a false positive plus a false negative;
+    ``partial`` and ``ent_type`` give half credit to a partial match (nervaluate's formula).
+    """
+    from nervaluate import Evaluator
+
+    y_true = [list(s) for s in y_true]
+    y_pred = [list(s) for s in y_pred]
+    if len(y_true) != len(y_pred) or any(len(a) != len(b) for a, b in zip(y_true, y_pred)):
+        raise ValueError("nervaluate_scores(): gold and predicted tag sequences must have the same shapes.")
+    overall = Evaluator(y_true, y_pred, tags=list(ENTITY_TYPES), loader="list").evaluate()["overall"] if y_true else {}
+    out = {}
+    for scenario in NERVALUATE_SCENARIOS:
+        r = overall.get(scenario)
+        keys = ("correct", "incorrect", "partial", "missed", "spurious", "possible", "actual")
+        out[scenario] = {k: int(getattr(r, k, 0)) for k in keys}
+        out[scenario].update({k: float(getattr(r, k, 0.0)) for k in ("precision", "recall", "f1")})
+    return out
+
+
+# ------------------------------------------------------------------------------------- paired bootstrap
+
+
+def document_counts(records: Sequence[dict], merge: bool = False) -> tuple[list[str], np.ndarray]:
+    """``(doc_ids, counts)``: per test document, seqeval's true positives, false positives and false negatives
+    (default mode: a span is a true positive when its boundaries and type are both right), as an
+    ``(n_documents, 3)`` integer array. Summing rows gives seqeval's micro counts; ``merge`` merges Gene and
+    Protein first (:func:`merge_gene_protein`)."""
+    import numpy as np
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    index: dict[str, int] = {}
+    rows: list[list[int]] = []
+    for rec in records:
+        gold, pred = list(rec["gold"]), list(rec["pred"])
+        if merge:
+            gold, pred = merge_gene_protein(gold), merge_gene_protein(pred)
+        g, p = set(get_entities(gold)), set(get_entities(pred))
+        tp = len(g & p)
+        i = index.setdefault(str(rec["doc_id"]), len(index))
+        if i == len(rows):
+            rows.append([0, 0, 0])
+        rows[i][0] += tp
+        rows[i][1] += len(p) - tp
+        rows[i][2] += len(g) - tp
+    return list(index), np.array(rows, dtype=np.int64).reshape(-1, 3)
+
+
+def _f1_from_counts(counts):
+    import numpy as np
+
+    tp, fp, fn = counts[..., 0], counts[..., 1], counts[..., 2]
+    denom = 2 * tp + fp + fn
+    return np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)
+
+
+def bootstrap(
+    records_by_system: dict[str, Sequence[dict]],
+    n: int = 2000,
+    seed: int = 42,
+    confidence: float = 0.95,
+    pairs: Sequence[tuple[str, str]] | None = None,
+    merge: bool = False,
+) -> dict:
+    """Paired bootstrap over test **documents** (the unit CRAFT sampled): an interval for each system's micro
+    F1 and for each difference between two systems.
+
+    The systems are first restricted to their common sentences (:func:`align_runs`). Each resample draws as
+    many documents as there are, with replacement, and recomputes every system's F1 from the drawn
+    documents' span counts (the same documents for every system: *paired*). The interval is the central
+    ``confidence`` share of the ``n`` resampled values (percentile method). A difference ``b - a`` whose
+    interval contains 0 is called ``"indistinguishable"``; otherwise the verdict names the higher system.
+    ``pairs`` defaults to every pair in the order given. Same inputs and seed → same intervals.
+    Returns a JSON-serialisable dict (no corpus text): ``systems`` ``{name: {f1, low, high}}``,
+    ``differences`` ``[{a, b, difference, low, high, verdict}]`` and the settings.
+    """
+    import numpy as np
+
+    if n < 1:
+        raise CraftlibError(f"bootstrap(): n must be at least 1 resample, got {n}.")
+    if not 0 < confidence < 1:
+        raise CraftlibError(f"bootstrap(): confidence must be between 0 and 1, got {confidence}.")
+    runs = align_runs({name: list(recs) for name, recs in records_by_system.items()})
+    names = list(runs)
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]] if pairs is None else list(pairs)
+    unknown = sorted({x for pair in pairs for x in pair} - set(names))
+    if unknown:
+        raise CraftlibError(f"bootstrap(): pairs name unknown systems {unknown}; known: {names}.")
+    docs, counts = None, {}
+    for name in names:
+        d, c = document_counts(runs[name], merge=merge)
+        docs = d if docs is None else docs
+        counts[name] = c  # same documents in the same order: align_runs sorted the sentences
+    rng = np.random.default_rng(seed)
+    n_docs = len(docs)
+    drawn = rng.integers(0, n_docs, size=(n, n_docs))
+    weights = np.zeros((n, n_docs))
+    np.add.at(weights, (np.repeat(np.arange(n), n_docs), drawn.ravel()), 1.0)  # times each document is drawn
+    point = {name: float(_f1_from_counts(c.sum(axis=0))) for name, c in counts.items()}
+    samples = {name: _f1_from_counts(weights @ c) for name, c in counts.items()}
+    q = [50 * (1 - confidence), 50 * (1 + confidence)]
+
+    def interval(values) -> tuple[float, float]:
+        low, high = np.percentile(values, q)
+        return float(low), float(high)
+
+    systems = {name: dict(zip(("low", "high"), interval(samples[name])), f1=point[name]) for name in names}
+    differences = []
+    for a, b in pairs:
+        low, high = interval(samples[b] - samples[a])
+        verdict = "indistinguishable" if low <= 0 <= high else (f"{b} higher" if low > 0 else f"{a} higher")
+        differences.append({"a": a, "b": b, "difference": point[b] - point[a], "low": low, "high": high,
+                            "verdict": verdict})
+    return {
+        "method": "paired bootstrap over test documents (percentile interval)",
+        "score": "seqeval default-mode micro F1" + (", Gene and Protein merged" if merge else ""),
+        "n_resamples": n, "seed": seed, "confidence": confidence,
+        "documents": n_docs, "sentences": len(runs[names[0]]),
+        "systems": {name: {"f1": v["f1"], "low": v["low"], "high": v["high"]} for name, v in systems.items()},
+        "differences": differences,
+    }
+
+
+def bootstrap_tables(result: dict):
+    """Two DataFrames from a :func:`bootstrap` result: systems (F1 and interval) and differences."""
+    import pandas as pd
+
+    pct = f"{result['confidence']:.0%}"
+    systems = pd.DataFrame([{"system": k, "F1": v["f1"], f"{pct} low": v["low"], f"{pct} high": v["high"]}
+                            for k, v in result["systems"].items()]).set_index("system")
+    diffs = pd.DataFrame([{"comparison": f"{d['b']} - {d['a']}", "difference": d["difference"],
+                           f"{pct} low": d["low"], f"{pct} high": d["high"], "verdict": d["verdict"]}
+                          for d in result["differences"]])
+    return systems, (diffs.set_index("comparison") if len(diffs) else diffs)
 
 
 # =========================================================================================== error analysis
@@ -133,6 +330,58 @@ def system_run_name(
     return run_name(system, base_model, profile, seed=seed, annotation_set=annotation_set)
 
 
+def _build_command(system: str, profile: str, base_model: str, seed: int, annotation_set: str) -> str:
+    """The CLI command that writes a system's run folder (what ``build_if_missing`` runs, from Python)."""
+    if system == "dictionary":
+        from craftlib.config import get_profile
+
+        extra = f" --annotation-set {annotation_set}" if annotation_set != "proper" else ""
+        return f"python -m craftlib baseline --profile {get_profile(profile).name}{extra}"
+    from craftlib.train import command_line
+
+    return command_line(system, profile, base_model, seed, annotation_set)
+
+
+def _measured_seconds(run: str, results_dir: str | os.PathLike | None = None) -> float | None:
+    """``train_seconds`` of the committed measured run of that name (``results/<run>/metrics.json``), if any."""
+    from craftlib.config import results_dir as resolve_results_dir
+
+    path = resolve_results_dir(results_dir) / run / "metrics.json"
+    try:
+        return float(json.loads(path.read_text())["train_seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def build_plan(
+    systems: Sequence[str] = SYSTEMS,
+    profile: str = "quick",
+    split: str = "test",
+    base_model: str = "minilm",
+    seed: int = 42,
+    annotation_set: str = "proper",
+    models_dir: str | os.PathLike | None = None,
+    results_dir: str | os.PathLike | None = None,
+) -> list[dict]:
+    """What :func:`load_system_predictions` would do for each system, *before* it does it: one dict per system
+    with ``system``, ``run``, ``predictions`` (``"present"`` or ``"missing"``), ``action`` (``"read"`` or
+    ``"build"``), ``command`` (the equivalent CLI command) and ``measured_train_s`` (the training time of the
+    committed run of that name under ``results/``, when there is one; ``None`` otherwise)."""
+    from craftlib.config import models_dir as resolve_models_dir
+
+    plan = []
+    for system in systems:
+        if system not in SYSTEMS:
+            raise CraftlibError(f"Unknown system {system!r}: choose one of {', '.join(SYSTEMS)}.")
+        run = system_run_name(system, profile, base_model, seed=seed, annotation_set=annotation_set)
+        present = (resolve_models_dir(models_dir) / run / f"predictions_{split}.jsonl").is_file()
+        plan.append({"system": system, "run": run, "predictions": "present" if present else "missing",
+                     "action": "read" if present else "build",
+                     "command": _build_command(system, profile, base_model, seed, annotation_set),
+                     "measured_train_s": _measured_seconds(run, results_dir)})
+    return plan
+
+
 def load_system_predictions(
     system: str,
     profile: str,
@@ -145,7 +394,9 @@ def load_system_predictions(
     build_if_missing: bool = True,
 ) -> tuple[str, list[dict]]:
     """``(run name, records)`` of a system's ``predictions_<split>.jsonl``; when the file is missing and
-    ``build_if_missing``, runs the system first (dictionary baseline or transformer recipe) through craftlib."""
+    ``build_if_missing``, runs the system first (dictionary baseline or transformer recipe) through craftlib,
+    after printing which run it builds, the equivalent command and how long the committed run of that name
+    took (see :func:`build_plan`)."""
     from craftlib.config import models_dir as resolve_models_dir
 
     if system not in SYSTEMS:
@@ -153,6 +404,13 @@ def load_system_predictions(
     run = system_run_name(system, profile, base_model, seed=seed, annotation_set=annotation_set)
     path = resolve_models_dir(models_dir) / run / f"predictions_{split}.jsonl"
     if not path.is_file() and build_if_missing:
+        (step,) = build_plan([system], profile, split, base_model, seed, annotation_set, models_dir)
+        secs = step["measured_train_s"]
+        took = (f"the committed run results/{run} trained in {secs:.0f} s" if secs is not None
+                else "no committed run of this name to time it by; see notebook 04's time table")
+        what = "runs the dictionary baseline" if system == "dictionary" else "TRAINS a model"
+        print(f"{run}: no {path.name} under {path.parent}; building it now ({what}), the equivalent of\n"
+              f"    {step['command']}\n    roughly: {took}.", flush=True)
         if system == "dictionary":
             from craftlib.baseline import run_dictionary_baseline
 
@@ -475,7 +733,8 @@ def compare_runs(records_a: Sequence[dict], records_b: Sequence[dict], name_a: s
 
 
 def scores_table(runs: dict[str, list[dict]]):
-    """Per system and seqeval mode (``default`` and ``strict-IOB2``): micro P/R/F1, macro F1 and per-type F1."""
+    """Per system and seqeval mode (``default`` and ``strict-IOB2``): micro P/R/F1, F1 with Gene and Protein
+    merged, macro F1, token accuracy next to the all-``O`` floor, and per-type F1."""
     import pandas as pd
 
     rows = []
@@ -483,10 +742,31 @@ def scores_table(runs: dict[str, list[dict]]):
         for strict in (False, True):
             s = score([r["gold"] for r in recs], [r["pred"] for r in recs], strict=strict)
             row = {"system": name, "mode": s["mode"], "precision": s["precision"], "recall": s["recall"],
-                   "f1": s["f1"], "macro_f1": s["macro_f1"]}
+                   "f1": s["f1"], "f1_gene_protein_merged": s["merged"]["f1"], "macro_f1": s["macro_f1"],
+                   "token_accuracy": s["accuracy"], "all_o_accuracy": s["all_o_accuracy"]}
             row.update({f"f1_{t}": s["per_type"][t]["f1"] for t in ENTITY_TYPES})
             rows.append(row)
     return pd.DataFrame(rows).set_index(["system", "mode"]).round(4)
+
+
+def stray_inside_spans(records: Sequence[dict]) -> dict:
+    """How seqeval's two modes read the *predicted* spans that start with a stray ``I-`` (no ``B-`` before).
+
+    The default mode turns such a run of tags into an entity; the strict IOB2 mode drops it. Returns
+    ``pred_spans`` (default mode), ``stray_spans`` (of those, the ones starting with ``I-``) and
+    ``stray_correct`` (stray spans that match a gold span exactly: true positives in default mode only).
+    """
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    out = {"pred_spans": 0, "stray_spans": 0, "stray_correct": 0}
+    for rec in records:
+        gold = set(get_entities(list(rec["gold"])))
+        for span in get_entities(list(rec["pred"])):
+            out["pred_spans"] += 1
+            if rec["pred"][span[1]].startswith("I-"):
+                out["stray_spans"] += 1
+                out["stray_correct"] += span in gold
+    return out
 
 
 # ---------------------------------------------------------------------------------- worked examples
@@ -544,12 +824,15 @@ def _isna(value) -> bool:
 
 # ------------------------------------------------------------------------------------- results table
 
-#: Quoted from the reference model card (125M-parameter biomedical RoBERTa, its own dev-style split):
+#: Quoted from the reference model card (a 125M-parameter RoBERTa whose base model is the Spanish clinical
+#: ``PlanTL-GOB-ES/roberta-base-biomedical-clinical-es``; scores on what the card calls its "evaluation set"):
 #: a landmark, never a measurement of this project.
 REFERENCE_CARD = {"precision": 0.8366, "recall": 0.8513, "f1": 0.8439, "accuracy": 0.9681}
 README_BEGIN, README_END = "<!-- RESULTS -->", "<!-- /RESULTS -->"
 #: Row order: lists alone, the classic peers, then the transformer recipes.
 _ROW_ORDER = {"dictionary": 0, "crf": 1, "spacy": 2, "single": 3, "augmented": 4, "two-step": 5}
+#: File name pattern of the bootstrap results written by ``python -m craftlib compare``.
+BOOTSTRAP_GLOB = "bootstrap-*.json"
 
 
 def collect_results(results: str | os.PathLike) -> list[dict]:
@@ -565,34 +848,83 @@ def collect_results(results: str | os.PathLike) -> list[dict]:
     return rows
 
 
+def _cell(split: dict, *keys: str) -> str:
+    """``split[k1][k2]...`` as ``0.1234``, or an empty cell when an older metrics.json lacks it."""
+    value = split
+    for k in keys:
+        if not isinstance(value, dict) or k not in value:
+            return ""
+        value = value[k]
+    return f"{value:.4f}"
+
+
+def _signed(x: float) -> str:
+    return f"{x:+.3f}"
+
+
+def bootstrap_markdown(results: str | os.PathLike) -> str:
+    """The README's bootstrap section, rendered from ``<results>/bootstrap-*.json`` (``python -m craftlib
+    compare``); a line saying how to make it when none is committed."""
+    files = sorted(Path(results).glob(BOOTSTRAP_GLOB))
+    if not files:
+        return ("_No bootstrap intervals committed yet: `python -m craftlib compare --runs RUN ... "
+                "--out results/bootstrap-quick.json` writes them from the runs' test predictions under "
+                "`models/`._\n")
+    parts = []
+    for path in files:
+        b = json.loads(path.read_text())
+        pct = f"{b['confidence']:.0%}"
+        parts += [
+            (f"Paired bootstrap over the {b['documents']} test documents ([`{path.name}`](results/{path.name}); "
+             f"{b['n_resamples']} resamples of the documents with replacement, seed {b['seed']}, {pct} percentile "
+             f"intervals of {b['score']}; a difference whose interval contains 0 is *indistinguishable*). "
+             f"Command: `{b.get('command', '?')}`"),
+            "",
+            f"| run | test F1 | {pct} interval |",
+            "| --- | ---: | --- |",
+        ]
+        parts += [f"| `{name}` | {v['f1']:.3f} | [{v['low']:.3f}, {v['high']:.3f}] |"
+                  for name, v in b["systems"].items()]
+        if b["differences"]:
+            parts += ["", f"| difference | F1 | {pct} interval | verdict |", "| --- | ---: | --- | --- |"]
+            parts += [f"| `{d['b']}` − `{d['a']}` | {_signed(d['difference'])} | "
+                      f"[{_signed(d['low'])}, {_signed(d['high'])}] | {d['verdict']} |" for d in b["differences"]]
+        parts.append("")
+    return "\n".join(parts)
+
+
 def results_markdown(results: str | os.PathLike) -> str:
-    """Markdown table of the committed runs' test (and dev) scores, each with the command that made it.
+    """Markdown table of the committed runs' test (and dev) scores, each with the command that made it, then
+    the bootstrap intervals (:func:`bootstrap_markdown`).
 
     Generated, never typed: ``python -m craftlib results --readme README.md`` rewrites the README block, and
-    a test checks that the block equals this function's output.
+    a test checks that the block equals this function's output. Columns that an older ``metrics.json`` lacks
+    (merged, strict, all-``O``) stay empty: they are filled when the run is measured again.
     """
     rows = collect_results(results)
     if not rows:
         return "_No measured runs committed under `results/` yet._\n"
     lines = [
-        "| run | system | profile | test P | test R | test F1 | test token acc. | dev F1 | train s |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ("| run | system | profile | test P | test R | test F1 | F1 Gene+Protein merged | strict F1 | "
+         "test token acc. | all-O token acc. | dev F1 | train s |"),
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for m in rows:
         t, d = m["test"], m["dev"]
         secs = m.get("train_seconds")
         lines.append(
             f"| `{m['run']}` | {m.get('system', '')} | {m.get('profile', '')} | {t['precision']:.4f} | "
-            f"{t['recall']:.4f} | {t['f1']:.4f} | {t['accuracy']:.4f} | {d['f1']:.4f} | "
+            f"{t['recall']:.4f} | {t['f1']:.4f} | {_cell(t, 'merged', 'f1')} | {_cell(t, 'strict', 'f1')} | "
+            f"{t['accuracy']:.4f} | {_cell(t, 'all_o_accuracy')} | {d['f1']:.4f} | "
             f"{'' if secs is None else f'{secs:.0f}' if secs >= 10 else f'{secs:.1f}'} |"
         )
     r = REFERENCE_CARD
-    lines.append(f"| reference card (quoted: its own dev-style split, not measured here) | transformer | full | "
-                 f"{r['precision']:.4f} | "
-                 f"{r['recall']:.4f} | {r['f1']:.4f} | {r['accuracy']:.4f} | | |")
+    lines.append(f"| reference card (quoted: the card's own \"evaluation set\", not measured here) | transformer | "
+                 f"full | {r['precision']:.4f} | {r['recall']:.4f} | {r['f1']:.4f} | | | {r['accuracy']:.4f} | | | |")
     lines += ["", "Commands (each run's `metrics.json` repeats its own, with versions and hardware):", ""]
     lines += [f"- `{m['run']}`: `{m.get('command', '?')}`" for m in rows]
-    return "\n".join(lines) + "\n"
+    lines += ["", bootstrap_markdown(results)]
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def update_readme(readme: str | os.PathLike, results: str | os.PathLike) -> bool:
@@ -630,6 +962,25 @@ def add_commands(subparsers) -> None:
     p.set_defaults(func=_cmd_evaluate)
 
     p = subparsers.add_parser(
+        "compare",
+        help="Paired bootstrap over test documents: F1 intervals of runs and of their differences (JSON).",
+        description="Reads models/<run>/predictions_<split>.jsonl of each run, resamples the documents with "
+        "replacement, and writes the F1 interval of each run and of each difference to a small JSON file "
+        "(no corpus text), which `python -m craftlib results` renders into the README.",
+    )
+    p.add_argument("--runs", nargs="+", required=True, help="run names, e.g. single-minilm-quick two-step-minilm-quick")
+    p.add_argument("--pairs", nargs="*", default=None, metavar="A:B",
+                   help="differences to report, as RUN_A:RUN_B (B - A); default: every pair in --runs order")
+    p.add_argument("--split", default="test", choices=["test", "validation"])
+    p.add_argument("--n", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--merge-gene-protein", action="store_true", help="score with Gene and Protein merged")
+    p.add_argument("--models-dir", default=None, help="default: CRAFTLIB_MODELS_DIR or <repo>/models")
+    p.add_argument("--out", default=None,
+                   help="JSON file to write (default: <results>/bootstrap-<profile>.json, the runs' profile)")
+    p.set_defaults(func=_cmd_compare)
+
+    p = subparsers.add_parser(
         "results",
         help="Table of the measured runs committed under results/ (optionally written into the README).",
         description="Reads results/<run>/metrics.json and prints a Markdown table of test/dev scores with "
@@ -653,6 +1004,8 @@ def _cmd_results(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
+    import pandas as pd
+
     from craftlib.config import models_dir, results_dir
 
     root = models_dir(args.models_dir)
@@ -661,6 +1014,10 @@ def _cmd_evaluate(args) -> int:
         runs[args.compare] = read_predictions(root / args.compare / f"predictions_{args.split}.jsonl")
         runs = align_runs(runs)
     print(scores_table(runs).to_string())
+    recs = runs[args.run]
+    scenarios = nervaluate_scores([r["gold"] for r in recs], [r["pred"] for r in recs])
+    print(f"nervaluate scenarios ({args.run}):")
+    print(pd.DataFrame(scenarios).T.round(4).to_string())
     mentions = mention_table(runs[args.run])
     print(error_counts(mentions).to_string())
     out = Path(args.out) if args.out else results_dir() / "error_analysis"
@@ -668,4 +1025,51 @@ def _cmd_evaluate(args) -> int:
     if args.compare:
         table, _ = compare_runs(runs[args.run], runs[args.compare], args.run, args.compare)
         print(table.to_string())
+    return 0
+
+
+def _cmd_compare(args) -> int:
+    import datetime
+    import shlex
+
+    from craftlib.config import models_dir, results_dir
+
+    root = models_dir(args.models_dir)
+    runs = {run: read_predictions(root / run / f"predictions_{args.split}.jsonl") for run in args.runs}
+    pairs = None
+    if args.pairs:
+        bad = [p for p in args.pairs if p.count(":") != 1]
+        if bad:
+            raise CraftlibError(f"--pairs {bad}: write each pair as RUN_A:RUN_B.")
+        pairs = [tuple(p.split(":")) for p in args.pairs]
+    result = bootstrap(runs, n=args.n, seed=args.seed, pairs=pairs, merge=args.merge_gene_protein)
+    argv = ["python", "-m", "craftlib", "compare", "--runs", *args.runs]
+    if args.pairs:
+        argv += ["--pairs", *args.pairs]
+    if args.split != "test":
+        argv += ["--split", args.split]
+    if args.n != 2000:
+        argv += ["--n", str(args.n)]
+    if args.seed != 42:
+        argv += ["--seed", str(args.seed)]
+    if args.merge_gene_protein:
+        argv.append("--merge-gene-protein")
+    profiles = set()
+    for run in args.runs:
+        try:
+            profiles.add(json.loads((root / run / "metrics.json").read_text()).get("profile"))
+        except (OSError, ValueError):
+            profiles.add(None)
+    profile = profiles.pop() if len(profiles) == 1 and None not in profiles else "mixed"
+    out = Path(args.out) if args.out else results_dir() / f"bootstrap-{profile}.json"
+    if args.out:
+        argv += ["--out", args.out]
+    result = {"command": shlex.join(argv), "split": args.split, "profile": profile, **result,
+              "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
+    save_json(result, out)
+    systems, diffs = bootstrap_tables(result)
+    print(systems.round(4).to_string())
+    if len(diffs):
+        print(diffs.round(4).to_string())
+    print(f"written to {out}")
     return 0

@@ -146,6 +146,139 @@ def test_strict_and_default_modes_are_labelled_and_differ():
     assert table.loc[("sys", "strict-IOB2"), "f1"] == 0.0
 
 
+def test_merged_strict_and_all_o_on_hand_made_predictions():
+    gold = [["B-Gene", "I-Gene", "O", "B-Protein", "O", "B-Cell"], ["O", "O", "B-Taxon", "O"]]
+    pred = [["B-Protein", "I-Protein", "O", "B-Protein", "O", "I-Cell"], ["O", "O", "B-Taxon", "O"]]
+    s = ev.score(gold, pred)
+    # default: 4 gold, 4 predicted spans; right: Protein, Cell (stray I- opens a span), Taxon -> 3
+    assert (s["precision"], s["recall"]) == (0.75, 0.75)
+    # merged: Gene->Protein becomes right as well: 4 of 4
+    assert s["merged"] == {"types": ["Gene", "Protein"], "precision": 1.0, "recall": 1.0, "f1": 1.0}
+    # strict IOB2 drops the stray I-Cell: 3 predicted spans, 2 right (Protein, Taxon); recall 2/4
+    assert s["strict"]["precision"] == pytest.approx(2 / 3) and s["strict"]["recall"] == 0.5
+    assert s["all_o_accuracy"] == pytest.approx(5 / 10)  # 5 of the 10 gold tags are O
+    assert s["accuracy"] == pytest.approx(7 / 10)
+    st = ev.score(gold, pred, strict=True)
+    assert st["strict"] == {k: st[k] for k in ("precision", "recall", "f1")}
+    assert st["merged"]["precision"] == pytest.approx(3 / 3) and st["merged"]["recall"] == 0.75
+    assert ev.score([["O", "O"]], [["O", "O"]])["all_o_accuracy"] == 1.0
+    assert json.loads(json.dumps(s)) == s  # stored as-is in metrics.json
+    counts = ev.stray_inside_spans([rec(g, p) for g, p in zip(gold, pred)])
+    assert counts == {"pred_spans": 4, "stray_spans": 1, "stray_correct": 1}
+
+
+def valid_iob2(tags):
+    out = ["O"] * len(tags)
+    for kind, start, end in get_entities(tags):
+        out[start:end + 1] = [f"B-{kind}"] + [f"I-{kind}"] * (end - start)
+    return out
+
+
+@pytest.mark.parametrize("seed", [20, 21])
+def test_strict_mode_is_default_without_the_stray_predicted_spans(seed):
+    records = [dict(r, gold=valid_iob2(r["gold"])) for r in random_records(seed, n_sent=80)]
+    d = ev.score([r["gold"] for r in records], [r["pred"] for r in records])
+    st = ev.stray_inside_spans(records)
+    g = ev.category_counts(ev.mention_table(records), "gold").loc["total"]
+    assert st["stray_spans"] > st["stray_correct"] > 0  # the random data has both kinds
+    assert d["precision"] == pytest.approx(g["correct"] / st["pred_spans"])
+    tp_strict = g["correct"] - st["stray_correct"]
+    assert d["strict"]["precision"] == pytest.approx(tp_strict / (st["pred_spans"] - st["stray_spans"]))
+    assert d["strict"]["recall"] == pytest.approx(tp_strict / g["gold_total"])
+
+
+def test_nervaluate_scenarios_on_hand_made_sentence():
+    gold = [["B-Gene", "O", "B-Cell", "I-Cell", "O", "B-Taxon", "O", "B-Chemical"]]
+    pred = [["B-Protein", "O", "B-Cell", "O", "O", "B-Taxon", "O", "O"]]
+    nv = ev.nervaluate_scores(gold, pred)
+    assert set(nv) == set(ev.NERVALUATE_SCENARIOS) == set(ev.NERVALUATE_MEANING)
+    # strict: Taxon correct; Gene (type) and Cell (boundary) incorrect; Chemical missed
+    assert {k: nv["strict"][k] for k in ("correct", "incorrect", "partial", "missed", "spurious")} == {
+        "correct": 1, "incorrect": 2, "partial": 0, "missed": 1, "spurious": 0}
+    assert nv["exact"]["correct"] == 2  # Gene's boundaries are right
+    assert nv["partial"]["correct"] == 2 and nv["partial"]["partial"] == 1
+    assert nv["partial"]["precision"] == pytest.approx((2 + 0.5) / 3)
+    assert nv["ent_type"]["correct"] == 2  # Cell: right type, overlapping
+    # strict scenario = seqeval's exact-match precision and recall
+    s = ev.score(gold, pred)
+    assert nv["strict"]["precision"] == pytest.approx(s["precision"]) and nv["strict"]["recall"] == pytest.approx(
+        s["recall"])
+
+
+def test_double_penalty_a_near_miss_scores_below_silence():
+    gold = [["B-Gene", "O", "B-Cell", "I-Cell"]]
+    near_miss = ev.score(gold, [["B-Gene", "O", "O", "B-Cell"]])  # Cell found, wrong boundary: 1 FP + 1 FN
+    silent = ev.score(gold, [["B-Gene", "O", "O", "O"]])  # Cell not predicted: 1 FN
+    assert near_miss["f1"] == 0.5 and silent["f1"] == pytest.approx(2 / 3)
+
+
+# ------------------------------------------------------------------------------------------- bootstrap
+
+def test_document_counts_sum_to_seqeval_micro_scores():
+    records = random_records(30, n_sent=50)
+    docs, counts = ev.document_counts(records)
+    assert docs == ["d0", "d1", "d2", "d3"] and counts.shape == (4, 3)
+    tp, fp, fn = counts.sum(axis=0)
+    s = ev.score([r["gold"] for r in records], [r["pred"] for r in records])
+    assert tp / (tp + fp) == pytest.approx(s["precision"]) and tp / (tp + fn) == pytest.approx(s["recall"])
+    _, merged = ev.document_counts(records, merge=True)
+    tp, fp, fn = merged.sum(axis=0)
+    assert 2 * tp / (2 * tp + fp + fn) == pytest.approx(s["merged"]["f1"])
+
+
+def _systems(seed: int) -> dict:
+    base = random_records(seed, n_sent=120)
+    for i, r in enumerate(base):
+        r["doc_id"] = f"doc{i % 12}"
+    rng = random.Random(seed)
+    better = [dict(r, pred=[g if rng.random() < 0.9 else p for g, p in zip(r["gold"], r["pred"])]) for r in base]
+    return {"a": base, "b": better}
+
+
+def test_bootstrap_is_deterministic_and_contains_the_point_estimate():
+    systems = _systems(40)
+    one = ev.bootstrap(systems, n=500, seed=7)
+    assert one == ev.bootstrap(systems, n=500, seed=7)
+    assert one != ev.bootstrap(systems, n=500, seed=8)
+    assert one["documents"] == 12 and one["sentences"] == 120 and one["n_resamples"] == 500
+    for name, recs in systems.items():
+        v = one["systems"][name]
+        assert v["f1"] == pytest.approx(ev.score([r["gold"] for r in recs], [r["pred"] for r in recs])["f1"])
+        assert v["low"] <= v["f1"] <= v["high"] and v["low"] < v["high"]
+    (d,) = one["differences"]
+    assert (d["a"], d["b"]) == ("a", "b") and d["low"] <= d["difference"] <= d["high"]
+    assert d["difference"] == pytest.approx(one["systems"]["b"]["f1"] - one["systems"]["a"]["f1"])
+    assert d["verdict"] == "b higher" and d["low"] > 0  # b copies most gold tags: clearly better
+    assert json.loads(json.dumps(one)) == one
+    systems_df, diffs_df = ev.bootstrap_tables(one)
+    assert list(systems_df.index) == ["a", "b"] and diffs_df.loc["b - a", "verdict"] == "b higher"
+
+
+def test_bootstrap_difference_of_a_system_with_itself_is_zero():
+    systems = _systems(41)
+    res = ev.bootstrap({"a": systems["a"], "a again": systems["a"], "b": systems["b"]}, n=300,
+                       pairs=[("a", "a again"), ("b", "a")])
+    same, reverse = res["differences"]
+    assert (same["difference"], same["low"], same["high"], same["verdict"]) == (0.0, 0.0, 0.0, "indistinguishable")
+    assert reverse["verdict"] == "b higher" and reverse["high"] < 0
+    with pytest.raises(CraftlibError, match="unknown systems"):
+        ev.bootstrap(systems, pairs=[("a", "c")])
+    with pytest.raises(CraftlibError, match="at least 1"):
+        ev.bootstrap(systems, n=0)
+
+
+def test_build_plan_says_what_would_be_built(tmp_path):
+    write_jsonl(tmp_path / "models" / "dictionary-smoke" / "predictions_test.jsonl", random_records(1, n_sent=2))
+    (tmp_path / "results" / "single-minilm-smoke").mkdir(parents=True)
+    (tmp_path / "results" / "single-minilm-smoke" / "metrics.json").write_text(json.dumps({"train_seconds": 12.5}))
+    plan = ev.build_plan(["dictionary", "single"], "smoke", models_dir=tmp_path / "models",
+                         results_dir=tmp_path / "results")
+    assert [(p["run"], p["action"]) for p in plan] == [("dictionary-smoke", "read"), ("single-minilm-smoke", "build")]
+    assert plan[0]["command"] == "python -m craftlib baseline --profile smoke"
+    assert plan[1]["command"].startswith("python -m craftlib train --recipe single --profile smoke")
+    assert plan[1]["measured_train_s"] == 12.5 and plan[0]["measured_train_s"] is None
+
+
 # ---------------------------------------------------------------------------------------- slices
 
 def test_slices_seen_entity_list_multi_token_and_gene_protein():
@@ -309,9 +442,51 @@ def test_results_markdown_lists_runs_in_order_with_commands(tmp_path):
     body = [line for line in md.splitlines() if line.startswith("| `")]
     assert [line.split("`")[1] for line in body] == ["dictionary-quick", "crf-quick", "single-minilm-quick",
                                                                 "two-step-minilm-quick"]
-    assert "| 0.6200 | 0.6000 | 0.6100 | 0.9000 |" in body[-1]
-    assert "not measured here" in md and "0.8439" in md
+    # older metrics.json (no merged / strict / all-O fields): empty cells, nothing invented
+    assert "| 0.6200 | 0.6000 | 0.6100 |  |  | 0.9000 |  | 0.6100 | 12 |" in body[-1]
+    assert "not measured here" in md and "0.8439" in md and "evaluation set" in md
     assert "`python -m craftlib train --recipe single`" in md
+    assert "No bootstrap intervals committed yet" in md
+    header = md.splitlines()[0]
+    assert "F1 Gene+Protein merged" in header and "strict F1" in header and "all-O token acc." in header
+    assert all(line.count("|") == header.count("|") for line in md.splitlines()[:7])  # every row has every cell
+
+
+def test_results_markdown_shows_new_fields_and_bootstrap(tmp_path):
+    recs = {"single-minilm-quick": [rec(["B-Gene", "O", "B-Cell"], ["B-Protein", "O", "B-Cell"], doc="d1", sid=1),
+                                    rec(["B-Taxon", "O"], ["O", "O"], doc="d2", sid=1)],
+            "two-step-minilm-quick": [rec(["B-Gene", "O", "B-Cell"], ["B-Gene", "O", "B-Cell"], doc="d1", sid=1),
+                                      rec(["B-Taxon", "O"], ["B-Taxon", "O"], doc="d2", sid=1)]}
+    for run, rs in recs.items():
+        m = _fake_metrics(run, "transformer", run.split("-minilm")[0], 0.5)
+        m["test"] = ev.score([r["gold"] for r in rs], [r["pred"] for r in rs])
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "metrics.json").write_text(json.dumps(m))
+    md = ev.results_markdown(tmp_path)
+    single = next(line for line in md.splitlines() if line.startswith("| `single"))
+    # single: 1 of 2 predicted, 1 of 3 gold spans right (F1 0.4); merged: Gene->Protein is right too (P 1, R 2/3,
+    # F1 0.8); strict = default here; token acc. 3 of 5; all-O floor: 2 of 5 gold tags are O
+    assert "| 0.5000 | 0.3333 | 0.4000 | 0.8000 | 0.4000 | 0.6000 | 0.4000 |" in single
+    models = tmp_path / "models"
+    for run, rs in recs.items():
+        write_jsonl(models / run / "predictions_test.jsonl", rs)
+    parser = argparse.ArgumentParser()
+    ev.add_commands(parser.add_subparsers())
+    out = tmp_path / "bootstrap-quick.json"
+    args = parser.parse_args(["compare", "--runs", *recs, "--models-dir", str(models), "--n", "200",
+                              "--out", str(out)])
+    assert args.func(args) == 0
+    saved = json.loads(out.read_text())
+    assert saved["documents"] == 2 and saved["n_resamples"] == 200 and "--n 200" in saved["command"]
+    assert "tokens" not in json.dumps(saved) and "t0" not in json.dumps(saved)  # no corpus text
+    md = ev.results_markdown(tmp_path)
+    assert "No bootstrap intervals" not in md and "Paired bootstrap over the 2 test documents" in md
+    assert "| `two-step-minilm-quick` | 1.000 | [1.000, 1.000] |" in md
+    assert "| `two-step-minilm-quick` − `single-minilm-quick` | +0.600 |" in md
+    with pytest.raises(CraftlibError, match="RUN_A:RUN_B"):
+        args = parser.parse_args(["compare", "--runs", *recs, "--models-dir", str(models), "--pairs", "x",
+                                  "--out", str(out)])
+        args.func(args)
 
 
 def test_update_readme_rewrites_only_the_block(tmp_path):

@@ -176,6 +176,11 @@ def test_04_two_step_transfer(workspace):
     summary = load_json(workspace["results"] / "two_step_transfer-smoke" / "summary.json")
     assert set(summary["test"]) >= {"dictionary baseline", "single-step", "augmented, one step", "two-step"}
     assert summary["test"]["two-step"]["f1"] == pytest.approx(two["test"]["f1"])
+    assert summary["test"]["two-step"]["f1 Gene+Protein merged"] == pytest.approx(two["test"]["merged"]["f1"])
+    boot = summary["bootstrap"]
+    assert set(boot["systems"]) == set(summary["test"]) - {"reference card (quoted)"}
+    assert all(v["low"] <= v["f1"] <= v["high"] for v in boot["systems"].values())
+    assert len(boot["differences"]) == 3 and boot["n_resamples"] == 2000
     assert (workspace["results"] / "two_step_transfer-smoke" / "learning_curves.png").is_file()
 
 
@@ -218,6 +223,18 @@ def test_05_error_analysis(workspace):
     html = "".join(o.get("data", {}).get("text/html", "") for c in nb.cells for o in c.get("outputs", []))
     assert html.count("<h4>") == len(summary["examples"])
     assert not [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    # what was read or built is said first; the hand-written category rule agrees with craftlib's
+    assert [p["run"] for p in summary["build_plan"]] == [summary["runs"][s] for s in evaluate.SYSTEMS]
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "same categories as craftlib: True" in text
+    for name, scores in summary["scores"].items():  # nervaluate's strict scenario = seqeval's default mode
+        assert summary["nervaluate"][name]["strict"]["f1"] == pytest.approx(scores["default"]["f1"])
+        stray = summary["stray_inside_spans"][name]
+        assert stray["stray_correct"] <= stray["stray_spans"] <= stray["pred_spans"]
+    boot = summary["bootstrap"]
+    assert set(boot["systems"]) == set(evaluate.SYSTEMS) and len(boot["differences"]) == 4
+    for name, v in boot["systems"].items():
+        assert v["f1"] == pytest.approx(summary["scores"][name]["default"]["f1"]) and v["low"] <= v["f1"] <= v["high"]
 
 
 # --- 06_compare_toolkits ---

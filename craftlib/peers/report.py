@@ -36,6 +36,10 @@ def summary_rows(report: Mapping) -> list[dict]:
         out.append({
             "system": row["system"], "run": row["run"], "status": row["status"],
             "precision": test.get("precision"), "recall": test.get("recall"), "f1": test.get("f1"),
+            # None for reports written before score() returned them: shown empty, never invented
+            "f1_gene_protein_merged": (test.get("merged") or {}).get("f1"),
+            "strict_f1": (test.get("strict") or {}).get("f1"),
+            "token_accuracy": test.get("accuracy"), "all_o_accuracy": test.get("all_o_accuracy"),
             "macro_f1": test.get("macro_f1"), "dev_f1": dev.get("f1"),
             "train_seconds": row.get("train_seconds"),
             "inference_sentences_per_second": row.get("inference_sentences_per_second"),
