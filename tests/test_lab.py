@@ -112,12 +112,19 @@ def test_every_notebook_leaves_the_profile_to_the_host(monkeypatch):
 
 
 def test_kernelspec_is_stored_as_jupyterlab_writes_it():
+    """Opening a notebook must not mark it modified: JupyterLab rewrites kernelspec and language_info from the
+    kernel. Only language_info's Python version may differ (it is the learner's own Python)."""
+    from ipykernel.ipkernel import IPythonKernel
     from jupyter_client.kernelspec import KernelSpecManager
 
     spec = KernelSpecManager().get_kernel_spec("python3")
     for path in NOTEBOOKS:
-        ks = json.loads(path.read_text())["metadata"]["kernelspec"]
-        assert ks == {"display_name": spec.display_name, "language": spec.language, "name": "python3"}, path.name
+        meta = json.loads(path.read_text())["metadata"]
+        assert meta["kernelspec"] == {"display_name": spec.display_name, "language": spec.language,
+                                      "name": "python3"}, path.name
+        info = dict(IPythonKernel.language_info)
+        assert {k: v for k, v in meta["language_info"].items() if k != "version"} == \
+               {k: v for k, v in info.items() if k != "version"}, path.name
 
 
 def _report(rows: list[tuple[str, str]]) -> str:
