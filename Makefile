@@ -14,15 +14,18 @@ PROFILE ?= quick
 BUILD   ?= build
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
-.PHONY: setup test test-fast tutorial data results lint clean help
+.PHONY: setup lab test test-fast test-browser tutorial data results lint clean help
 
 help:
 	@echo "make setup                 create $(VENV), install torch $(TORCH) first, then craftlib[dev,peers]"
+	@echo "make lab                   open JupyterLab on notebooks/ (a host can set CRAFTLIB_PROFILE=smoke)"
 	@echo "make test                  unit tests + every notebook with papermill (smoke profile)"
 	@echo "make test-fast             unit tests only"
+	@echo "make test-browser          every notebook in JupyterLab + headless Chromium (needs .[browser], chromium)"
 	@echo "make tutorial PROFILE=...  execute all notebooks into $(BUILD)/ (default PROFILE=quick)"
 	@echo "make data                  build the CRAFT dataset (python -m craftlib data)"
-	@echo "make results               regenerate the README results table from results/*/metrics.json"
+	@echo "make results [PUBLISH=...] copy measured runs (models/<run>, runs/<name>) into results/, then"
+	@echo "                           regenerate the README results table from results/*/metrics.json"
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -33,11 +36,18 @@ setup: $(if $(filter $(VENV)/bin/python,$(PYTHON)),$(VENV)/bin/python)
 	$(PYTHON) -m pip install $(TORCH_PIP) "torch==$(TORCH)"
 	$(PYTHON) -m pip install -e ".[dev,peers]"
 
+lab:
+	$(PYTHON) -m jupyterlab --ServerApp.root_dir=notebooks
+
 test:
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q -m "not browser"
 
 test-fast:
-	$(PYTHON) -m pytest -q -m "not notebooks"
+	$(PYTHON) -m pytest -q -m "not notebooks and not browser"
+
+# prints where the screenshots are (-s)
+test-browser:
+	$(PYTHON) -m pytest -q -s -m browser
 
 data:
 	$(PYTHON) -m craftlib data
@@ -51,7 +61,9 @@ tutorial:
 	  $(PYTHON) -m jupyter nbconvert --to html --log-level WARN $(BUILD)/$$name || exit 1; \
 	done
 
+# committing measured results is this explicit step: make results PUBLISH="two-step-minilm-quick peers-quick"
 results:
+	$(if $(PUBLISH),$(PYTHON) -m craftlib publish $(PUBLISH))
 	$(PYTHON) -m craftlib results --readme README.md --results-dir results
 
 lint:

@@ -10,9 +10,13 @@ import time.
 | CRAFT checksum     | ``CRAFT_SHA256``          | known checksums in :data:`KNOWN_SHA256`         |
 | data directory     | ``CRAFTLIB_DATA_DIR``     | ``<repo>/data`` (or ``./data`` outside a clone) |
 | models directory   | ``CRAFTLIB_MODELS_DIR``   | ``<repo>/models``                               |
-| results directory  | ``CRAFTLIB_RESULTS_DIR``  | ``<repo>/results``                              |
+| results directory  | ``CRAFTLIB_RESULTS_DIR``  | ``<repo>/runs`` (git-ignored)                   |
 | extra OBO files    | ``CRAFTLIB_ONTOLOGY_DIR`` | none (only the ontologies bundled in CRAFT)     |
 | profile            | ``CRAFTLIB_PROFILE``      | ``quick``                                       |
+
+Runs write their results (notebook summaries, figures, benchmark reports) to the git-ignored ``runs/`` and
+their models to the git-ignored ``models/``; the committed ``results/`` (:func:`published_dir`) only changes
+through the explicit ``python -m craftlib publish RUN ...`` (``make results PUBLISH="RUN ..."``).
 """
 
 from __future__ import annotations
@@ -76,7 +80,14 @@ def models_dir(value: str | os.PathLike | None = None) -> Path:
 
 
 def results_dir(value: str | os.PathLike | None = None) -> Path:
-    return Path(value).expanduser() if value else _env_path("CRAFTLIB_RESULTS_DIR", _default_dir("results"))
+    """Where runs write their results: ``CRAFTLIB_RESULTS_DIR`` or the git-ignored ``<repo>/runs``."""
+    return Path(value).expanduser() if value else _env_path("CRAFTLIB_RESULTS_DIR", _default_dir("runs"))
+
+
+def published_dir(value: str | os.PathLike | None = None) -> Path:
+    """The committed ``<repo>/results`` folder of measured runs (written only by ``python -m craftlib publish``)."""
+    return Path(value).expanduser() if value else _default_dir("results")
+
 
 
 def craft_source(value: str | os.PathLike | None = None) -> str:
@@ -167,6 +178,11 @@ PROFILES: dict[str, Profile] = {
         augment_keep_unchanged=True,
     ),
 }
+
+
+#: Printed by the notebooks when the profile is ``smoke``: its scores are near zero by design.
+SMOKE_NOTE = ("Profile smoke: a few documents and a few optimizer steps. The scores below only prove that the "
+              "pipeline runs end to end; they say nothing about the methods (use quick or full for that).")
 
 
 def get_profile(name: str | Profile | None = None, **overrides) -> Profile:

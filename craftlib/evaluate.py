@@ -943,6 +943,65 @@ def update_readme(readme: str | os.PathLike, results: str | os.PathLike) -> bool
     return new != text
 
 
+# ------------------------------------------------------------------------------------------------ publish
+
+#: What a published transformer/peer run keeps from ``models/<run>/``: no weights, no predictions (they quote
+#: the corpus and are large).
+PUBLISHED_RUN_FILES = ("metrics.json", "README.md", "training_log.csv", "learning_curve.png")
+
+
+def _publishable(path: Path) -> bool:
+    """Files of a notebook's results folder that may be committed: not the errors CSVs nor the error analysis
+    summary (they quote corpus sentences)."""
+    if path.name.startswith("errors-") or path.name.startswith("."):
+        return False
+    return not (path.name == "summary.json" and path.parent.name.startswith("error_analysis"))
+
+
+def publish(names: Iterable[str], models_dir=None, results_dir=None, to=None) -> list[Path]:
+    """Copy measured runs into the committed results folder (``<repo>/results``); return what was written.
+
+    Each name is a run under ``models/`` (its metrics, model card, training log and curve are copied), a
+    folder of a notebook's outputs under ``runs/`` (``two_step_transfer-quick``; every file but the ones that
+    quote the corpus), or the stem of report files under ``runs/`` (``peers-quick`` → ``.json``/``.md``/``.png``).
+    Each target is written to a temporary folder and renamed into place.
+    """
+    import shutil
+    import tempfile
+
+    from craftlib import config
+
+    models, runs, dest = config.models_dir(models_dir), config.results_dir(results_dir), config.published_dir(to)
+    dest.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for name in names:
+        run, folder, stem_files = models / name, runs / name, sorted(runs.glob(f"{name}.*"))
+        if (run / "metrics.json").is_file():
+            files = [run / f for f in PUBLISHED_RUN_FILES if (run / f).is_file()]
+        elif folder.is_dir():
+            files = [f for f in sorted(folder.iterdir()) if f.is_file() and _publishable(f)]
+        elif stem_files:
+            for f in stem_files:
+                tmp = dest / f".{f.name}.tmp"
+                shutil.copyfile(f, tmp)
+                tmp.replace(dest / f.name)
+                written.append(dest / f.name)
+            continue
+        else:
+            raise CraftlibError(
+                f"Nothing to publish under the name {name!r}: neither {run}/metrics.json, nor the folder {folder}, nor "
+                f"{runs}/{name}.*. Run it first (e.g. `python -m craftlib train ...` or the notebook), or check the "
+                "name (`ls models runs`).")
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=dest))
+        for f in files:
+            shutil.copyfile(f, tmp / f.name)
+        if (dest / name).exists():
+            shutil.rmtree(dest / name)
+        tmp.replace(dest / name)
+        written.append(dest / name)
+    return written
+
+
 # ------------------------------------------------------------------------------------------------- CLI
 
 
@@ -986,15 +1045,35 @@ def add_commands(subparsers) -> None:
         description="Reads results/<run>/metrics.json and prints a Markdown table of test/dev scores with "
         "the command of each run; --readme rewrites the <!-- RESULTS --> block of that file.",
     )
-    p.add_argument("--results-dir", default=None, help="default: CRAFTLIB_RESULTS_DIR or <repo>/results")
+    p.add_argument("--results-dir", default=None, help="default: the committed <repo>/results")
     p.add_argument("--readme", default=None, help="file whose <!-- RESULTS --> block to rewrite")
     p.set_defaults(func=_cmd_results)
 
+    p = subparsers.add_parser(
+        "publish",
+        help="Copy measured runs (models/<run>, runs/<name>) into the committed results/ folder.",
+        description="Runs write to the git-ignored models/ and runs/; committing a measured result is this explicit "
+        "step. NAME is a run under models/ (metrics.json, model card, training log, learning curve; never weights "
+        "or predictions), a notebook's folder under runs/ (e.g. two_step_transfer-quick) or a report stem under "
+        "runs/ (e.g. peers-quick). Then `python -m craftlib results --readme README.md` updates the README table.",
+    )
+    p.add_argument("names", nargs="+", metavar="NAME")
+    p.add_argument("--models-dir", default=None, help="default: CRAFTLIB_MODELS_DIR or <repo>/models")
+    p.add_argument("--results-dir", default=None, help="where runs wrote (default: CRAFTLIB_RESULTS_DIR or <repo>/runs)")
+    p.add_argument("--to", default=None, help="the committed results folder (default: <repo>/results)")
+    p.set_defaults(func=_cmd_publish)
+
+
+def _cmd_publish(args) -> int:
+    for path in publish(args.names, args.models_dir, args.results_dir, args.to):
+        print(f"published {path}")
+    return 0
+
 
 def _cmd_results(args) -> int:
-    from craftlib.config import results_dir
+    from craftlib.config import published_dir
 
-    root = results_dir(args.results_dir)
+    root = published_dir(args.results_dir)
     if args.readme:
         changed = update_readme(args.readme, root)
         print(f"{args.readme}: {'updated' if changed else 'already up to date'} from {root}")

@@ -12,10 +12,12 @@ because word ↔ sub-token alignment uses ``BatchEncoding.word_ids()``.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import socket
 from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -23,6 +25,7 @@ from craftlib.config import LABELS
 from craftlib.errors import ModelNotAvailableError
 
 DEFAULT_MODEL = "minilm"
+log = logging.getLogger(__name__)
 
 
 def _minilm_path() -> str:
@@ -148,15 +151,69 @@ def load_model(name: str | os.PathLike | None = None, labels: Sequence[str] = LA
     from transformers import AutoModelForTokenClassification
 
     labels = list(labels)
-    return _load(
-        AutoModelForTokenClassification,
-        name or DEFAULT_MODEL,
-        num_labels=len(labels),
-        id2label=dict(enumerate(labels)),
-        label2id={lab: i for i, lab in enumerate(labels)},
-        ignore_mismatched_sizes=True,
-        use_safetensors=None,  # safetensors when present, else the PyTorch file (torch>=2.6 loads it weights-only)
-    )
+    with expected_load_report() as seen:
+        model = _load(
+            AutoModelForTokenClassification,
+            name or DEFAULT_MODEL,
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={lab: i for i, lab in enumerate(labels)},
+            ignore_mismatched_sizes=True,
+            use_safetensors=None,  # safetensors when present, else the PyTorch file (torch>=2.6 loads it weights-only)
+        )
+    if seen.new_head:
+        log.info("%s: a new token-classification head over %d labels (trained next); its pooler is unused",
+                 name or DEFAULT_MODEL, len(labels))
+    return model
+
+
+#: Keys that a base checkpoint loaded for token classification is expected to lack or to have with another
+#: shape (the new head: MISSING / MISMATCH) or to have unused (the sentence pooler, MLM/NSP heads: UNEXPECTED):
+#: transformers' LOAD REPORT listing only these is no news.
+_EXPECTED_MISSING = ("classifier.",)
+_EXPECTED_UNEXPECTED = ("pooler.", "cls.", "lm_head.")
+_REPORT_ROW = re.compile(r"^\s*(\S+)\s*\|\s*([A-Z_]+)\s*\|")
+
+
+class _ExpectedReport(logging.Filter):
+    """Drops transformers' LOAD REPORT when it lists only the expected new head / unused pooler keys."""
+
+    new_head = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "LOAD REPORT" not in message:
+            return True
+        rows = [m.groups() for m in map(_REPORT_ROW.match, message.splitlines()) if m and m.group(2) != "STATUS"]
+        expected = rows and all(
+            (status in ("MISSING", "MISMATCH") and key.startswith(_EXPECTED_MISSING))
+            or (status == "UNEXPECTED" and key.startswith(_EXPECTED_UNEXPECTED)) for key, status in rows)
+        if expected:
+            self.new_head = True
+        return not expected
+
+
+@contextmanager
+def expected_load_report():
+    """While loading a model: hide transformers' weight-loading bar and its LOAD REPORT when the report only says
+    what a new token-classification head always means (``classifier.*`` newly initialised or re-initialised to 13
+    labels, ``pooler.*`` unused).
+    Any other report (mismatched or missing encoder weights) still shows. transformers' logging and progress-bar
+    settings are restored on exit, whatever happens."""
+    from transformers.utils import logging as hf_logging
+
+    report = _ExpectedReport()
+    target = hf_logging.get_logger("transformers.modeling_utils")
+    bars = hf_logging.is_progress_bar_enabled()
+    target.addFilter(report)
+    if bars:
+        hf_logging.disable_progress_bar()
+    try:
+        yield report
+    finally:
+        target.removeFilter(report)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def portable_model_name(name: str | os.PathLike | None = None) -> str:

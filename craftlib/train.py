@@ -545,6 +545,93 @@ class _DevEval:
         return DevEvalCallback()
 
 
+def live_progress() -> bool:
+    """Whether progress bars have someone to look at them: a Jupyter frontend (JupyterLab, VS Code) drawing a
+    live kernel, or a terminal. ``False`` under papermill/nbclient and when output goes to a file (CI logs)."""
+    import sys
+
+    from craftlib.viz import has_widget_frontend
+
+    ipython = sys.modules.get("IPython")
+    if ipython is not None and ipython.get_ipython() is not None and hasattr(ipython.get_ipython(), "kernel"):
+        return has_widget_frontend()
+    return sys.stderr.isatty()
+
+
+def _use_craftlib_progress(trainer, progress: bool) -> None:
+    """Replace the Trainer's printer/progress callbacks (which print raw dicts of numbers) with
+    :func:`_progress_callback`: a ``tqdm.auto`` bar per training run and per dev evaluation when ``progress``,
+    and one short line per epoch either way."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from transformers.utils.notebook import NotebookProgressCallback
+
+    for cls in (PrinterCallback, ProgressCallback, NotebookProgressCallback):
+        trainer.remove_callback(cls)
+    trainer.add_callback(_progress_callback(progress))
+
+
+def _progress_callback(progress: bool):
+    from tqdm.auto import tqdm
+    from transformers import TrainerCallback
+
+    class CraftlibProgress(TrainerCallback):
+        def __init__(self):
+            self.bar = self.eval_bar = None
+            self.loss = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            if state.is_world_process_zero and progress:
+                self.bar = tqdm(total=state.max_steps, desc="training", unit="step", dynamic_ncols=True)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.update(state.global_step - self.bar.n)
+
+        def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):
+            if not (state.is_world_process_zero and progress):
+                return
+            if self.eval_bar is None:
+                total = len(eval_dataloader) if eval_dataloader is not None else None
+                self.eval_bar = tqdm(total=total, desc="dev evaluation", unit="batch", leave=False,
+                                     dynamic_ncols=True)
+            self.eval_bar.update(1)
+
+        def on_evaluate(self, args, state, control, **kwargs):
+            if self.eval_bar is not None:
+                self.eval_bar.close()
+                self.eval_bar = None
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not state.is_world_process_zero or not logs:
+                return
+            if "loss" in logs:
+                self.loss = logs["loss"]
+                if self.bar is not None:
+                    self.bar.set_postfix(loss=f"{logs['loss']:.3f}", refresh=False)
+            if "eval_f1" in logs:
+                self._epoch_line(logs, state)
+
+        def on_epoch_end(self, args, state, control, **kwargs):
+            # _DevEval (registered before this callback) appends its dev scores to the log history
+            last = state.log_history[-1] if state.log_history else {}
+            if state.is_world_process_zero and "eval_f1" in last and last.get("step") == state.global_step:
+                self._epoch_line(last, state)
+
+        def _epoch_line(self, logs, state):
+            loss = logs.get("eval_loss")
+            line = (f"epoch {logs.get('epoch', state.epoch or 0):.2f} (step {state.global_step}/{state.max_steps}): "
+                    f"dev F1 {logs['eval_f1']:.3f}" + (f", dev loss {loss:.3f}" if loss is not None else "")
+                    + (f", train loss {self.loss:.3f}" if self.loss is not None else ""))
+            (self.bar.write if self.bar is not None else print)(line)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+
+    return CraftlibProgress()
+
+
 def fine_tune(
     model, tokenizer, data: dict, profile: config.Profile, seed: int, output_dir: Path,
     label_all_subtokens: bool = False, progress: bool = True, save_checkpoints: bool = False,
@@ -574,6 +661,7 @@ def fine_tune(
         processing_class=tokenizer,
         callbacks=[dev_eval.callback()],
     )
+    _use_craftlib_progress(trainer, progress)  # bars in a live kernel, short lines elsewhere (no raw dicts)
     start = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - start
@@ -642,12 +730,16 @@ def _write_json(path: Path, obj: dict) -> None:
 
 
 def plot_learning_curve(log: Sequence[dict] | str | os.PathLike, title: str = "", ax=None):
-    """Training loss per logged step and dev loss/F1 per epoch (one panel; F1 on the right axis)."""
-    import matplotlib.pyplot as plt
+    """Training loss per logged step and dev loss/F1 per epoch (one panel; F1 on the right axis).
+
+    Draws on ``ax``; without one, on a new pyplot figure (interactive use: it shows like any other plot).
+    """
     import pandas as pd
 
     df = pd.read_csv(log) if isinstance(log, (str, os.PathLike)) else pd.DataFrame(list(log))
     if ax is None:
+        import matplotlib.pyplot as plt
+
         _, ax = plt.subplots(figsize=(7, 3.5))
     # one x axis across steps: step-2 epochs continue after step 1
     offset, xs = 0.0, []
@@ -831,10 +923,14 @@ def train_recipe(
     models_dir: str | os.PathLike | None = None,
     label_all_subtokens: bool = False,
     reuse_step1: bool = True,
-    progress: bool = True,
+    progress: bool | None = None,
     save_checkpoints: bool = False,
 ) -> Path:
     """Train one recipe and write ``models/<run>/`` (see ARCHITECTURE.md); return that directory.
+
+    ``progress``: ``tqdm.auto`` bars per training step and per prediction pass (``None``: when someone can see
+    them, :func:`live_progress`: in JupyterLab or a terminal, not under papermill or in CI logs); training
+    always prints one short line per epoch.
 
     ``models/<run>/`` gets the model and tokenizer (``save_pretrained``), ``metrics.json``,
     ``training_log.csv``, ``learning_curve.png``, ``README.md`` (model card) and
@@ -846,6 +942,7 @@ def train_recipe(
     from craftlib.runtime import seed_everything
 
     prof = config.get_profile(profile)
+    progress = live_progress() if progress is None else progress
     name = run_name(recipe, base_model, prof, seed, annotation_set)
     root = config.models_dir(models_dir)
     run_dir = root / name
@@ -894,13 +991,15 @@ def train_recipe(
 
     if _is_main_process():
         _write_outputs(run_dir, name, recipe, prof, seed, base_model, annotation_set, label_all_subtokens,
-                       command, model, tokenizer, data, logs, epochs, steps, dev_predictions=result.dev_predictions)
+                       command, model, tokenizer, data, logs, epochs, steps, dev_predictions=result.dev_predictions,
+                       progress=progress)
     _barrier()
     return run_dir
 
 
 def _write_outputs(run_dir, name, recipe, prof, seed, base_model, annotation_set, label_all_subtokens,
-                   command, model, tokenizer, data, logs, epochs, steps, dev_predictions=None) -> None:
+                   command, model, tokenizer, data, logs, epochs, steps, dev_predictions=None,
+                   progress: bool = False) -> None:
     """Save the model, final dev/test predictions and scores, metrics.json, log, curve and card.
 
     ``dev_predictions`` (tags, words without sub-token) are the last epoch's dev predictions of these very
@@ -923,7 +1022,8 @@ def _write_outputs(run_dir, name, recipe, prof, seed, base_model, annotation_set
             pred, missing = dev_predictions
         else:
             pred, missing = predict_dataset(model, tokenizer, data[split], prof.max_length, prof.window_stride,
-                                            max(32, prof.eval_batch_size), case_markers=prof.case_markers)
+                                            max(32, prof.eval_batch_size), progress=progress,
+                                            case_markers=prof.case_markers)
         _write_predictions(run_dir / f"predictions_{split}.jsonl", data[split], pred)
         split_scores[split] = score(_word_tags(data[split]), pred)
         uncovered[split] = missing
@@ -955,15 +1055,14 @@ def _write_outputs(run_dir, name, recipe, prof, seed, base_model, annotation_set
 
 
 def _save_learning_curve(csv_path: Path, png_path: Path, title: str) -> None:
-    import matplotlib
+    """Write the learning curve to ``png_path`` through a bare :class:`matplotlib.figure.Figure`: no pyplot
+    state, no backend switch, so the caller's plots (a notebook's inline backend) keep working."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    ax = plot_learning_curve(csv_path, title=title)
-    ax.figure.tight_layout()
-    ax.figure.savefig(png_path, dpi=110)
-    plt.close(ax.figure)
+    fig = Figure(figsize=(7, 3.5))
+    plot_learning_curve(csv_path, title=title, ax=fig.subplots())
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=110)
 
 
 def _world_size() -> int:
@@ -1040,7 +1139,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         args.recipe, profile=config.get_profile(args.profile, **overrides), base_model=args.base_model, seed=args.seed,
         annotation_set=args.annotation_set, data_dir=args.data_dir, models_dir=args.models_dir,
         label_all_subtokens=args.label_all_subtokens, reuse_step1=not args.retrain_step1,
-        progress=not args.no_progress, save_checkpoints=args.save_checkpoints,
+        progress=False if args.no_progress else None, save_checkpoints=args.save_checkpoints,
     )
     if _is_main_process():
         m = json.loads((run_dir / "metrics.json").read_text())
@@ -1082,7 +1181,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--retrain-step1", action="store_true",
                    help="two-step: retrain step 1 even when a matching augmented run exists")
     p.add_argument("--save-checkpoints", action="store_true", help="keep the latest epoch checkpoint while training")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (default: bars when the output is a terminal)")
     g = p.add_argument_group("hyperparameters (default: the profile's; an override is appended to the run name, "
                              "e.g. single-minilm-quick-ep2)")
     g.add_argument("--epochs", type=float, default=None, help="epochs per training step")

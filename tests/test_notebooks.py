@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_local_craft
+from tests.notebook_expectations import problems
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 pytestmark = pytest.mark.notebooks
@@ -41,14 +42,19 @@ def run_notebook(name: str, workspace: dict[str, Path], **parameters) -> dict:
     params = {k: v for k, v in defaults.items() if k in declared}
     params.update(parameters)
     out = workspace["executed"] / name
-    nb = pm.execute_notebook(
-        str(NOTEBOOKS / name),
-        str(out),
-        parameters=params,
-        kernel_name="python3",
-        cwd=str(NOTEBOOKS),
-        progress_bar=False,
-    )
+    # the kernel draws figures as a learner's does (inline images), whatever MPLBACKEND the test process has
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+        nb = pm.execute_notebook(
+            str(NOTEBOOKS / name),
+            str(out),
+            parameters=params,
+            kernel_name="python3",
+            cwd=str(NOTEBOOKS),
+            progress_bar=False,
+        )
+    # every promised figure and entity view is there, no error and no red output (tests/notebook_expectations.py)
+    assert problems(name, nb.cells) == [], f"{name} executed into {out}"
     return nb
 
 

@@ -4,7 +4,7 @@
 - :mod:`craftlib.peers.spacy_ner`: a spaCy NER pipeline trained from scratch (quickstart CPU config);
 - :mod:`craftlib.peers.runner`: trains/evaluates them, collects the dictionary baseline and the
   transformer recipes from ``models/<run>/``, scores all with :func:`craftlib.evaluate.score` and
-  writes ``results/peers-<profile>.json`` / ``.md``.
+  writes ``runs/peers-<profile>.json`` / ``.md`` (``python -m craftlib publish peers-<profile>`` commits them).
 
 The toolkits are the optional extra ``pip install -e .[peers]``; they are imported only when a
 peer runs, so this package (and ``python -m craftlib --help``) imports without them.
@@ -54,5 +54,5 @@ def add_commands(subparsers) -> None:
     p.add_argument("--source", default=None, help="CRAFT source when the dataset must be built (default: $CRAFT_SOURCE)")
     p.add_argument("--data-dir", default=None, help="default: $CRAFTLIB_DATA_DIR or <repo>/data")
     p.add_argument("--models-dir", default=None, help="default: $CRAFTLIB_MODELS_DIR or <repo>/models")
-    p.add_argument("--results-dir", default=None, help="default: $CRAFTLIB_RESULTS_DIR or <repo>/results")
+    p.add_argument("--results-dir", default=None, help="default: $CRAFTLIB_RESULTS_DIR or the git-ignored <repo>/runs")
     p.set_defaults(func=_cmd_benchmark)

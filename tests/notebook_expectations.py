@@ -1,0 +1,59 @@
+"""What a learner must see in each executed notebook (smoke profile): the one list of promised outputs.
+
+Used by the papermill tier (``tests/test_notebooks.py``) and the real-browser tier (``tests/test_browser.py``).
+Counts are minimums, so that a notebook may gain figures or views without breaking the tests; a notebook
+that loses one, or any error output, fails both tiers.
+"""
+
+from __future__ import annotations
+
+#: notebook → minimum number of figures drawn as images (``image/png`` outputs), of entity HTML views
+#: (``craftlib.viz`` renders each entity as a ``<mark>``), and whether it shows the error-browser widget.
+EXPECTED: dict[str, dict] = {
+    "01_explore_craft.ipynb": {"figures": 2, "entity_views": 1},       # mentions per module, mention lengths
+    "02_normalize_tags.ipynb": {"figures": 1, "entity_views": 1},      # label shares; tagged sentences
+    "03_augment_with_ontologies.ipynb": {"figures": 2, "entity_views": 2},  # coverage, dictionary F1
+    "04_two_step_transfer.ipynb": {"figures": 1, "entity_views": 0},   # learning curves (after training!)
+    "05_error_analysis.ipynb": {"figures": 3, "entity_views": 2, "widget": True},  # F1, errors, confusions
+    "06_compare_toolkits.ipynb": {"figures": 1, "entity_views": 0},    # accuracy against cost
+}
+
+
+def _outputs(cells) -> list[dict]:
+    """Every output of the code cells (nbformat cells, or plain dicts with an ``outputs`` list)."""
+    return [o for c in cells if c.get("cell_type", "code") == "code" for o in c.get("outputs", [])]
+
+
+def count_images(cells) -> int:
+    return sum("image/png" in o.get("data", {}) for o in _outputs(cells))
+
+
+def count_entity_views(cells) -> int:
+    return sum("<mark" in _text(o.get("data", {}).get("text/html", "")) for o in _outputs(cells))
+
+
+def error_outputs(cells) -> list[str]:
+    return [f"{o.get('ename')}: {o.get('evalue')}" for o in _outputs(cells) if o.get("output_type") == "error"]
+
+
+def stderr_texts(cells) -> list[str]:
+    """Text a learner sees in red (stderr streams)."""
+    return [_text(o.get("text", "")) for o in _outputs(cells)
+            if o.get("output_type") == "stream" and o.get("name") == "stderr" and _text(o.get("text", "")).strip()]
+
+
+def _text(value) -> str:
+    return "".join(value) if isinstance(value, list) else str(value)
+
+
+def problems(name: str, cells) -> list[str]:
+    """What is missing or wrong in the executed notebook ``name`` (empty when it shows everything promised)."""
+    want = EXPECTED[name]
+    found = []
+    found += [f"error output: {e}" for e in error_outputs(cells)]
+    found += [f"red (stderr) output: {t[:300]!r}" for t in stderr_texts(cells)]
+    if count_images(cells) < want["figures"]:
+        found.append(f"{count_images(cells)} figure(s) drawn as images, expected at least {want['figures']}")
+    if count_entity_views(cells) < want["entity_views"]:
+        found.append(f"{count_entity_views(cells)} entity HTML view(s), expected at least {want['entity_views']}")
+    return found
