@@ -254,12 +254,13 @@ def _cmd_augment(args: argparse.Namespace) -> int:
 
 
 def add_commands(subparsers) -> None:
+    from craftlib.cli import seed_value
     from craftlib.ontology import add_common_options
 
     p = subparsers.add_parser("augment", help="entity-replacement augmentation of the train split")
     add_common_options(p)
     p.add_argument("--ratio", type=float, default=0.2, help="probability of replacing each mention (default 0.2)")
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--seed", type=seed_value, default=42)
     p.add_argument("--keep-unchanged", action="store_true",
                    help="also duplicate train sentences in which nothing was replaced")
     p.add_argument("--ontology-dir", default=None, help="extra OBO files, if the entity lists must be built")

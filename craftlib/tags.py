@@ -542,6 +542,8 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 
 def add_commands(subparsers) -> None:
+    from craftlib.cli import add_profile_option
+
     p = subparsers.add_parser(
         "data",
         help="get CRAFT and build the IOB2 dataset + stats.json + CoNLL export",
@@ -550,7 +552,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--source", default=None, help="URL, .tar.gz or extracted folder (default: $CRAFT_SOURCE or the release URL)")
     p.add_argument("--sha256", default=None, help="expected sha256 of the archive (default: $CRAFT_SHA256)")
     p.add_argument("--annotation-set", default="proper", choices=config.ANNOTATION_SETS)
-    p.add_argument("--profile", default=None, choices=list(config.PROFILES), help="default: $CRAFTLIB_PROFILE or quick")
+    add_profile_option(p)
     p.add_argument("--data-dir", default=None, help="default: $CRAFTLIB_DATA_DIR or <repo>/data")
     p.add_argument("--force", action="store_true", help="re-extract the corpus and rebuild")
     d = TagPolicies()
