@@ -44,7 +44,7 @@ from craftlib.corpus import (
     read_split_ids,
     select_ids,
 )
-from craftlib.errors import BIOError, CraftlibError
+from craftlib.errors import BIOError, CraftlibError, DatasetError
 from craftlib.viz import bio_spans
 
 log = logging.getLogger(__name__)
@@ -115,6 +115,38 @@ def validate_iob2(tags: Sequence[str], where: str = "") -> None:
                 "same type."
             )
         prev = tag
+
+
+def check_dataset(dataset, where: str = "") -> None:
+    """Refuse a ``datasets.Dataset`` that training or scoring cannot trust: ``ner_tags`` that are not
+    craftlib's 13 labels, label ids out of range, or a sentence that is not valid IOB2. The
+    :class:`~craftlib.errors.DatasetError` names the first offending sentence (``doc_id``, ``sentence_id``)."""
+    where = f"{where}: " if where else ""
+    if "ner_tags" not in dataset.column_names:
+        raise DatasetError(f"{where}the dataset has no ner_tags column: rebuild it with `python -m craftlib data`.")
+    feature = getattr(dataset.features["ner_tags"], "feature", None)
+    names = list(getattr(feature, "names", None) or config.LABELS)
+    if names != list(config.LABELS):
+        raise DatasetError(f"{where}the dataset's labels {names} are not craftlib's {list(config.LABELS)}: rebuild "
+                           "it with `python -m craftlib data`.")
+    n = len(config.LABELS)
+    # label ids: 0 = O, odd = B-X, even = I-X (the I- of B-X = id + 1); valid IOB2 means an I- id follows
+    # its own B- id or itself
+    for row, ids in enumerate(dataset["ner_tags"]):
+        prev = 0
+        for pos, i in enumerate(ids):
+            bad = None
+            if not (isinstance(i, int) and 0 <= i < n):
+                bad = f"label id {i!r} out of range (0..{n - 1})"
+            elif i and i % 2 == 0 and prev not in (i - 1, i):
+                bad = f"{config.LABELS[i]} follows {config.LABELS[prev]} (not valid IOB2)"
+            if bad:
+                rec = dataset[row]
+                raise DatasetError(
+                    f"{where}sentence {rec.get('sentence_id')} of document {rec.get('doc_id')} (row {row}), token "
+                    f"{pos}: {bad}. The saved dataset is damaged or was edited: rebuild it with "
+                    "`python -m craftlib data --force` (and `augment` for the augmented set).")
+            prev = i
 
 
 def bio_entities(tags: Sequence[str]) -> list[tuple[int, int, str]]:
