@@ -76,7 +76,11 @@ def replace_dir(tmp: str | os.PathLike, final: str | os.PathLike) -> Path:
     if final.exists():
         old = final.with_name(f"{TMP_PREFIX}old-{final.name}-{os.getpid()}-{time.time_ns()}")
         os.replace(final, old)
-        os.replace(tmp, final)
+        try:
+            os.replace(tmp, final)
+        except BaseException:  # put the complete old folder back rather than leave nothing (or an orphan)
+            os.replace(old, final)
+            raise
         shutil.rmtree(old, ignore_errors=True)
     else:
         final.parent.mkdir(parents=True, exist_ok=True)
