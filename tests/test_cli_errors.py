@@ -17,9 +17,13 @@ PROFILE_COMMANDS = [["data"], ["entity-lists"], ["augment"], ["baseline"], ["tra
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch):
-    for var in ("CRAFTLIB_PROFILE", "CRAFTLIB_DEBUG", "CRAFT_SHA256"):
+def _clean_env(monkeypatch, tmp_path):
+    """No setting from the shell; should a refused command start work anyway, it is tiny and stays in tmp_path."""
+    for var in ("CRAFTLIB_PROFILE", "CRAFTLIB_DEBUG", "CRAFT_SHA256", "CRAFTLIB_ONTOLOGY_DIR"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("CRAFT_SOURCE", str(ROOT))
+    for var in ("CRAFTLIB_DATA_DIR", "CRAFTLIB_MODELS_DIR", "CRAFTLIB_RESULTS_DIR"):
+        monkeypatch.setenv(var, str(tmp_path / var.lower()))
 
 
 def _exit_code(argv) -> int:
@@ -37,7 +41,6 @@ def test_unknown_profile_is_refused_by_every_command(command, capsys):
 @pytest.mark.parametrize("command", PROFILE_COMMANDS, ids=lambda c: c[0])
 def test_unknown_profile_in_the_environment_is_refused_before_any_work(command, monkeypatch, capsys):
     monkeypatch.setenv("CRAFTLIB_PROFILE", "huge")
-    monkeypatch.setattr(cli, "_check_environment", cli._check_environment)
     assert _exit_code(command) == 2
     assert "CRAFTLIB_PROFILE='huge' is not a profile" in capsys.readouterr().err
 
