@@ -21,7 +21,9 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -74,7 +76,11 @@ def replace_dir(tmp: str | os.PathLike, final: str | os.PathLike) -> Path:
     if final.exists():
         old = final.with_name(f"{TMP_PREFIX}old-{final.name}-{os.getpid()}-{time.time_ns()}")
         os.replace(final, old)
-        os.replace(tmp, final)
+        try:
+            os.replace(tmp, final)
+        except BaseException:  # put the complete old folder back rather than leave nothing (or an orphan)
+            os.replace(old, final)
+            raise
         shutil.rmtree(old, ignore_errors=True)
     else:
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -82,36 +88,71 @@ def replace_dir(tmp: str | os.PathLike, final: str | os.PathLike) -> Path:
     return final
 
 
+def _owner_tag() -> str:
+    """``<host>_<pid>``: which process owns a temporary folder (lets the next run tell an orphan at once)."""
+    host = re.sub(r"[^A-Za-z0-9.]", "", socket.gethostname()) or "host"
+    return f"{host}_{os.getpid()}"
+
+
+def _owner_gone(entry_name: str, prefix: str) -> bool:
+    """Whether a temporary entry named ``<prefix>-<host>_<pid>-...`` belongs to a process of this machine that
+    no longer runs (an orphan of a killed run). Unknown owners (another machine, old names): ``False``."""
+    m = re.match(re.escape(prefix) + r"-([A-Za-z0-9.]+)_(\d+)-", entry_name)
+    if not m or m.group(1) != _owner_tag().rsplit("_", 1)[0]:
+        return False
+    pid = int(m.group(2))
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists but not ours to signal
+        return False
+    return False
+
+
 @contextlib.contextmanager
-def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
-    """Build a folder atomically: ``with atomic_dir(out) as tmp:`` write into ``tmp``; on success ``tmp``
-    replaces ``out``, on any error (or interruption) ``tmp`` is removed and ``out`` is left as it was."""
+def temp_dir(final: str | os.PathLike) -> Iterator[Path]:
+    """A temporary folder ``.build-<name>-<host>_<pid>-*`` beside ``final`` (same file system, so it can be
+    renamed into place), removed on exit whatever happens. Orphans of killed runs are removed first."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     clean_orphans(final.parent, final.name)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{final.name}-", dir=final.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{final.name}-{_owner_tag()}-", dir=final.parent))
     try:
         yield tmp
-        replace_dir(tmp, final)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def clean_orphans(parent: str | os.PathLike, name: str = "", max_age: float = ORPHAN_AGE) -> list[Path]:
-    """Remove temporary folders/files (``.build-<name>-*``) left in ``parent`` by a killed run.
+@contextlib.contextmanager
+def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
+    """Build a folder atomically: ``with atomic_dir(out) as tmp:`` write into ``tmp``; on success ``tmp``
+    replaces ``out``, on any error (or interruption) ``tmp`` is removed and ``out`` is left as it was."""
+    with temp_dir(final) as tmp:
+        yield tmp
+        replace_dir(tmp, final)
 
-    Only entries older than ``max_age`` seconds are removed (a younger one may belong to a build running in
-    another process right now). Returns what was removed.
+
+def clean_orphans(parent: str | os.PathLike, name: str = "", max_age: float = ORPHAN_AGE,
+                  prefix: str = TMP_PREFIX) -> list[Path]:
+    """Remove temporary folders/files (``.build-<name>-*``; another ``prefix`` for older names such as
+    ``.extract-``) left in ``parent`` by a killed run.
+
+    An entry is removed when the process that created it (named in it, see :func:`temp_dir`) no longer runs
+    on this machine, or when it is older than ``max_age`` seconds; a younger entry of unknown owner may belong
+    to a build running in another process right now and is kept. Returns what was removed.
     """
     parent = Path(parent)
     removed = []
     if not parent.is_dir():
         return removed
     now = time.time()
-    for entry in parent.glob(f"{TMP_PREFIX}{name}*"):
+    for entry in parent.glob(f"{prefix}{name}*"):
         try:
-            if now - entry.stat().st_mtime < max_age:
+            if not _owner_gone(entry.name, f"{prefix}{name}") and now - entry.stat().st_mtime < max_age:
                 continue
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)

@@ -4,15 +4,25 @@ Each stage module owns its commands: it defines ``add_commands(subparsers)`` whi
 sub-parsers and sets ``func`` (called with the parsed ``argparse.Namespace``, returns an exit code).
 Stage modules import heavy libraries (torch, transformers, spacy) inside functions, so that
 ``--help`` and ``data`` start fast.
+
+Options shared by several commands are declared here once (:func:`add_profile_option`, the value types
+:func:`seed_value`, :func:`positive_float`, ...), so every command validates them the same way when the
+command line is parsed: a bad value is a one-line ``error:`` and exit status 2, before any work starts.
+
+Errors: a :class:`craftlib.errors.CraftlibError` is printed as one line (exit 2); an ``OSError`` (disk full,
+read-only folder, ...) too, with what to do; any other exception is a bug and keeps its traceback.
+``--debug`` (or ``CRAFTLIB_DEBUG=1``) shows the traceback of every error.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
-from craftlib.errors import CraftlibError
+from craftlib import config
+from craftlib.errors import CraftlibError, os_error_message
 
 #: Modules that contribute commands, in the order of the data flow.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -26,30 +36,96 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+# ------------------------------------------------------------------------------------ shared options
+
+
+def profile_name(value: str) -> str:
+    """argparse type of ``--profile``: one of :data:`craftlib.config.PROFILES`."""
+    if value not in config.PROFILES:
+        raise argparse.ArgumentTypeError(f"unknown profile {value!r}: choose one of {', '.join(config.PROFILES)}")
+    return value
+
+
+def add_profile_option(parser: argparse.ArgumentParser) -> None:
+    """The ``--profile`` option of every command (validated when parsed; ``CRAFTLIB_PROFILE`` is checked by
+    :func:`main`)."""
+    parser.add_argument("--profile", default=None, type=profile_name, metavar="{" + ",".join(config.PROFILES) + "}",
+                        help="run profile (default: $CRAFTLIB_PROFILE or quick)")
+
+
+def _number(kind, value: str, ok, what: str):
+    try:
+        number = kind(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a{'n integer' if kind is int else ' number'}") from None
+    if not ok(number):
+        raise argparse.ArgumentTypeError(f"{value!r}: {what}")
+    return number
+
+
+def seed_value(value: str) -> int:
+    """argparse type of ``--seed``: an integer >= 0 (a negative seed is refused, not silently folded)."""
+    return _number(int, value, lambda n: n >= 0, "the seed must be an integer >= 0")
+
+
+def positive_float(value: str) -> float:
+    """argparse type of a value that must be > 0 (``--epochs``, ``--learning-rate``)."""
+    return _number(float, value, lambda x: x > 0 and x != float("inf"), "must be a number > 0 (0 trains nothing)")
+
+
+def positive_int(value: str) -> int:
+    """argparse type of a count that must be >= 1 (``--max-train-sentences``)."""
+    return _number(int, value, lambda n: n >= 1, "must be an integer >= 1")
+
+
+def max_steps_value(value: str) -> int:
+    """argparse type of ``--max-steps``: ``-1`` (train by epochs) or a number of steps >= 1."""
+    return _number(int, value, lambda n: n == -1 or n >= 1, "must be >= 1, or -1 to train by epochs (0 trains nothing)")
+
+
+# ------------------------------------------------------------------------------------ parser and main
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m craftlib",
         description="Biomedical NER on CRAFT: build data, augment, train, evaluate.",
     )
+    parser.add_argument("--debug", action="store_true",
+                        help="show the Python traceback of any error (also: CRAFTLIB_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name == name:  # stage not written yet
-                continue
-            raise
-        module.add_commands(sub)
+        importlib.import_module(name).add_commands(sub)  # an import error is a bug: never hide a command
     return parser
+
+
+def _check_environment(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Settings from the environment that a command will use, validated like its options."""
+    env = os.environ.get("CRAFTLIB_PROFILE")
+    if getattr(args, "profile", "") is None and env and env not in config.PROFILES:
+        parser.error(f"CRAFTLIB_PROFILE={env!r} is not a profile: choose one of {', '.join(config.PROFILES)} "
+                     "(or pass --profile)")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _check_environment(parser, args)
+    debug = args.debug or os.environ.get("CRAFTLIB_DEBUG", "") not in ("", "0")
+    hint = "" if debug else " (run with --debug or CRAFTLIB_DEBUG=1 for the traceback)"
     try:
         return int(args.func(args) or 0)
     except CraftlibError as err:
+        if debug:
+            raise
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        print("interrupted: nothing half-written was kept; run the same command again to resume", file=sys.stderr)
         return 130
+    except OSError as err:  # the last resort: disk full, read-only folder, missing file, network
+        if debug:
+            raise
+        message = os_error_message(err) or f"{type(err).__name__}: {err}"
+        print(f"error: {message}{hint}", file=sys.stderr)
+        return 2

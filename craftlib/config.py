@@ -25,6 +25,8 @@ import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from craftlib.errors import ConfigError
+
 CRAFT_VERSION = "5.0.2"
 CRAFT_URL = f"https://github.com/UCDenver-ccp/CRAFT/archive/refs/tags/v{CRAFT_VERSION}.tar.gz"
 #: sha256 of archives we have seen, by file name. A checksum passed explicitly (``--sha256`` /
@@ -138,6 +140,24 @@ class Profile:
     #: (see :mod:`craftlib.augment`)
     augment_keep_unchanged: bool = False
 
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.learning_rate > 0:
+            problems.append(f"learning_rate={self.learning_rate} (must be > 0)")
+        if not self.epochs > 0:
+            problems.append(f"epochs={self.epochs} (must be > 0: 0 epochs trains nothing)")
+        if not (self.max_steps == -1 or self.max_steps >= 1):
+            problems.append(f"max_steps={self.max_steps} (must be >= 1, or -1 to train by epochs)")
+        for name in ("batch_size", "eval_batch_size", "max_length"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name}={getattr(self, name)} (must be >= 1)")
+        for name in ("max_train_sentences", "max_eval_sentences"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                problems.append(f"{name}={getattr(self, name)} (must be >= 1, or None for all)")
+        if problems:
+            raise ConfigError(f"Profile {self.name!r}: {'; '.join(problems)}. Fix the value (e.g. --epochs, "
+                              "--learning-rate, --max-steps on the command line).")
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -190,12 +210,21 @@ def get_profile(name: str | Profile | None = None, **overrides) -> Profile:
     if isinstance(name, Profile):
         prof = name
     else:
-        name = name or os.environ.get("CRAFTLIB_PROFILE", "quick")
+        env = os.environ.get("CRAFTLIB_PROFILE")
+        name = name or env or "quick"
         if name not in PROFILES:
-            raise ValueError(f"Unknown profile {name!r}: choose one of {', '.join(PROFILES)}.")
+            where = "CRAFTLIB_PROFILE=" if name == env else ""
+            raise ConfigError(f"Unknown profile {where}{name!r}: choose one of {', '.join(PROFILES)}.")
         prof = PROFILES[name]
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    return replace(prof, **overrides) if overrides else prof
+    new = replace(prof, **overrides) if overrides else prof  # validates the values
+    if ("epochs" in overrides and overrides["epochs"] != prof.epochs and "max_steps" not in overrides
+            and prof.max_steps > 0):
+        raise ConfigError(
+            f"epochs={overrides['epochs']:g} would have no effect: profile {prof.name!r} stops after max_steps="
+            f"{prof.max_steps} optimizer steps. Pass --max-steps -1 as well to train by epochs (or --max-steps N "
+            "to choose the number of steps).")
+    return new
 
 
 # ------------------------------------------------------------------------------------- dataset layout

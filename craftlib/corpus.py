@@ -16,13 +16,11 @@ character offsets into the text (every token is checked against the text).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-import shutil
+import platform
 import tarfile
-import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -32,8 +30,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from craftlib import config
-from craftlib.errors import AlignmentError, CorpusError
+from craftlib import cache, config
+from craftlib.errors import AlignmentError, CorpusError, StorageError, os_error_message
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +45,8 @@ CONTEXT_CHARS = 40
 #: Name of the extracted folder and of the marker that makes a cached extraction "complete".
 CRAFT_DIRNAME = f"CRAFT-{config.CRAFT_VERSION}"
 MARKER = ".craftlib-complete.json"
+#: Bumped when the marker's content changes (an older marker means: extract again).
+MARKER_FORMAT = 2
 _REQUIRED = ("articles/ids", "articles/txt", "concept-annotation", "structural-annotation/dependency/conllu")
 
 
@@ -146,18 +146,23 @@ def _is_url(source: str) -> bool:
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return cache.sha256_file(path, chunk)
+
+
+def _storage_error(err: OSError, doing: str) -> StorageError | None:
+    """A clear error for a disk-full / read-only failure (``None`` for any other OSError)."""
+    message = os_error_message(err, doing)
+    return StorageError(message) if message and err.errno is not None else None
 
 
 def _download(url: str, dest: Path, progress: bool = True) -> Path:
-    """Download ``url`` to ``dest`` through a temporary file renamed into place."""
+    """Download ``url`` to ``dest`` through a temporary file renamed into place, then record the URL beside
+    it (``<dest>.source.json``) so that the file is never reused for another URL."""
     from tqdm.auto import tqdm
 
     dest.parent.mkdir(parents=True, exist_ok=True)
+    meta = _download_record(dest)
+    meta.unlink(missing_ok=True)  # from now on ``dest`` belongs to no URL until this download completes
     tmp = dest.with_name(dest.name + ".part")
     log.info("downloading %s -> %s", url, dest)
     try:
@@ -169,12 +174,29 @@ def _download(url: str, dest: Path, progress: bool = True) -> Path:
                     bar.update(len(block))
     except OSError as err:
         tmp.unlink(missing_ok=True)
+        storage = _storage_error(err, f"downloading {url}")
+        if storage:
+            raise storage from err
         raise CorpusError(
             f"Could not download CRAFT from {url} ({err}). Check your connection, or download the archive "
             "yourself and point CRAFT_SOURCE (or --source) at the .tar.gz file or an extracted folder."
         ) from err
     os.replace(tmp, dest)
+    cache.atomic_write_json(meta, {"url": url, "size": dest.stat().st_size})
     return dest
+
+
+def _download_record(archive: Path) -> Path:
+    return archive.with_name(archive.name + ".source.json")
+
+
+def _downloaded_from(archive: Path) -> str | None:
+    """The URL a downloaded archive came from (``None``: unknown, incomplete or changed since)."""
+    try:
+        meta = json.loads(_download_record(archive).read_text())
+        return meta["url"] if archive.stat().st_size == meta["size"] else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def check_layout(root: Path) -> Path:
@@ -198,11 +220,61 @@ def _find_root(folder: Path) -> Path | None:
     return None
 
 
-def _extract(archive: Path, target: Path, expected: str | None) -> Path:
-    """Extract ``archive`` into a temporary folder beside ``target`` and rename its root into place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=target.parent))
+def _content(root: Path) -> dict:
+    """Number and total size of the files of an extraction (the marker excluded): a damaged copy differs."""
+    files = [p for p in root.rglob("*") if p.is_file() and p.name != MARKER]
+    return {"files": len(files), "bytes": sum(p.stat().st_size for p in files)}
+
+
+def _source_identity(src: str, archive: Path) -> dict:
+    """What the extraction came from: the URL, or the archive's resolved path, size and modification time."""
+    if _is_url(src):
+        return {"url": src}
+    fp = cache.file_fingerprint(archive)
+    return {"path": fp["path"], "size": fp["size"], "mtime_ns": fp["mtime_ns"]}
+
+
+def _read_marker(target: Path) -> dict | None:
     try:
+        marker = json.loads((target / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) and marker.get("format") == MARKER_FORMAT else None
+
+
+def invalidate_extraction(root: str | os.PathLike) -> bool:
+    """Mark a cached extraction as not reusable (its next :func:`fetch_craft` re-extracts it). Returns whether
+    ``root`` was a cached extraction (a folder used in place has no marker and is left alone)."""
+    marker = Path(root) / MARKER
+    try:
+        marker.unlink()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return False
+    log.warning("marked the extraction %s as damaged: the next run re-extracts it", root)
+    return True
+
+
+def _damaged(root: Path, message: str, err_type: type[CorpusError | AlignmentError] = CorpusError):
+    """The error for a file found damaged or missing while reading: a cached extraction is invalidated (so
+    the next run re-extracts it); for a folder read in place, the message says to replace it."""
+    if invalidate_extraction(root):
+        return err_type(f"{message} The cached extraction {root} is damaged: it was marked for re-extraction, "
+                        "so running the same command again re-extracts it from the archive (or pass --force now).")
+    return err_type(f"{message} The CRAFT folder {root} is damaged or incomplete: replace it with a fresh copy "
+                    "of the release (or point --source at the archive, whose extraction is checked).")
+
+
+def _extract(archive: Path, target: Path, expected: str | None, identity: dict | None = None) -> Path:
+    """Extract ``archive`` into a temporary folder beside ``target`` and rename its root into place."""
+    if not hasattr(tarfile, "data_filter"):
+        raise CorpusError(
+            f"This Python ({platform.python_version()}) lacks tarfile's filter='data' (Python >= 3.10.12, or "
+            ">= 3.11.4 on 3.11), which craftlib needs to extract archives safely. Upgrade Python, or extract "
+            f"the archive yourself and point --source at the '{CRAFT_DIRNAME}' folder.")
+    cache.clean_orphans(target.parent, prefix=".extract-")  # temporary folders of older craftlib versions
+    with cache.temp_dir(target) as tmp:
         try:
             with tarfile.open(archive, "r:*") as tar:
                 tar.extractall(tmp, filter="data")
@@ -212,6 +284,10 @@ def _extract(archive: Path, target: Path, expected: str | None) -> Path:
                 "archive: get the archive from the official release."
             ) from err
         except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
+            storage = _storage_error(err, f"extracting {archive.name} into {target.parent}") if isinstance(
+                err, OSError) else None
+            if storage:
+                raise storage from err
             raise CorpusError(
                 f"{archive} is truncated or corrupt ({type(err).__name__}: {err}). Delete it and download it "
                 "again (or pass force=True / --force to re-download), then retry."
@@ -224,18 +300,50 @@ def _extract(archive: Path, target: Path, expected: str | None) -> Path:
             )
         check_layout(root)
         manifest = {
+            "format": MARKER_FORMAT,
+            "source": identity or {"path": str(archive)},
             "archive": str(archive),
             "sha256": expected,
             "extracted": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "files": sum(1 for _ in root.rglob("*") if _.is_file()),
+            **_content(root),
         }
-        (root / MARKER).write_text(json.dumps(manifest, indent=2))
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(root, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        cache.atomic_write_json(root / MARKER, manifest)
+        cache.replace_dir(root, target)
     return target
+
+
+def _verify(archive: Path, expected: str) -> None:
+    actual = sha256_file(archive)
+    if actual.lower() != expected.lower():
+        raise CorpusError(
+            f"{archive} has sha256 {actual}, expected {expected}: the file is corrupt, truncated or another "
+            "release. Delete it and get the archive again (or fix CRAFT_SHA256 / --sha256)."
+        )
+    log.info("checksum verified for %s", archive)
+
+
+def _reusable(target: Path, identity: dict, expected: str | None, archive: Path | None) -> str | None:
+    """``None`` when the cached extraction ``target`` can be reused for this source, else why not. An
+    extraction made without a checksum is verified now when one is expected (the archive is hashed once and
+    the marker updated)."""
+    marker = _read_marker(target)
+    if marker is None:
+        return "no complete extraction" if not target.exists() else "no valid completion marker"
+    if marker.get("source") != identity:
+        return f"it was extracted from another source ({marker.get('source')})"
+    try:
+        check_layout(target)
+    except CorpusError:
+        return "its layout is damaged"
+    if {k: marker.get(k) for k in ("files", "bytes")} != _content(target):
+        return "its files changed since the extraction (damaged or edited)"
+    if expected and (marker.get("sha256") or "").lower() != expected.lower():
+        if archive is None or not archive.is_file():
+            return "the expected checksum was never verified"
+        _verify(archive, expected)  # raises when the archive is not the expected one
+        cache.atomic_write_json(target / MARKER, marker | {"sha256": expected, "verified": time.strftime(
+            "%Y-%m-%dT%H:%M:%S%z")})
+    return None
 
 
 def fetch_craft(
@@ -253,9 +361,13 @@ def fetch_craft(
     * a local ``.tar.gz``: checksum-verified when the checksum is known (``sha256`` argument,
       ``CRAFT_SHA256``, or :data:`craftlib.config.KNOWN_SHA256`), extracted with ``filter="data"``
       into ``<data>/raw/`` through a temporary folder and an atomic rename;
-    * a URL: downloaded to ``<data>/raw/downloads/`` first (temporary file + rename, progress bar).
+    * a URL: downloaded to ``<data>/raw/downloads/`` first (temporary file + rename, progress bar); the
+      download is tied to its URL (``.source.json``) and deleted when it fails its checksum.
 
-    A cached extraction (``<data>/raw/CRAFT-5.0.2`` with its marker file) is reused unless ``force``.
+    A cached extraction (``<data>/raw/CRAFT-5.0.2`` with its marker file) is reused unless ``force`` only when
+    it came from the same source (URL, or archive path + size + modification time), its files are still all
+    there with the same sizes, and, when a checksum is expected, it was verified against it (an unverified
+    extraction is verified now). Anything else re-extracts.
     """
     src = config.craft_source(source)
     raw = config.data_dir(data_dir) / "raw"
@@ -279,38 +391,36 @@ def fetch_craft(
             )
         archive = path
     else:
-        archive = None
-
-    expected = config.craft_sha256(sha256) or (config.KNOWN_SHA256.get(archive.name) if archive else None)
-    marker = target / MARKER
-    if marker.is_file() and not force:
-        recorded = json.loads(marker.read_text()).get("sha256")
-        if expected and recorded and recorded != expected:
-            log.warning("cached %s came from an archive with sha256 %s; re-extracting", target, recorded)
-        else:
-            log.info("reusing the extracted corpus %s", target)
-            return check_layout(target)
-
-    if archive is None:  # URL
         archive = raw / "downloads" / f"{CRAFT_DIRNAME}.tar.gz"
-        if force or not archive.is_file():
-            _download(src, archive, progress=progress)
-        expected = config.craft_sha256(sha256) or config.KNOWN_SHA256.get(archive.name)
+
+    expected = config.craft_sha256(sha256) or config.KNOWN_SHA256.get(archive.name)
+    identity = _source_identity(src, archive)
+    if not force:
+        reason = _reusable(target, identity, expected, archive if not _is_url(src) or
+                           _downloaded_from(archive) == src else None)
+        if reason is None:
+            log.info("reusing the extracted corpus %s", target)
+            return target
+        if target.exists():
+            log.warning("not reusing %s: %s; extracting again", target, reason)
+
+    if _is_url(src) and (force or not archive.is_file() or _downloaded_from(archive) != src):
+        _download(src, archive, progress=progress)
 
     if expected:
-        actual = sha256_file(archive)
-        if actual.lower() != expected.lower():
-            raise CorpusError(
-                f"{archive} has sha256 {actual}, expected {expected}: the file is corrupt, truncated or another "
-                "release. Delete it and get the archive again (or fix CRAFT_SHA256 / --sha256)."
-            )
-        log.info("checksum verified for %s", archive)
+        try:
+            _verify(archive, expected)
+        except CorpusError:
+            if _is_url(src):  # a download that failed its checksum is never reused
+                archive.unlink(missing_ok=True)
+                _download_record(archive).unlink(missing_ok=True)
+            raise
     else:
         # not an error (no checksum is published for the release archive): `python -m craftlib data` shows this
         # INFO line; notebook 01 says it once, in words, with checksum_status()
         log.info("no known sha256 for %s: extracting it unverified (pass --sha256 or set CRAFT_SHA256 to verify)",
                  archive)
-    return _extract(archive, target, expected)
+    return _extract(archive, target, expected, identity)
 
 
 def checksum_status(root: str | os.PathLike) -> str:
@@ -340,20 +450,18 @@ def read_split_ids(root: str | os.PathLike) -> dict[str, list[str]]:
     return out
 
 
-def _parse_xml(path: Path) -> ET.Element:
+def _parse_xml(path: Path, corpus_root: Path) -> ET.Element:
     if not path.is_file():
-        raise CorpusError(f"Annotation file {path} is missing: the CRAFT folder is incomplete; fetch it again.")
+        raise _damaged(corpus_root, f"Annotation file {path} is missing.")
     try:
         return ET.parse(path).getroot()
     except ET.ParseError as err:
-        raise CorpusError(
-            f"{path} is not well-formed XML ({err}). The file is damaged: re-extract the corpus (--force)."
-        ) from err
+        raise _damaged(corpus_root, f"{path} is not well-formed XML ({err}).") from err
 
 
-def _annotations(path: Path) -> Iterable[tuple[str, tuple[tuple[int, int], ...], str, str, str]]:
+def _annotations(path: Path, corpus_root: Path) -> Iterable[tuple[str, tuple[tuple[int, int], ...], str, str, str]]:
     """``(mention_id, spans, text, class_id, class_label)`` for every annotation of a knowtator file."""
-    root = _parse_xml(path)
+    root = _parse_xml(path, corpus_root)
     classes = {}
     for cm in root.iter("classMention"):
         mc = cm.find("mentionClass")
@@ -365,7 +473,7 @@ def _annotations(path: Path) -> Iterable[tuple[str, tuple[tuple[int, int], ...],
         try:
             spans = tuple(sorted((int(s.get("start")), int(s.get("end"))) for s in ann.iter("span")))
         except (TypeError, ValueError) as err:
-            raise CorpusError(f"{path}: annotation {mid} has a span without integer start/end ({err}).") from err
+            raise _damaged(corpus_root, f"{path}: annotation {mid} has a span without integer start/end ({err}).") from err
         if not spans or mid is None:  # one GO_BP+extensions annotation has no span at all: nothing to tag
             continue
         class_id, class_label = classes.get(mid, ("", ""))
@@ -403,9 +511,9 @@ def read_mentions(root: Path, doc_id: str, module: str, annotation_set: str, tex
             "craftlib reads the Knowtator XML layout <M>/<M>[+extensions]/knowtator/ used by every module of the "
             "tutorial; this module is stored differently, so leave it out of `modules`.")
     out = []
-    for mid, spans, stext, cid, clabel in _annotations(path):
+    for mid, spans, stext, cid, clabel in _annotations(path, root):
         if spans[-1][1] > len(text) or spans[0][0] < 0:
-            raise CorpusError(f"{path}: mention {mid} span {spans} lies outside the text ({len(text)} chars).")
+            raise _damaged(root, f"{path}: mention {mid} span {spans} lies outside the text ({len(text)} chars).")
         start, end = spans[0][0], spans[-1][1]
         out.append(Mention(mid, module, annotation_set, spans, cid, clabel, stext,
                            before=text[max(0, start - CONTEXT_CHARS):start], after=text[end:end + CONTEXT_CHARS]))
@@ -417,7 +525,7 @@ def read_typography(root: Path, doc_id: str) -> tuple[list[Span], list[Span]]:
     """``(typography, sections)`` spans from ``sections-and-typography``."""
     path = root / "structural-annotation" / "sections-and-typography" / "knowtator" / f"{doc_id}.txt.knowtator.xml"
     typo, sections = [], []
-    for _mid, spans, _text, cid, _label in _annotations(path):
+    for _mid, spans, _text, cid, _label in _annotations(path, root):
         for start, end in spans:
             if cid in TYPOGRAPHY_CLASSES:
                 typo.append(Span(start, end, cid))
@@ -438,12 +546,12 @@ def read_sentences(root: Path, doc_id: str, text: str) -> list[Sentence]:
 
     path = root / "structural-annotation" / "dependency" / "conllu" / f"{doc_id}.conllu"
     if not path.is_file():
-        raise CorpusError(f"CoNLL-U file {path} is missing: the CRAFT folder is incomplete; fetch it again.")
+        raise _damaged(root, f"CoNLL-U file {path} is missing.")
     try:
         # only id and form are needed: skipping the other eight columns halves the parsing time
         parsed = conllu.parse(path.read_text(encoding="utf-8"), fields=("id", "form"))
     except Exception as err:  # conllu raises ParseException and plain ValueErrors
-        raise CorpusError(f"{path} cannot be parsed as CoNLL-U ({err}).") from err
+        raise _damaged(root, f"{path} cannot be parsed as CoNLL-U ({err}).") from err
     sentences, pos, n = [], 0, len(text)
     for i, sent in enumerate(parsed):
         sid = int(sent.metadata.get("sent_id", i))
@@ -455,11 +563,10 @@ def read_sentences(root: Path, doc_id: str, text: str) -> list[Sentence]:
             while pos < n and text[pos].isspace():
                 pos += 1
             if not text.startswith(form, pos):
-                raise AlignmentError(
+                raise _damaged(root, (
                     f"{path}: token {form!r} (sentence {sid}) does not match the text of document {doc_id} at "
                     f"offset {pos} (text there: {text[pos:pos + len(form) + 10]!r}). The CoNLL-U and .txt "
-                    "files do not belong together: re-extract the corpus."
-                )
+                    "files do not belong together."), AlignmentError)
             tokens.append(Token(form, pos, pos + len(form)))
             pos += len(form)
         if tokens:
@@ -481,7 +588,8 @@ def read_document(
     root = Path(root)
     txt = root / "articles" / "txt" / f"{doc_id}.txt"
     if not txt.is_file():
-        raise CorpusError(f"Document {doc_id}: text file {txt} is missing. Check the id or re-fetch the corpus.")
+        raise CorpusError(f"Document {doc_id}: text file {txt} is missing. Check the id; if it is listed in "
+                          "articles/ids, the extraction is damaged: re-extract it (--force).")
     text = txt.read_text(encoding="utf-8")
     doc = Document(doc_id=doc_id, split=split, text=text)
     if sentences:

@@ -26,3 +26,45 @@ class OntologyError(CraftlibError):
 
 class ModelNotAvailableError(CraftlibError):
     """A base model cannot be loaded (offline and not cached, or unknown)."""
+
+
+class ConfigError(CraftlibError, ValueError):
+    """A setting or option value is invalid (unknown profile, a hyperparameter that trains nothing, ...)."""
+
+
+class DatasetError(CraftlibError):
+    """A saved dataset is missing files, damaged, or holds tags that are not valid IOB2 / not craftlib's labels."""
+
+
+class RunError(CraftlibError):
+    """A run or model folder is incomplete or its weights cannot be loaded."""
+
+
+class StorageError(CraftlibError, OSError):
+    """Writing or reading a file failed for a reason outside craftlib: disk full, read-only or no permission."""
+
+
+#: errno values that mean "the disk is full" / "this place cannot be written".
+_FULL = {"ENOSPC", "EDQUOT", "EFBIG"}
+_DENIED = {"EACCES", "EPERM", "EROFS"}
+
+
+def os_error_message(err: OSError, doing: str = "") -> str | None:
+    """A one-line explanation with what to do for an :class:`OSError` caused by the storage (disk full, read-only
+    or not writable, file missing), or ``None`` when ``err`` is not such an error."""
+    import errno as _errno
+
+    name = _errno.errorcode.get(err.errno or -1, "")
+    where = err.filename or "the target folder"
+    doing = f" while {doing}" if doing else ""
+    if name in _FULL:
+        return (f"No space left on the device holding {where}{doing} ({err.strerror}). Free some space (or point "
+                "--data-dir / --models-dir / CRAFTLIB_DATA_DIR at a disk with room), then run the same command "
+                "again: nothing half-written is kept.")
+    if name in _DENIED:
+        return (f"Cannot write {where}{doing} ({err.strerror}): the folder is read-only or not yours. Point "
+                "--data-dir / --models-dir (or CRAFTLIB_DATA_DIR / CRAFTLIB_MODELS_DIR) at a writable folder, "
+                "or fix its permissions.")
+    if name in {"ENOENT", "ENOTDIR", "EISDIR"}:
+        return f"{where}: {err.strerror}{doing}. Check the path."
+    return None

@@ -839,7 +839,7 @@ def collect_results(results: str | os.PathLike) -> list[dict]:
     """Every ``<results>/<run>/metrics.json`` (committed measured runs), in table order."""
     rows = []
     for path in sorted(Path(results).glob("*/metrics.json")):
-        m = json.loads(path.read_text())
+        m = _read_metrics(path)
         if "test" not in m or "run" not in m:
             continue
         rows.append(m)
@@ -891,6 +891,30 @@ def bootstrap_markdown(results: str | os.PathLike) -> str:
                       f"[{_signed(d['low'])}, {_signed(d['high'])}] | {d['verdict']} |" for d in b["differences"]]
         parts.append("")
     return "\n".join(parts)
+
+
+def _read_metrics(path: Path) -> dict:
+    """A committed ``metrics.json``, refused with a clear error when it is not valid JSON or its scores are not
+    numbers (a hand edit or a bad merge), instead of a traceback while rendering the table."""
+    from craftlib.errors import RunError
+
+    fix = (f"restore it (`git checkout -- {path}`) or rerun the command that wrote it (its `command` field), then "
+           "copy the new metrics.json there")
+    try:
+        m = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise RunError(f"{path} is not valid JSON ({err}): {fix}.") from err
+    if not isinstance(m, dict):
+        raise RunError(f"{path} is not a JSON object: {fix}.")
+    for split in ("dev", "test"):
+        scores = m.get(split)
+        if scores is None:
+            continue
+        bad = [k for k in ("precision", "recall", "f1", "accuracy")
+               if not isinstance(scores, dict) or not isinstance(scores.get(k), (int, float))]
+        if bad:
+            raise RunError(f"{path}: {split} scores {', '.join(bad)} are missing or not numbers: {fix}.")
+    return m
 
 
 def results_markdown(results: str | os.PathLike) -> str:

@@ -711,7 +711,9 @@ def parse_source_options(values: Sequence[str] | None) -> dict[str, list[str]]:
 
 
 def add_common_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", default=None, help="smoke / quick / full (default: CRAFTLIB_PROFILE or quick)")
+    from craftlib.cli import add_profile_option
+
+    add_profile_option(p)
     p.add_argument("--annotation-set", default="proper", choices=config.ANNOTATION_SETS)
     p.add_argument("--data-dir", default=None, help="data directory (default: CRAFTLIB_DATA_DIR or ./data)")
     p.add_argument("--source", default=None, help="CRAFT archive/folder/URL (default: $CRAFT_SOURCE)")

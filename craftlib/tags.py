@@ -58,8 +58,6 @@ import json
 import logging
 import os
 import re
-import shutil
-import tempfile
 import time
 import unicodedata
 from collections import Counter
@@ -68,7 +66,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from craftlib import config
+from craftlib import cache, config
 from craftlib.corpus import (
     NER_MODULES,
     Document,
@@ -78,7 +76,7 @@ from craftlib.corpus import (
     read_split_ids,
     select_ids,
 )
-from craftlib.errors import BIOError, CraftlibError
+from craftlib.errors import BIOError, CraftlibError, DatasetError
 from craftlib.viz import bio_spans
 
 log = logging.getLogger(__name__)
@@ -171,6 +169,38 @@ def validate_iob2(tags: Sequence[str], where: str = "") -> None:
                 "same type."
             )
         prev = tag
+
+
+def check_dataset(dataset, where: str = "") -> None:
+    """Refuse a ``datasets.Dataset`` that training or scoring cannot trust: ``ner_tags`` that are not
+    craftlib's 13 labels, label ids out of range, or a sentence that is not valid IOB2. The
+    :class:`~craftlib.errors.DatasetError` names the first offending sentence (``doc_id``, ``sentence_id``)."""
+    where = f"{where}: " if where else ""
+    if "ner_tags" not in dataset.column_names:
+        raise DatasetError(f"{where}the dataset has no ner_tags column: rebuild it with `python -m craftlib data`.")
+    feature = getattr(dataset.features["ner_tags"], "feature", None)
+    names = list(getattr(feature, "names", None) or config.LABELS)
+    if names != list(config.LABELS):
+        raise DatasetError(f"{where}the dataset's labels {names} are not craftlib's {list(config.LABELS)}: rebuild "
+                           "it with `python -m craftlib data`.")
+    n = len(config.LABELS)
+    # label ids: 0 = O, odd = B-X, even = I-X (the I- of B-X = id + 1); valid IOB2 means an I- id follows
+    # its own B- id or itself
+    for row, ids in enumerate(dataset["ner_tags"]):
+        prev = 0
+        for pos, i in enumerate(ids):
+            bad = None
+            if not (isinstance(i, int) and 0 <= i < n):
+                bad = f"label id {i!r} out of range (0..{n - 1})"
+            elif i and i % 2 == 0 and prev not in (i - 1, i):
+                bad = f"{config.LABELS[i]} follows {config.LABELS[prev]} (not valid IOB2)"
+            if bad:
+                rec = dataset[row]
+                raise DatasetError(
+                    f"{where}sentence {rec.get('sentence_id')} of document {rec.get('doc_id')} (row {row}), token "
+                    f"{pos}: {bad}. The saved dataset is damaged or was edited: rebuild it with "
+                    "`python -m craftlib data --force` (and `augment` for the augmented set).")
+            prev = i
 
 
 def bio_entities(tags: Sequence[str]) -> list[tuple[int, int, str]]:
@@ -611,15 +641,20 @@ def _write_conll(path: Path, records: list[dict]) -> None:
             fh.write("\n")
 
 
-def _replace_dir(tmp: Path, final: Path) -> None:
-    if final.exists():
-        old = final.with_name(final.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
+def _dataset_files(folder: Path) -> dict[str, int]:
+    """``{relative path: size}`` of every file of a saved dataset (checked when it is loaded)."""
+    return {p.relative_to(folder).as_posix(): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _corpus_identity(root: Path) -> dict:
+    """Where the corpus read came from: the extraction's recorded source, or the folder read in place."""
+    from craftlib.corpus import MARKER
+
+    try:
+        marker = json.loads((Path(root) / MARKER).read_text())
+        return {"extraction": str(root), "source": marker.get("source"), "sha256": marker.get("sha256")}
+    except (OSError, ValueError):
+        return {"folder": str(Path(root).resolve())}
 
 
 def _tag_one(job: tuple) -> tuple[list[dict], Counter]:
@@ -688,45 +723,48 @@ def build_dataset(
             for s in config.SPLITS
         }
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=out_dir))
     bars = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()  # one bar (documents) is enough
     try:
-        dsd.save_to_disk(str(tmp / "dataset"))
-        (tmp / "conll").mkdir()
-        for s in config.SPLITS:
-            _write_conll(tmp / "conll" / f"{config.HF_SPLITS[s]}.conll", records[s])
-        total = Counter()
-        for c in counts.values():
-            total.update(c)
-        n_records = [r for s in config.SPLITS for r in records[s]]
-        stats = {
-            "dataset": out_dir.name,
-            "annotation_set": annotation_set,
-            "profile": prof.name,
-            "max_docs": prof.max_docs,
-            "craft_version": config.CRAFT_VERSION,
-            "source": str(config.craft_source(source)),
-            "corpus_root": str(root),
-            "labels": list(config.LABELS),
-            "policies": policies.to_dict(),
-            "splits": {
-                config.HF_SPLITS[s]: dict(_split_stats(records[s], docs[s], counts[s]), doc_ids=[
-                    d for sp, d in wanted if sp == s
-                ])
-                for s in config.SPLITS
-            },
-            "total": _split_stats(n_records, sum(docs.values()), total),
-            "build_seconds": round(time.perf_counter() - t0, 2),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-        (tmp / "stats.json").write_text(json.dumps(stats, indent=2))
-        _replace_dir(tmp / "dataset", out_dir / "dataset")
-        _replace_dir(tmp / "conll", out_dir / "conll")
-        os.replace(tmp / "stats.json", out_dir / "stats.json")
+        # built in a temporary folder; stats.json (which lists every file with its size) is removed first and
+        # renamed into place last, so a dataset folder is complete exactly when its stats.json is there
+        with cache.temp_dir(out_dir / "dataset") as tmp:
+            dsd.save_to_disk(str(tmp / "dataset"))
+            (tmp / "conll").mkdir()
+            for s in config.SPLITS:
+                _write_conll(tmp / "conll" / f"{config.HF_SPLITS[s]}.conll", records[s])
+            total = Counter()
+            for c in counts.values():
+                total.update(c)
+            n_records = [r for s in config.SPLITS for r in records[s]]
+            stats = {
+                "dataset": out_dir.name,
+                "annotation_set": annotation_set,
+                "profile": prof.name,
+                "max_docs": prof.max_docs,
+                "craft_version": config.CRAFT_VERSION,
+                "source": str(config.craft_source(source)),
+                "corpus_root": str(root),
+                "corpus": _corpus_identity(root),
+                "labels": list(config.LABELS),
+                "policies": policies.to_dict(),
+                "splits": {
+                    config.HF_SPLITS[s]: dict(_split_stats(records[s], docs[s], counts[s]), doc_ids=[
+                        d for sp, d in wanted if sp == s
+                    ])
+                    for s in config.SPLITS
+                },
+                "total": _split_stats(n_records, sum(docs.values()), total),
+                "files": _dataset_files(tmp / "dataset"),
+                "build_seconds": round(time.perf_counter() - t0, 2),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            }
+            cache.atomic_write_json(tmp / "stats.json", stats)
+            (out_dir / "stats.json").unlink(missing_ok=True)
+            cache.replace_dir(tmp / "dataset", out_dir / "dataset")
+            cache.replace_dir(tmp / "conll", out_dir / "conll")
+            os.replace(tmp / "stats.json", out_dir / "stats.json")
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
         if bars:
             datasets.enable_progress_bars()
     log.info("wrote %s in %.1f s", out_dir, time.perf_counter() - t0)
@@ -741,7 +779,13 @@ def load_dataset(
     build_if_missing: bool = True,
     progress: bool = True,
 ):
-    """The saved ``DatasetDict`` of a profile/annotation set; built first when missing (``build_if_missing``)."""
+    """The saved ``DatasetDict`` of a profile/annotation set; built first when missing (``build_if_missing``).
+
+    A saved dataset is checked before it is used: every file listed in its ``stats.json`` must be there with
+    its recorded size (a missing or truncated ``*.arrow`` / ``state.json`` is refused), and every split must hold
+    craftlib's labels in valid IOB2 (:func:`check_dataset`). A damaged dataset raises
+    :class:`~craftlib.errors.DatasetError` saying how to rebuild it.
+    """
     out_dir = config.processed_dir(profile, annotation_set, data_dir)
     path = out_dir / "dataset"
     if not (path.is_dir() and (out_dir / "stats.json").is_file()):
@@ -751,7 +795,33 @@ def load_dataset(
                 f"{' --profile ' + config.get_profile(profile).name if profile else ''}` or pass build_if_missing=True."
             )
         return build_dataset(profile, annotation_set, source=source, data_dir=data_dir, progress=progress)
-    return _load_from_disk(path)
+    rebuild = (f"rebuild it with `python -m craftlib data --annotation-set {annotation_set} --profile "
+               f"{config.get_profile(profile).name}`")
+    try:
+        recorded = json.loads((out_dir / "stats.json").read_text()).get("files")
+    except (OSError, ValueError, AttributeError) as err:
+        raise DatasetError(f"{out_dir / 'stats.json'} is unreadable ({err}): {rebuild}.") from err
+    if recorded:  # datasets built before craftlib recorded their files are checked by loading only
+        actual = _dataset_files(path)
+        for name, size in recorded.items():
+            if name not in actual:
+                raise DatasetError(f"The saved dataset {path} lacks {name}: it is incomplete or damaged; {rebuild}.")
+            if actual[name] != size:
+                raise DatasetError(f"The saved dataset file {path / name} has {actual[name]} bytes, {size} were "
+                                   f"written: it is truncated or damaged; {rebuild}.")
+    try:
+        dsd = _load_from_disk(path)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise DatasetError(f"The saved dataset {path} cannot be loaded ({type(err).__name__}: {err}); {rebuild}."
+                           ) from err
+    except Exception as err:  # pyarrow's ArrowInvalid (a ValueError subclass in recent pyarrow) and the like
+        if type(err).__module__.startswith(("pyarrow", "datasets")):
+            raise DatasetError(f"The saved dataset {path} cannot be loaded ({type(err).__name__}: {err}); "
+                               f"{rebuild}.") from err
+        raise
+    for name, split in dsd.items():
+        check_dataset(split, f"{path} [{name}]")
+    return dsd
 
 
 def _load_from_disk(path: Path):
@@ -841,6 +911,8 @@ def _cmd_gene_rules(args: argparse.Namespace) -> int:
 
 
 def add_commands(subparsers) -> None:
+    from craftlib.cli import add_profile_option
+
     p = subparsers.add_parser(
         "data",
         help="get CRAFT and build the IOB2 dataset + stats.json + CoNLL export",
@@ -849,7 +921,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--source", default=None, help="URL, .tar.gz or extracted folder (default: $CRAFT_SOURCE or the release URL)")
     p.add_argument("--sha256", default=None, help="expected sha256 of the archive (default: $CRAFT_SHA256)")
     p.add_argument("--annotation-set", default="proper", choices=config.ANNOTATION_SETS)
-    p.add_argument("--profile", default=None, choices=list(config.PROFILES), help="default: $CRAFTLIB_PROFILE or quick")
+    add_profile_option(p)
     p.add_argument("--data-dir", default=None, help="default: $CRAFTLIB_DATA_DIR or <repo>/data")
     p.add_argument("--force", action="store_true", help="re-extract the corpus and rebuild")
     d = TagPolicies()

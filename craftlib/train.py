@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from craftlib import config
-from craftlib.errors import CraftlibError
+from craftlib import cache, config
+from craftlib.errors import ConfigError, CraftlibError, RunError
 
 RECIPES = ("single", "augmented", "two-step")
 #: Columns of a windowed feature that are bookkeeping, not model inputs.
@@ -909,8 +909,11 @@ def _reusable_step1(run_dir: Path, expected: dict) -> bool:
     path = run_dir / "metrics.json"
     if not (path.is_file() and (run_dir / "config.json").is_file()):
         return False
-    metrics = json.loads(path.read_text())
-    return all(metrics.get(k) == v for k, v in expected.items())
+    try:
+        metrics = json.loads(path.read_text())
+    except ValueError:  # damaged: retrain it
+        return False
+    return isinstance(metrics, dict) and all(metrics.get(k) == v for k, v in expected.items())
 
 
 def train_recipe(
@@ -940,6 +943,7 @@ def train_recipe(
 
     from craftlib.models import load_model, load_tokenizer
     from craftlib.runtime import seed_everything
+    from craftlib.tags import check_dataset
 
     prof = config.get_profile(profile)
     progress = live_progress() if progress is None else progress
@@ -974,25 +978,33 @@ def train_recipe(
         model = load_model(base_model)
         plan = [("step1", "augmented" if recipe == "augmented" else "original", str(base_model))]
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    for step_name, data_kind, start_from in plan:
-        with _main_process_first():  # several processes: the first builds missing data, the others then read it
-            data = load_recipe_data(data_kind, prof, seed, annotation_set, data_dir)
-        result = fine_tune(model, tokenizer, data, prof, seed, run_dir, label_all_subtokens, progress,
-                           save_checkpoints)
-        model = result.model
-        log, ep = _epoch_rows(result.log_history, step_name)
-        logs += log
-        epochs += ep
-        steps.append({"name": step_name, "data": data_kind, "from": start_from, "run": name, "reused": False,
-                      "train_seconds": result.train_seconds, "tokens_seen": result.tokens_seen,
-                      "train_sentences": result.train_sentences, "train_windows": result.train_windows,
-                      "global_step": result.global_step, "processes": _world_size()})
+    # The whole run is built in a temporary folder beside models/<run>/ and renamed into place at the end, so an
+    # interrupted or failed run leaves the previous complete run (or nothing) there, never a mix.
+    with cache.atomic_dir(run_dir) if _is_main_process() else cache.temp_dir(run_dir) as build_dir:
+        for step_name, data_kind, start_from in plan:
+            with _main_process_first():  # several processes: the first builds missing data, the others read it
+                data = load_recipe_data(data_kind, prof, seed, annotation_set, data_dir)
+            for split, rows in data.items():
+                check_dataset(rows, f"{data_kind} {split}")
+            result = fine_tune(model, tokenizer, data, prof, seed, build_dir, label_all_subtokens, progress,
+                               save_checkpoints)
+            if result.global_step < 1:
+                raise ConfigError(f"{name}: step {step_name} made no optimizer step ({result.train_sentences} "
+                                  "training sentences): there is nothing to train on; check the profile's data "
+                                  "limits and --max-steps / --epochs.")
+            model = result.model
+            log, ep = _epoch_rows(result.log_history, step_name)
+            logs += log
+            epochs += ep
+            steps.append({"name": step_name, "data": data_kind, "from": start_from, "run": name, "reused": False,
+                          "train_seconds": result.train_seconds, "tokens_seen": result.tokens_seen,
+                          "train_sentences": result.train_sentences, "train_windows": result.train_windows,
+                          "global_step": result.global_step, "processes": _world_size()})
 
-    if _is_main_process():
-        _write_outputs(run_dir, name, recipe, prof, seed, base_model, annotation_set, label_all_subtokens,
-                       command, model, tokenizer, data, logs, epochs, steps, dev_predictions=result.dev_predictions,
-                       progress=progress)
+        if _is_main_process():
+            _write_outputs(build_dir, name, recipe, prof, seed, base_model, annotation_set, label_all_subtokens,
+                           command, model, tokenizer, data, logs, epochs, steps,
+                           dev_predictions=result.dev_predictions, progress=progress)
     _barrier()
     return run_dir
 
@@ -1108,19 +1120,15 @@ def predict(model_dir: str | os.PathLike, texts_or_tokens, batch_size: int = 16,
     Returns one dict per sentence: ``tokens``, ``tags`` and ``entities`` (``text``, ``type``, token
     ``start``/``end``).
     """
-    from craftlib.models import load_model, load_tokenizer
     from craftlib.viz import bio_spans
 
     model_dir = Path(model_dir)
-    if not (model_dir / "config.json").is_file():
-        raise CraftlibError(f"{model_dir} holds no trained model (config.json): train one with "
-                            "`python -m craftlib train --recipe two-step --profile smoke`.")
+    metrics = check_model_dir(model_dir)
     if isinstance(texts_or_tokens, str):
         texts_or_tokens = [texts_or_tokens]
     sentences = [_WORD.findall(x) if isinstance(x, str) else list(x) for x in texts_or_tokens]
-    metrics_path = model_dir / "metrics.json"
-    hp = json.loads(metrics_path.read_text()).get("hyperparameters", {}) if metrics_path.is_file() else {}
-    tokenizer, model = load_tokenizer(model_dir), load_model(model_dir)
+    hp = (metrics or {}).get("hyperparameters") or {}
+    tokenizer, model = _load_for_prediction(model_dir)
     tags, _ = predict_dataset(model, tokenizer, sentences, max_length or hp.get("max_length", 128),
                               stride or hp.get("window_stride", 32), batch_size,
                               case_markers=bool(hp.get("case_markers", False)))
@@ -1128,6 +1136,71 @@ def predict(model_dir: str | os.PathLike, texts_or_tokens, batch_size: int = 16,
              "entities": [{"text": " ".join(toks[s:e]), "type": t, "start": s, "end": e}
                           for s, e, t in bio_spans(tg)]}
             for toks, tg in zip(sentences, tags)]
+
+
+#: Weight files ``save_pretrained`` writes (one of them must be there).
+_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+#: Files only a ``train`` run writes: with them but without ``metrics.json`` the run did not finish.
+_RUN_FILES = ("predictions_validation.jsonl", "predictions_test.jsonl", "training_log.csv", "learning_curve.png",
+              "checkpoints")
+_RETRAIN = "train it again (`python -m craftlib train ...`; its command is in the run's README.md)"
+
+
+def check_model_dir(model_dir: str | os.PathLike) -> dict | None:
+    """Refuse a folder :func:`predict` cannot trust; return its ``metrics.json`` (``None`` for a plain model
+    folder). Accepted: a complete run written by :func:`train_recipe` (``metrics.json`` of a transformer run,
+    config, weights), or a plain model folder (``save_pretrained``: config and weights, no run files).
+    Refused with a :class:`~craftlib.errors.RunError`: no folder, no config, no weights, truncated
+    ``model.safetensors``, an interrupted run (run files but no ``metrics.json``), a malformed ``metrics.json``,
+    a run of another system (dictionary, CRF, spaCy)."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise RunError(f"{model_dir} does not exist: give a models/<run> folder written by `python -m craftlib "
+                       "train` (e.g. models/two-step-minilm-smoke).")
+    metrics_path = model_dir / "metrics.json"
+    metrics = None
+    if metrics_path.is_file():
+        try:
+            metrics = json.loads(metrics_path.read_text())
+        except ValueError as err:
+            raise RunError(f"{metrics_path} is not valid JSON ({err}): the run is damaged; {_RETRAIN}.") from err
+        if not isinstance(metrics, dict):
+            raise RunError(f"{metrics_path} is not a metrics object: the run is damaged; {_RETRAIN}.")
+        if metrics.get("system", "transformer") != "transformer":
+            raise RunError(f"{model_dir} is a {metrics['system']} run, not a transformer model: predict needs a "
+                           "run of `python -m craftlib train`.")
+    if not (model_dir / "config.json").is_file():
+        raise RunError(f"{model_dir} holds no trained model (config.json): train one with "
+                       "`python -m craftlib train --recipe two-step --profile smoke`.")
+    if metrics is None and any((model_dir / f).exists() for f in _RUN_FILES):
+        raise RunError(f"{model_dir} is an incomplete run (training files but no metrics.json: it was interrupted "
+                       f"or failed): its weights may be untrained. Delete it and {_RETRAIN}.")
+    weights = [model_dir / f for f in _WEIGHTS if (model_dir / f).is_file()]
+    if not weights:
+        raise RunError(f"{model_dir} has a config.json but no weights ({', '.join(_WEIGHTS)}): the model was not "
+                       f"saved completely; {_RETRAIN}.")
+    if weights[0].name == "model.safetensors":
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(weights[0]), "pt") as fh:
+                fh.keys()
+        except Exception as err:  # SafetensorError (not an Exception subclass we can name portably), OSError
+            raise RunError(f"{weights[0]} cannot be read ({err}): the file is truncated or damaged; {_RETRAIN}."
+                           ) from err
+    return metrics
+
+
+def _load_for_prediction(model_dir: Path):
+    from craftlib.models import load_model, load_tokenizer
+
+    try:
+        return load_tokenizer(model_dir), load_model(model_dir)
+    except CraftlibError:
+        raise
+    except (OSError, ValueError, RuntimeError) as err:
+        raise RunError(f"The model in {model_dir} cannot be loaded ({type(err).__name__}: {err}): its files are "
+                       f"damaged or incomplete; {_RETRAIN}.") from err
 
 
 # ------------------------------------------------------------------------------------------ CLI
@@ -1162,6 +1235,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 def add_commands(subparsers) -> None:
     """``train`` and ``predict`` sub-commands."""
+    from craftlib.cli import add_profile_option, max_steps_value, positive_float, positive_int, seed_value
+
     p = subparsers.add_parser(
         "train", help="fine-tune a transformer recipe (single, augmented, two-step)",
         description="Fine-tune a base model on CRAFT and write models/<run>/. Several GPUs: run the same command "
@@ -1169,11 +1244,10 @@ def add_commands(subparsers) -> None:
                     "train ...`.",
     )
     p.add_argument("--recipe", choices=RECIPES, default="two-step")
-    p.add_argument("--profile", choices=list(config.PROFILES), default=None,
-                   help="smoke / quick / full (default: $CRAFTLIB_PROFILE or quick)")
+    add_profile_option(p)
     p.add_argument("--base-model", default="minilm",
                    help="registry name (minilm), Hugging Face Hub id or local directory (default: minilm)")
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--seed", type=seed_value, default=42)
     p.add_argument("--annotation-set", choices=config.ANNOTATION_SETS, default="proper")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--models-dir", default=None)
@@ -1185,11 +1259,13 @@ def add_commands(subparsers) -> None:
                    help="no progress bars (default: bars when the output is a terminal)")
     g = p.add_argument_group("hyperparameters (default: the profile's; an override is appended to the run name, "
                              "e.g. single-minilm-quick-ep2)")
-    g.add_argument("--epochs", type=float, default=None, help="epochs per training step")
-    g.add_argument("--learning-rate", type=float, default=None)
-    g.add_argument("--max-train-sentences", type=int, default=None,
+    g.add_argument("--epochs", type=positive_float, default=None,
+                   help="epochs per training step (> 0; on a profile with max_steps, add --max-steps -1)")
+    g.add_argument("--learning-rate", type=positive_float, default=None)
+    g.add_argument("--max-train-sentences", type=positive_int, default=None,
                    help="seeded subset of the original training sentences")
-    g.add_argument("--max-steps", type=int, default=None, help="optimizer steps per training step (overrides epochs)")
+    g.add_argument("--max-steps", type=max_steps_value, default=None,
+                   help="optimizer steps per training step (overrides epochs; -1: train by epochs)")
     g.add_argument("--case-markers", action=argparse.BooleanOptionalAction, default=None,
                    help="mark capitalised / all-caps / mixed-case words with a token the uncased model can see")
     p.set_defaults(func=_cmd_train)

@@ -18,7 +18,7 @@ def test_profiles_and_dataset_names(monkeypatch, tmp_path):
     assert config.get_profile().name == "quick"
     assert config.get_profile("full").epochs == 4
     assert config.get_profile("full").learning_rate == 3e-5
-    assert config.get_profile("smoke", epochs=2).epochs == 2
+    assert config.get_profile("smoke", epochs=2, max_steps=-1).epochs == 2
     with pytest.raises(ValueError, match="Unknown profile"):
         config.get_profile("huge")
     assert config.dataset_name("full") == "craft-proper"
@@ -36,3 +36,28 @@ def test_settings_from_environment(monkeypatch):
     monkeypatch.setenv("CRAFT_SOURCE", "/tmp/craft.tar.gz")
     assert config.craft_source() == "/tmp/craft.tar.gz"
     assert config.craft_source("/other") == "/other"
+
+
+def test_unknown_profile_in_the_environment_is_a_clear_error(monkeypatch):
+    from craftlib.errors import ConfigError
+
+    monkeypatch.setenv("CRAFTLIB_PROFILE", "huge")
+    with pytest.raises(ConfigError, match="CRAFTLIB_PROFILE='huge'.*smoke, quick, full"):
+        config.get_profile()
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"epochs": 0, "max_steps": -1}, "epochs=0 .must be > 0"),
+    ({"learning_rate": 0.0}, "learning_rate=0.0 .must be > 0"),
+    ({"learning_rate": -1e-4}, "learning_rate=-0.0001"),
+    ({"max_steps": 0}, "max_steps=0"),
+    ({"max_train_sentences": 0}, "max_train_sentences=0"),
+    ({"epochs": 0}, "epochs=0"),  # on smoke
+    ({"epochs": 2}, "no effect.*max_steps=8.*--max-steps -1"),  # smoke's max_steps would silently win
+])
+def test_hyperparameters_that_train_nothing_are_refused(overrides, message):
+    from craftlib.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        config.get_profile("smoke", **overrides)
+    assert config.get_profile("quick", epochs=2).epochs == 2  # quick trains by epochs: fine

@@ -219,3 +219,170 @@ def test_module_in_another_layout_is_named_not_misread(craft_copy):
     assert "MONDO" in corpus.available_modules(craft_copy)
     with pytest.raises(CorpusError, match="MONDO has no MONDO/knowtator/ folder.*MONDO_with_genotype_annotations/knowtator-2"):
         corpus.read_document(craft_copy, "1001", modules=["MONDO"])
+
+
+# ------------------------------------------------------------------- the extraction cache and its source
+
+
+def _archive_from(folder: Path, path: Path) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        tar.add(folder, arcname="CRAFT-5.0.2")
+    return path
+
+
+@pytest.fixture
+def bad_archive(tmp_path, craft_copy) -> Path:
+    """A well-formed archive whose CL annotation file of document 1001 is damaged XML."""
+    xml = craft_copy / "concept-annotation/CL/CL/knowtator/1001.txt.knowtator.xml"
+    xml.write_text(xml.read_text()[:-40])
+    (tmp_path / "bad").mkdir()
+    return _archive_from(craft_copy, tmp_path / "bad" / "CRAFT-5.0.2.tar.gz")
+
+
+def test_bad_archive_then_the_good_one_is_re_extracted(tmp_path, bad_archive, archive):
+    data = tmp_path / "data"
+    root = corpus.fetch_craft(bad_archive, data_dir=data)
+    with pytest.raises(CorpusError, match="not well-formed.*marked for re-extraction"):
+        corpus.read_document(root, "1001")
+    assert not (root / corpus.MARKER).exists()  # the damage found while reading invalidated the cache
+    root = corpus.fetch_craft(archive, sha256=sha(archive), data_dir=data)  # the good archive, no --force
+    assert corpus.read_document(root, "1001").doc_id == "1001"
+    assert json.loads((root / corpus.MARKER).read_text())["source"]["path"] == str(archive.resolve())
+
+
+def test_another_archive_at_the_same_path_is_re_extracted(tmp_path, craft_copy, archive):
+    data = tmp_path / "data"
+    root = corpus.fetch_craft(archive, data_dir=data)
+    (craft_copy / "articles/txt/1001.txt").write_text("changed text\n")
+    _archive_from(craft_copy, archive)  # same path, other content (size and mtime differ)
+    corpus.fetch_craft(archive, data_dir=data)
+    assert (root / "articles/txt/1001.txt").read_text() == "changed text\n"
+
+
+def test_wrong_checksum_after_an_unverified_extraction_is_refused(tmp_path, archive, monkeypatch):
+    data = tmp_path / "data"
+    root = corpus.fetch_craft(archive, data_dir=data)  # unverified
+    assert json.loads((root / corpus.MARKER).read_text())["sha256"] is None
+    with pytest.raises(CorpusError, match="expected " + "0" * 64):
+        corpus.fetch_craft(archive, sha256="0" * 64, data_dir=data)
+    monkeypatch.setenv("CRAFT_SHA256", "1" * 64)
+    with pytest.raises(CorpusError, match="expected " + "1" * 64):
+        corpus.fetch_craft(archive, data_dir=data)
+
+
+def test_unverified_extraction_is_verified_once_without_re_extracting(tmp_path, archive, monkeypatch):
+    data = tmp_path / "data"
+    root = corpus.fetch_craft(archive, data_dir=data)
+    monkeypatch.setattr(corpus, "_extract", lambda *a, **k: pytest.fail("should verify, not re-extract"))
+    assert corpus.fetch_craft(archive, sha256=sha(archive), data_dir=data) == root
+    assert json.loads((root / corpus.MARKER).read_text())["sha256"] == sha(archive)
+
+
+def test_damaged_extraction_is_not_reused(tmp_path, archive):
+    data = tmp_path / "data"
+    root = corpus.fetch_craft(archive, data_dir=data)
+    (root / "articles/txt/1002.txt").unlink()  # damaged after the extraction
+    corpus.fetch_craft(archive, data_dir=data)
+    assert (root / "articles/txt/1002.txt").is_file()
+    (root / "structural-annotation/dependency/conllu/1001.conllu").write_text("truncated")
+    corpus.fetch_craft(archive, data_dir=data)
+    assert corpus.read_document(root, "1001").sentences
+
+
+@pytest.mark.parametrize("damage", ["conllu", "alignment"])
+def test_conllu_problem_while_reading_invalidates_the_cache(tmp_path, archive, damage):
+    data = tmp_path / "data"
+    root = corpus.fetch_craft(archive, data_dir=data)
+    path = root / "structural-annotation/dependency/conllu/1001.conllu"
+    marker = json.loads((root / corpus.MARKER).read_text())
+    if damage == "conllu":
+        path.write_text("1\tonly-two-columns\n")
+    else:
+        path.write_text(path.read_text().replace("\tretinal\t", "\tretina\t", 1))
+    # keep the recorded size so that only reading can find the damage
+    marker.update(corpus._content(root))
+    (root / corpus.MARKER).write_text(json.dumps(marker))
+    with pytest.raises((CorpusError, AlignmentError), match="--force"):
+        corpus.read_document(root, "1001")
+    corpus.fetch_craft(archive, data_dir=data)  # the next run re-extracts
+    assert corpus.read_document(root, "1001").sentences
+
+
+class _FakeResponse(io.BytesIO):
+    headers: dict = {}  # noqa: RUF012 - a stand-in for urllib responses
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_download_is_tied_to_its_url(tmp_path, archive, monkeypatch):
+    served = {"https://a.example/craft.tar.gz": b"not an archive", "https://b.example/craft.tar.gz": archive.read_bytes()}
+    calls = []
+
+    def fake_urlopen(url, timeout=None):
+        calls.append(url)
+        return _FakeResponse(served[url])
+
+    monkeypatch.setattr(corpus.urllib.request, "urlopen", fake_urlopen)
+    data = tmp_path / "data"
+    good = sha(archive)
+    with pytest.raises(CorpusError, match="sha256"):
+        corpus.fetch_craft("https://a.example/craft.tar.gz", sha256=good, data_dir=data, progress=False)
+    assert not list((data / "raw" / "downloads").iterdir())  # the failed download is deleted, not reused
+    root = corpus.fetch_craft("https://b.example/craft.tar.gz", sha256=good, data_dir=data, progress=False)
+    assert calls == ["https://a.example/craft.tar.gz", "https://b.example/craft.tar.gz"]
+    assert corpus.read_split_ids(root)["test"] == ["1002"]
+    # without a checksum, another URL never reuses the file downloaded from the first one
+    with pytest.raises(CorpusError, match="truncated or corrupt"):
+        corpus.fetch_craft("https://a.example/craft.tar.gz", data_dir=data, progress=False)
+    assert calls[-1] == "https://a.example/craft.tar.gz"
+    # the failed extraction left B's complete extraction in place: it is still B's, reused without a download
+    assert corpus.fetch_craft("https://b.example/craft.tar.gz", sha256=good, data_dir=data, progress=False) == root
+    assert len(calls) == 3
+
+
+def test_orphaned_temporary_folders_are_cleaned(tmp_path, archive):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    raw = tmp_path / "data" / "raw"
+    old = raw / ".extract-abc123"  # left by an older craftlib killed mid-extraction
+    (old / "CRAFT-5.0.2").mkdir(parents=True)
+    os.utime(old, (0, 0))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    host = "".join(c for c in socket.gethostname() if c.isalnum() or c == ".")
+    orphan = raw / f".build-CRAFT-5.0.2-{host}_{dead}-xyz"  # killed a moment ago: removed at once
+    orphan.mkdir()
+    young_unknown = raw / ".extract-running-now"  # young, owner unknown: maybe a concurrent run; kept
+    young_unknown.mkdir()
+    corpus.fetch_craft(archive, data_dir=tmp_path / "data")
+    assert not old.exists() and not orphan.exists() and young_unknown.exists()
+
+
+def test_disk_full_while_extracting_is_not_called_a_corrupt_archive(tmp_path, archive, monkeypatch):
+    import errno
+
+    from craftlib.errors import StorageError
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "data" / "raw"))
+
+    monkeypatch.setattr(tarfile.TarFile, "extractall", full)
+    with pytest.raises(StorageError, match="No space left") as info:
+        corpus.fetch_craft(archive, data_dir=tmp_path / "data")
+    assert "corrupt" not in str(info.value) and "Delete it" not in str(info.value)
+    raw = tmp_path / "data" / "raw"
+    assert not (raw / "CRAFT-5.0.2").exists() and not [p for p in raw.iterdir() if p.name.startswith(".")]
+
+
+def test_extraction_without_the_data_filter_is_refused(tmp_path, archive, monkeypatch):
+    monkeypatch.delattr(tarfile, "data_filter")
+    with pytest.raises(CorpusError, match="filter='data'.*3.10.12"):
+        corpus.fetch_craft(archive, data_dir=tmp_path / "data")
+    assert not (tmp_path / "data" / "raw" / "CRAFT-5.0.2").exists()

@@ -418,3 +418,90 @@ def test_real_corpus_smoke_build(tmp_path):
         assert stats["splits"][name]["documents"] == config.PROFILES["smoke"].max_docs[
             {v: k for k, v in config.HF_SPLITS.items()}[name]]
     assert stats["total"]["gene_rule"]["Gene"] > 0 and stats["total"]["gene_rule"]["Protein"] > 0
+
+
+# ------------------------------------------------------------------- a damaged or interrupted dataset
+
+
+def _arrow(data, split="train"):
+    return next((config.processed_dir("quick", "proper", data) / "dataset" / split).glob("*.arrow"))
+
+
+def test_missing_arrow_file_is_a_clear_error(built):
+    from craftlib.errors import DatasetError
+
+    _, data = built
+    _arrow(data).unlink()
+    with pytest.raises(DatasetError, match=r"lacks train/data-.*\.arrow.*python -m craftlib data"):
+        tags.load_dataset("quick", data_dir=data, build_if_missing=False)
+
+
+@pytest.mark.parametrize("which", ["arrow", "state.json"])
+def test_truncated_dataset_file_is_a_clear_error(built, which):
+    from craftlib.errors import DatasetError
+
+    _, data = built
+    path = _arrow(data) if which == "arrow" else _arrow(data).parent / "state.json"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(DatasetError, match="truncated or damaged; rebuild it with `python -m craftlib data"):
+        tags.load_dataset("quick", data_dir=data, build_if_missing=False)
+
+
+def test_damaged_dataset_without_a_file_list_is_still_a_clear_error(built):
+    """A dataset built before the file list was recorded: the damage is found when loading."""
+    from craftlib.errors import DatasetError
+
+    _, data = built
+    stats_path = config.processed_dir("quick", "proper", data) / "stats.json"
+    stats = json.loads(stats_path.read_text())
+    del stats["files"]
+    stats_path.write_text(json.dumps(stats))
+    state = _arrow(data).parent / "state.json"
+    state.write_text(state.read_text()[:20])
+    with pytest.raises(DatasetError, match="cannot be loaded"):
+        tags.load_dataset("quick", data_dir=data, build_if_missing=False)
+
+
+def test_saved_tags_that_break_iob2_are_refused_when_loaded(built):
+    from craftlib.errors import DatasetError
+
+    dsd, data = built
+    out = config.processed_dir("quick", "proper", data)
+    rows = dsd["test"].to_dict()
+    rows["ner_tags"][0][0] = config.LABEL2ID["I-Protein"]  # an I- without its B-
+    dsd["test"] = dsd["test"].from_dict(rows, features=dsd["test"].features)
+    import shutil
+
+    shutil.rmtree(out / "dataset")
+    dsd.save_to_disk(str(out / "dataset"))
+    stats = json.loads((out / "stats.json").read_text())
+    stats["files"] = tags._dataset_files(out / "dataset")  # consistent files: only the tags are wrong
+    (out / "stats.json").write_text(json.dumps(stats))
+    with pytest.raises(DatasetError, match=r"\[test\].*sentence 0 of document 1002 .row 0., token 0: I-Protein "
+                                           "follows O"):
+        tags.load_dataset("quick", data_dir=data, build_if_missing=False)
+
+
+def test_interrupted_build_never_leaves_a_mix_that_looks_valid(built, monkeypatch):
+    """Killed while the new dataset replaces the old one: the folder must not look like a complete dataset."""
+    import os
+
+    _, data = built
+    out = config.processed_dir("quick", "proper", data)
+    real_replace = os.replace
+
+    def killed_at_conll(src, dst, *args, **kwargs):
+        if os.path.basename(os.fspath(dst)) == "conll" and ".build-" in os.fspath(src) and "old-" not in os.fspath(src):
+            raise KeyboardInterrupt
+        return real_replace(src, dst, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", killed_at_conll)
+        with pytest.raises(KeyboardInterrupt):
+            tags.build_dataset("quick", source=ROOT, data_dir=data, progress=False,
+                               policies=tags.TagPolicies(overlap="shortest"))
+    with pytest.raises(CraftlibError, match="No dataset"):  # incomplete: refused, not half old / half new
+        tags.load_dataset("quick", data_dir=data, build_if_missing=False)
+    dsd = tags.load_dataset("quick", data_dir=data, source=ROOT, progress=False)  # the next run recovers
+    assert len(dsd["train"]) == 2 and tags.load_stats("quick", data_dir=data)["policies"]["overlap"] == "longest"
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]

@@ -332,3 +332,136 @@ def test_case_markers_in_run_names_and_commands():
     prof = config.get_profile("quick", case_markers=True)
     assert train.run_name("single", "minilm", prof) == "single-minilm-quick-case"
     assert "--case-markers" in train.command_line("single", prof, "minilm", 42, "proper")
+
+
+# --------------------------------------------------------------- atomic runs, incomplete runs, bad data
+
+
+def _tiny_profile():
+    return config.get_profile("smoke", max_steps=2, learning_rate=3e-3, max_length=16, window_stride=4)
+
+
+def _fake_data(train_rows=None):
+    def fake(kind, profile, seed, annotation_set, data_dir=None):
+        return {"train": train_rows if train_rows is not None else _synthetic(20),
+                "validation": _synthetic(6, seed=1), "test": _synthetic(6, seed=2)}
+    return fake
+
+
+def test_an_interrupted_run_leaves_the_previous_complete_run_untouched(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(train, "load_recipe_data", _fake_data())
+    prof = _tiny_profile()
+    out = train.train_recipe("single", prof, base_model=str(tiny_model_dir), models_dir=tmp_path, progress=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    real = train._write_outputs
+
+    def crash_after_the_weights(run_dir, *args):
+        args[8].save_pretrained(run_dir)  # the model: new weights are written first...
+        (run_dir / "predictions_test.jsonl").write_text("{}\n")
+        raise KeyboardInterrupt  # ...then the run is killed
+
+    monkeypatch.setattr(train, "_write_outputs", crash_after_the_weights)
+    with pytest.raises(KeyboardInterrupt):
+        train.train_recipe("single", prof, base_model=str(tiny_model_dir), models_dir=tmp_path, seed=42,
+                           progress=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # old run intact, no mix
+    with pytest.raises(KeyboardInterrupt):  # a run that never completed leaves no folder at all
+        train.train_recipe("single", prof, base_model=str(tiny_model_dir), models_dir=tmp_path, seed=7,
+                           progress=False)
+    assert not (tmp_path / train.run_name("single", str(tiny_model_dir), prof, seed=7)).exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
+    monkeypatch.setattr(train, "_write_outputs", real)
+
+
+def test_predict_refuses_incomplete_runs_and_damaged_weights(tiny_model_dir, tmp_path):
+    import shutil
+
+    from craftlib.errors import RunError
+
+    # a plain model folder (save_pretrained: config, weights, tokenizer) is accepted
+    assert len(train.predict(tiny_model_dir, "Brca1 binds glucose .")[0]["tags"]) == 4
+    with pytest.raises(RunError, match="does not exist"):
+        train.predict(tmp_path / "nope", "text")
+    partial = tmp_path / "single-tiny-smoke"  # weights of an interrupted run, no metrics.json
+    shutil.copytree(tiny_model_dir, partial)
+    (partial / "predictions_validation.jsonl").write_text("")
+    with pytest.raises(RunError, match="incomplete run.*no metrics.json"):
+        train.predict(partial, "text")
+    (partial / "predictions_validation.jsonl").unlink()
+    (partial / "metrics.json").write_text('{"run": "x", "dev": {')
+    with pytest.raises(RunError, match="metrics.json is not valid JSON"):
+        train.predict(partial, "text")
+    (partial / "metrics.json").write_text('{"run": "single-tiny-smoke", "system": "transformer"}')
+    weights = partial / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(RunError, match="model.safetensors cannot be read.*truncated"):
+        train.predict(partial, "text")
+    weights.unlink()
+    with pytest.raises(RunError, match="no weights"):
+        train.predict(partial, "text")
+    (partial / "metrics.json").write_text('{"run": "dictionary-smoke", "system": "dictionary"}')
+    with pytest.raises(RunError, match="dictionary run"):
+        train.predict(partial, "text")
+
+
+def test_training_refuses_tags_that_break_iob2(tiny_model_dir, tmp_path, monkeypatch):
+    from craftlib.errors import DatasetError
+
+    rows = _synthetic(5)
+    bad = rows.to_dict()
+    bad["ner_tags"][3] = [L["O"], L["I-Gene"]] + bad["ner_tags"][3][2:]  # I-Gene without its B-Gene
+    broken = rows.from_dict(bad, features=rows.features)
+    monkeypatch.setattr(train, "load_recipe_data", _fake_data(broken))
+    with pytest.raises(DatasetError, match="sentence 3 of document doc0 .row 3., token 1: I-Gene follows O"):
+        train.train_recipe("single", _tiny_profile(), base_model=str(tiny_model_dir), models_dir=tmp_path,
+                           progress=False)
+    assert not list(tmp_path.iterdir())  # refused before anything was written
+
+
+def test_label_ids_out_of_range_are_refused():
+    import datasets
+
+    from craftlib.errors import DatasetError
+    from craftlib.tags import check_dataset
+
+    ds = datasets.Dataset.from_dict({"tokens": [["a", "b"]], "ner_tags": [[0, 13]], "doc_id": ["d"],
+                                     "sentence_id": [0]})
+    with pytest.raises(DatasetError, match="label id 13 out of range"):
+        check_dataset(ds, "test")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--epochs", "0"], "--epochs: '0': must be a number > 0"),
+    (["train", "--epochs", "0", "--max-steps", "-1"], "must be a number > 0"),
+    (["train", "--learning-rate", "0"], "--learning-rate: '0': must be a number > 0"),
+    (["train", "--learning-rate=-1e-4"], "must be a number > 0"),
+    (["train", "--seed", "-1"], "--seed: '-1': the seed must be an integer >= 0"),
+    (["train", "--max-steps", "0"], "--max-steps: '0'"),
+    (["train", "--max-train-sentences", "0"], "must be an integer >= 1"),
+    (["train", "--profile", "huge"], "unknown profile 'huge'"),
+])
+def test_train_cli_refuses_bad_values_when_parsing(argv, message, capsys, monkeypatch):
+    from craftlib.cli import main
+
+    monkeypatch.setattr(train, "train_recipe", lambda *a, **k: pytest.fail("must not train"))
+
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_epochs_that_a_profile_would_ignore_are_refused(capsys, monkeypatch):
+    from craftlib.cli import main
+
+    monkeypatch.setattr(train, "train_recipe", lambda *a, **k: pytest.fail("must not train"))
+    assert main(["train", "--profile", "smoke", "--epochs", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "no effect" in err and "--max-steps -1" in err and len(err.strip().splitlines()) == 1
+
+
+def test_predict_cli_says_what_is_wrong(tmp_path, capsys):
+    from craftlib.cli import main
+
+    assert main(["predict", "--model", str(tmp_path / "missing"), "--text", "a"]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -36,6 +36,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
 
 
 def add_commands(subparsers) -> None:
+    from craftlib.cli import add_profile_option, seed_value
     from craftlib.peers.runner import SYSTEMS
 
     p = subparsers.add_parser(
@@ -45,8 +46,8 @@ def add_commands(subparsers) -> None:
         "baseline and transformer runs from models/<run>/, score all with craftlib.evaluate.score, and write "
         "results/peers-<profile>.json and .md. Needs the optional extra: pip install -e .[peers]",
     )
-    p.add_argument("--profile", default=None, choices=list(config.PROFILES), help="default: $CRAFTLIB_PROFILE or quick")
-    p.add_argument("--seed", type=int, default=42)
+    add_profile_option(p)
+    p.add_argument("--seed", type=seed_value, default=42)
     p.add_argument("--annotation-set", default="proper", choices=config.ANNOTATION_SETS)
     p.add_argument("--systems", default=None, help=f"comma-separated subset of: {','.join(SYSTEMS)} (default: all)")
     p.add_argument("--train-transformers", action="store_true",
