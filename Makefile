@@ -14,10 +14,11 @@ PROFILE ?= quick
 BUILD   ?= build
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
-.PHONY: setup test test-fast tutorial data results lint clean help
+.PHONY: setup check test test-fast tutorial data results lint clean help
 
 help:
 	@echo "make setup                 create $(VENV), install torch $(TORCH) first, then craftlib[dev,peers]"
+	@echo "make check                 is this machine ready? (python -m craftlib doctor)"
 	@echo "make test                  unit tests + every notebook with papermill (smoke profile)"
 	@echo "make test-fast             unit tests only"
 	@echo "make tutorial PROFILE=...  execute all notebooks into $(BUILD)/ (default PROFILE=quick)"
@@ -32,6 +33,9 @@ setup: $(if $(filter $(VENV)/bin/python,$(PYTHON)),$(VENV)/bin/python)
 	$(PYTHON) -m pip install --upgrade pip
 	$(PYTHON) -m pip install $(TORCH_PIP) "torch==$(TORCH)"
 	$(PYTHON) -m pip install -e ".[dev,peers]"
+
+check:
+	$(PYTHON) -m craftlib doctor
 
 test:
 	$(PYTHON) -m pytest -q

@@ -16,6 +16,7 @@ from craftlib.errors import CraftlibError
 
 #: Modules that contribute commands, in the order of the data flow.
 COMMAND_MODULES: tuple[str, ...] = (
+    "craftlib.doctor",     # doctor (is this machine ready?)
     "craftlib.tags",       # data
     "craftlib.ontology",   # entity-lists
     "craftlib.augment",    # augment
@@ -23,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "craftlib.train",      # train, predict
     "craftlib.evaluate",   # evaluate
     "craftlib.peers",      # benchmark
+    "craftlib.bundle",     # bundle (an offline room: wheels + data)
 )
 
 
