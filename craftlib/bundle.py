@@ -108,6 +108,47 @@ def build_own_wheel(dest: Path, root: Path | None = None) -> Path:
     return wheels[-1]
 
 
+def target_environment(platforms: Sequence[str] = (), python_version: str | None = None) -> dict[str, str]:
+    """PEP 508 marker values of the room's laptops (this machine's, overridden by the platform tag and Python)."""
+    from packaging.markers import default_environment
+
+    env = dict(default_environment())
+    if python_version:
+        parts = python_version.split(".")
+        env["python_version"] = ".".join(parts[:2])
+        env["python_full_version"] = ".".join((parts + ["0", "0"])[:3])
+    tag = platforms[0] if platforms else ""
+    for prefix, sys_platform, system in (("manylinux", "linux", "Linux"), ("musllinux", "linux", "Linux"),
+                                         ("linux", "linux", "Linux"), ("macosx", "darwin", "Darwin"),
+                                         ("win", "win32", "Windows")):
+        if tag.startswith(prefix):
+            env.update(sys_platform=sys_platform, platform_system=system,
+                       os_name="nt" if system == "Windows" else "posix")
+            machine = "AMD64" if tag == "win_amd64" else "ARM64" if tag == "win_arm64" else tag.rsplit("_", 1)[-1]
+            if tag.endswith("x86_64"):
+                machine = "x86_64"
+            elif tag.endswith(("aarch64", "arm64")):
+                machine = "arm64" if system == "Darwin" else "aarch64"
+            env["platform_machine"] = machine
+            break
+    return env
+
+
+def lock_for_target(lock: Path, env: dict[str, str]) -> list[str]:
+    """The ``name==version`` lines of a universal lock whose markers hold on the target (markers dropped):
+    ``pip download`` alone would evaluate them on this machine."""
+    from packaging.requirements import Requirement
+
+    out = []
+    for line in lock.read_text().splitlines():
+        if not line.strip() or line.startswith((" ", "#", "-")):
+            continue
+        req = Requirement(line)
+        if req.marker is None or req.marker.evaluate(env):
+            out.append(f"{req.name}{req.specifier}")
+    return out
+
+
 def locked_torch(lock: Path) -> str | None:
     """The ``torch==X`` line of a lock file, if any."""
     m = re.search(r"^(torch==[^\s;]+)", lock.read_text(), re.MULTILINE)
@@ -208,7 +249,9 @@ def make_bundle(dest: str | os.PathLike, *, platforms: Sequence[str] = (), pytho
     torch = locked_torch(lock)
     if torch:  # first, from its own index (TORCH_PIP): the rest of the lock then finds it in wheels/
         pip_download([torch], wheels, pip_args=[*pip_args, *torch_pip], **opts)
-    pip_download(["-r", str(lock)], wheels, pip_args=pip_args, no_deps=True, **opts)
+    pinned = dest / "requirements-target.txt"  # the lock as the target sees it (kept: it is what was bundled)
+    pinned.write_text("\n".join(lock_for_target(lock, target_environment(platforms, python_version))) + "\n")
+    pip_download(["-r", str(pinned)], wheels, pip_args=pip_args, no_deps=True, **opts)
     if build_requirements:
         pip_download(list(build_requirements), wheels, pip_args=pip_args, **opts)
     sdists = wheel_sdists(wheels, pip_args)

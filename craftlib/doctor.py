@@ -29,18 +29,21 @@ from craftlib.errors import CraftlibError
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 MIN_PYTHON = (3, 10)
 
-#: What each profile needs on this machine, measured on the tutorial's 2-core CPU (the one place to change them).
-#: ``disk_gb``: ``du -sm data models`` after the profile's runs (the extracted corpus, 178 MB, is most of the
-#: smoke figure; the quick figure adds the processed dataset, 21 MB, and three MiniLM runs of 87 MB each, see
-#: ``results/peers-quick.json`` ``model_size_mb``), rounded up with room for the archive download.
-#: ``memory_gb``: peak RSS of the heaviest step. quick: 1578 MB, ``augmented`` training in
-#: ``results/peers-quick.json`` (``peak_memory_mb``); smoke: ``/usr/bin/time -v python -m craftlib train
-#: --recipe two-step --profile smoke`` (see docs/instructors.md), rounded up. ``full`` was not measured here:
-#: it reads the same data as quick with longer windows and 4 epochs, so quick's needs are a floor, not a promise.
+#: What each profile needs on this machine (the one place to change them), measured on the tutorial's 2-core CPU;
+#: the commands are in docs/instructors.md ("What the machines need").
+#: smoke: in a fresh CRAFTLIB_DATA_DIR / CRAFTLIB_MODELS_DIR, `data`, `entity-lists`, `augment`, then
+#: `/usr/bin/time -v python -m craftlib train --recipe two-step --profile smoke`: `du -sm` data 181 MB (the
+#: extracted corpus is 178 MB of it) + models 174 MB (two MiniLM runs of 87 MB); peak RSS 1.22 GB (training).
+#: The test suite's smoke notebooks train one more run (87 MB): 0.6 GB of disk, 1.5 GB of memory.
+#: quick: data 199 MB (corpus 178 MB + craft-proper 21 MB), three MiniLM runs of 87 MB and the CRF/spaCy peers
+#: (``model_size_mb`` in results/peers-quick.json): about 0.5 GB, required 1 GB for the downloads and logs; peak
+#: RSS 1.58 GB (``augmented`` training, ``peak_memory_mb`` in results/peers-quick.json), required 2.5 GB.
+#: full was not measured here (GPU recommended): the same data as quick with longer windows and 4 epochs, so
+#: quick's needs with a margin are a floor, not a measurement.
 PROFILE_NEEDS: dict[str, dict[str, float | str]] = {
-    "smoke": {"disk_gb": 0.5, "memory_gb": 1.5, "source": "measured: smoke run in a fresh DATA_DIR/MODELS_DIR"},
+    "smoke": {"disk_gb": 0.6, "memory_gb": 1.5, "source": "measured: smoke runs"},
     "quick": {"disk_gb": 1.0, "memory_gb": 2.5, "source": "measured: quick runs (results/peers-quick.json)"},
-    "full": {"disk_gb": 1.5, "memory_gb": 4.0, "source": "not measured: quick's needs plus margin (use a GPU)"},
+    "full": {"disk_gb": 1.5, "memory_gb": 4.0, "source": "not measured: quick's needs plus margin"},
 }
 
 _COLORS = {OK: "\033[32m", WARN: "\033[33m", FAIL: "\033[31m"}

@@ -108,3 +108,14 @@ def test_lock_torch_line_matches_the_makefile():
     torch = bundle.locked_torch(ROOT / bundle.LOCK_FILE)
     makefile_torch = re.search(r"^TORCH\s*\?=\s*(\S+)", (ROOT / "Makefile").read_text(), re.MULTILINE).group(1)
     assert torch == f"torch=={makefile_torch}"
+
+
+def test_lock_markers_are_evaluated_for_the_target(tmp_path):
+    lock = tmp_path / "lock.txt"
+    lock.write_text("# header\nnumpy==2.2.6 ; python_full_version < '3.11'\nnumpy==2.4.6 ; python_full_version >= '3.11'\n"
+                    "    # via pandas\ncolorama==0.4.6 ; sys_platform == 'win32'\ntorch==2.13.0\n")
+    win310 = bundle.lock_for_target(lock, bundle.target_environment(["win_amd64"], "3.10"))
+    assert win310 == ["numpy==2.2.6", "colorama==0.4.6", "torch==2.13.0"]
+    linux311 = bundle.lock_for_target(lock, bundle.target_environment(["manylinux_2_28_x86_64"], "3.11"))
+    assert linux311 == ["numpy==2.4.6", "torch==2.13.0"]
+    assert bundle.target_environment(["macosx_11_0_arm64"], "3.12.3")["platform_machine"] == "arm64"
