@@ -46,7 +46,9 @@ def test_every_notebook_has_its_solutions():
 
 
 def _untracked() -> set[str]:
-    out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--ignored"], cwd=ROOT,
+    # where the lessons write by default (a solution must use the workspace instead)
+    out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--ignored", "--",
+                          "data", "models", "results", "notebooks", "build", "solutions"], cwd=ROOT,
                          capture_output=True, text=True, check=True).stdout
     return {line[3:] for line in out.splitlines() if "__pycache__" not in line and ".pytest_cache" not in line}
 
