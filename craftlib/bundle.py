@@ -65,7 +65,7 @@ def pip_download(requirements: Sequence[str], dest: Path, *, platforms: Sequence
         cmd += ["--python-version", python_version]
     cmd += [*pip_args, *requirements]
     log.info("%s", shlex.join(cmd))
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise BundleError(f"`{shlex.join(cmd)}` failed:\n{done.stderr.strip()[-2000:]}\nCheck the network "
                           "(PyPI, and the TORCH_PIP index), the platform tags and the Python version.")
@@ -78,7 +78,7 @@ def wheel_sdists(dest: Path, pip_args: Sequence[str] = ()) -> list[str]:
     for sdist in sorted([*dest.glob("*.tar.gz"), *dest.glob("*.zip")]):
         with tempfile.TemporaryDirectory() as tmp:
             cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", tmp, *pip_args, str(sdist)]
-            done = subprocess.run(cmd, capture_output=True, text=True)
+            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
             built = list(Path(tmp).glob("*-none-any.whl")) if done.returncode == 0 else []
             if built:
                 shutil.move(str(built[0]), dest / built[0].name)
@@ -101,7 +101,7 @@ def build_own_wheel(dest: Path, root: Path | None = None) -> Path:
             ".git", ".venv", "data", "models", "build", "dist", "*.egg-info", "__pycache__", "notebooks", "results"))
         cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", str(dest),
                str(src)]
-        done = subprocess.run(cmd, capture_output=True, text=True)
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise BundleError(f"`{shlex.join(cmd)}` failed:\n{done.stderr.strip()[-2000:]}")
     wheels = sorted(dest.glob("craftlib-*.whl"), key=lambda p: p.stat().st_mtime)

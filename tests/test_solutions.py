@@ -84,6 +84,6 @@ def test_solution_runs_on_smoke(path, workspace):
            "MPLBACKEND": "Agg"}
     before = _untracked()
     done = subprocess.run([sys.executable, str(script)], cwd=ROOT / "notebooks", env=env, capture_output=True,
-                          text=True)
+                          text=True, check=False)
     assert done.returncode == 0, f"{path.name} failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
     assert _untracked() == before, "a solution wrote into the repository"
