@@ -240,8 +240,8 @@ def check_source(source: str | None = None, sha256: str | None = None, data_dir=
 def check_ontologies(ontology_dir=None) -> Check:
     folder = config.ontology_dir(ontology_dir)
     if folder is None:
-        return Check("ontology files", WARN, "CRAFTLIB_ONTOLOGY_DIR not set: Protein, Gene, Taxon and Chemical "
-                     "lists fall back to train class labels (notebook 03)",
+        return Check("ontology files", WARN, "CRAFTLIB_ONTOLOGY_DIR not set: types whose ontology is not in the "
+                     "CRAFT archive fall back to train class labels (notebook 03)",
                      "point CRAFTLIB_ONTOLOGY_DIR at the folder of .obo/.obo.gz files (shared folder / USB)")
     if not folder.is_dir():
         return Check("ontology files", FAIL, f"{folder} does not exist",
