@@ -23,7 +23,7 @@ SOLUTIONS = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.md"))
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
 #: Per-solution parameter overrides on top of the workspace folders (fewer runs to train on smoke).
-OVERRIDES = {"04_two_step_transfer.md": {"RECIPES": ["single"], "SEEDS": [42, 1]}}
+OVERRIDES = {"04_two_step_transfer.md": {"RECIPES": ["single"], "SEEDS": [42]}}  # runs exercise 1 trained
 
 
 def python_blocks(path: Path) -> list[str]:
