@@ -10,15 +10,30 @@ TORCH   ?= 2.13.0
 # Extra pip options for torch. On a CPU-only Linux laptop, PyPI's torch wheel is the (multi-GB) CUDA build:
 #   make setup TORCH_PIP="--index-url https://download.pytorch.org/whl/cpu"
 TORCH_PIP ?=
+# LOCK=1: install the exact versions of requirements/lock.txt (the workshop path; `make lock` regenerates it).
+LOCK    ?=
+LOCKFILE := requirements/lock.txt
+# WHEELHOUSE=DIR: install with no network from a folder made by `make wheelhouse` (implies LOCK=1).
+WHEELHOUSE ?=
+PIP_SRC := $(if $(WHEELHOUSE),--no-index --find-links $(WHEELHOUSE))
+PIP_REQ := $(if $(or $(LOCK),$(WHEELHOUSE)),-r $(LOCKFILE))
+# `make wheelhouse`: where, and for which laptops (empty: this machine's platform and Python).
+BUNDLE  ?= /tmp/craft-room
+PLATFORM ?=
+PYVER   ?=
 PROFILE ?= quick
 BUILD   ?= build
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
-.PHONY: setup lab test test-fast test-browser tutorial data results lint clean help
+.PHONY: setup lock wheelhouse check lab test test-fast test-browser tutorial data results lint clean help
 
 help:
 	@echo "make setup                 create $(VENV), install torch $(TORCH) first, then craftlib[dev,peers]"
 	@echo "make lab                   open JupyterLab on notebooks/ (a host can set CRAFTLIB_PROFILE=smoke)"
+	@echo "make setup LOCK=1          the same with the exact versions of $(LOCKFILE)"
+	@echo "make setup WHEELHOUSE=DIR  the same with no network, from a folder made by make wheelhouse"
+	@echo "make wheelhouse BUNDLE=DIR wheels + CRAFT + ontologies + SHA256SUMS for an offline room"
+	@echo "make check                 is this machine ready? (python -m craftlib doctor)"
 	@echo "make test                  unit tests + every notebook with papermill (smoke profile)"
 	@echo "make test-fast             unit tests only"
 	@echo "make test-browser          every notebook in JupyterLab + headless Chromium (needs .[browser], chromium)"
@@ -32,9 +47,25 @@ $(VENV)/bin/python:
 
 # torch first: a plain `torch` requirement on a machine without it pulls the CUDA build (GBs).
 setup: $(if $(filter $(VENV)/bin/python,$(PYTHON)),$(VENV)/bin/python)
-	$(PYTHON) -m pip install --upgrade pip
-	$(PYTHON) -m pip install $(TORCH_PIP) "torch==$(TORCH)"
-	$(PYTHON) -m pip install -e ".[dev,peers]"
+	$(PYTHON) -m pip install $(PIP_SRC) --upgrade pip
+	$(PYTHON) -m pip install $(PIP_SRC) $(TORCH_PIP) "torch==$(TORCH)"
+	$(PYTHON) -m pip install $(PIP_SRC) $(PIP_REQ) -e ".[dev,peers]"
+
+# The lock file of exact versions (needs `pip install uv`); torch's CUDA-only dependencies are left to
+# `make setup TORCH_PIP=...` (see requirements/uv.toml).
+lock:
+	uv pip compile --config-file requirements/uv.toml pyproject.toml requirements/torch.in --extra dev \
+	  --extra peers --universal --python-version 3.10 --no-emit-package craftlib -o $(LOCKFILE)
+
+# An offline room: wheels of every locked dependency + CRAFT + ontology files + SHA256SUMS in $(BUNDLE).
+#   make wheelhouse BUNDLE=/media/usb/craft-room PLATFORM=manylinux_2_28_x86_64 PYVER=3.11 \
+#        TORCH_PIP="--index-url https://download.pytorch.org/whl/cpu"
+wheelhouse:
+	$(PYTHON) -m craftlib bundle $(BUNDLE) $(foreach p,$(PLATFORM),--platform $(p)) \
+	  $(if $(PYVER),--python-version $(PYVER)) --torch-pip "$(TORCH_PIP)"
+
+check:
+	$(PYTHON) -m craftlib doctor
 
 lab:
 	$(PYTHON) -m jupyterlab --ServerApp.root_dir=notebooks

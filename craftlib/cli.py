@@ -26,6 +26,7 @@ from craftlib.errors import CraftlibError, os_error_message
 
 #: Modules that contribute commands, in the order of the data flow.
 COMMAND_MODULES: tuple[str, ...] = (
+    "craftlib.doctor",     # doctor (is this machine ready?)
     "craftlib.tags",       # data
     "craftlib.ontology",   # entity-lists
     "craftlib.augment",    # augment
@@ -33,6 +34,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "craftlib.train",      # train, predict
     "craftlib.evaluate",   # evaluate
     "craftlib.peers",      # benchmark
+    "craftlib.bundle",     # bundle (an offline room: wheels + data)
 )
 
 
