@@ -1026,6 +1026,31 @@ def publish(names: Iterable[str], models_dir=None, results_dir=None, to=None) ->
     return written
 
 
+def rescore(run_dir: str | os.PathLike) -> dict:
+    """Score a run's saved dev and test predictions again with the current :func:`score` and rewrite the ``dev``
+    and ``test`` fields of its ``metrics.json`` (nothing else changes; ``rescored`` records when and with which
+    craftlib version). For a run written before the scorer gained a field (merged Gene+Protein, strict mode,
+    the all-``O`` floor): the same predictions, the new fields, no retraining."""
+    from datetime import datetime, timezone
+
+    from craftlib.cache import atomic_write_json
+    from craftlib.runtime import versions
+
+    run_dir = Path(run_dir)
+    path = run_dir / "metrics.json"
+    if not path.is_file():
+        raise CraftlibError(f"{run_dir} holds no metrics.json: it is not a finished run.")
+    metrics = json.loads(path.read_text())
+    for split, key in (("validation", "dev"), ("test", "test")):
+        recs = read_predictions(run_dir / f"predictions_{split}.jsonl")
+        metrics[key] = score([r["gold"] for r in recs], [r["pred"] for r in recs])
+    metrics["rescored"] = {"command": f"python -m craftlib rescore {run_dir.name}",
+                           "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                           "craftlib": versions().get("craftlib")}
+    atomic_write_json(path, metrics)
+    return metrics
+
+
 # ------------------------------------------------------------------------------------------------- CLI
 
 
@@ -1074,6 +1099,16 @@ def add_commands(subparsers) -> None:
     p.set_defaults(func=_cmd_results)
 
     p = subparsers.add_parser(
+        "rescore",
+        help="Score runs' saved dev/test predictions again with the current scorer (metrics.json dev/test).",
+        description="For runs written before the scorer gained a field: reads models/<run>/predictions_*.jsonl "
+        "and rewrites only the dev and test scores of models/<run>/metrics.json (marked 'rescored').",
+    )
+    p.add_argument("runs", nargs="+", metavar="RUN")
+    p.add_argument("--models-dir", default=None, help="default: CRAFTLIB_MODELS_DIR or <repo>/models")
+    p.set_defaults(func=_cmd_rescore)
+
+    p = subparsers.add_parser(
         "publish",
         help="Copy measured runs (models/<run>, runs/<name>) into the committed results/ folder.",
         description="Runs write to the git-ignored models/ and runs/; committing a measured result is this explicit "
@@ -1086,6 +1121,17 @@ def add_commands(subparsers) -> None:
     p.add_argument("--results-dir", default=None, help="where runs wrote (default: CRAFTLIB_RESULTS_DIR or <repo>/runs)")
     p.add_argument("--to", default=None, help="the committed results folder (default: <repo>/results)")
     p.set_defaults(func=_cmd_publish)
+
+
+def _cmd_rescore(args) -> int:
+    from craftlib.config import models_dir
+
+    root = models_dir(args.models_dir)
+    for run in args.runs:
+        m = rescore(root / run)
+        print(f"{run}: test F1 {m['test']['f1']:.4f} (Gene+Protein merged {m['test']['merged']['f1']:.4f}, "
+              f"strict {m['test']['strict']['f1']:.4f})")
+    return 0
 
 
 def _cmd_publish(args) -> int:

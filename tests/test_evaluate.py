@@ -504,3 +504,21 @@ def test_update_readme_rewrites_only_the_block(tmp_path):
     readme.write_text("no markers")
     with pytest.raises(CraftlibError, match="RESULTS"):
         ev.update_readme(readme, results)
+
+
+def test_rescore_rewrites_only_the_scores(tmp_path):
+    import json
+
+    from craftlib import evaluate
+
+    run = tmp_path / "two-step-x"
+    run.mkdir()
+    rec = {"doc_id": "d", "sentence_id": 1, "tokens": ["Pax6", "gene"], "gold": ["B-Gene", "O"], "pred": ["B-Protein", "O"]}
+    for split in ("validation", "test"):
+        (run / f"predictions_{split}.jsonl").write_text(json.dumps(rec) + "\n")
+    (run / "metrics.json").write_text(json.dumps({"run": "two-step-x", "dev": {"f1": 0.5}, "test": {"f1": 0.5},
+                                                   "command": "python -m craftlib train ..."}))
+    m = evaluate.rescore(run)
+    assert m["test"]["f1"] == 0.0 and m["test"]["merged"]["f1"] == 1.0
+    saved = json.loads((run / "metrics.json").read_text())
+    assert saved["command"] == "python -m craftlib train ..." and saved["rescored"]["command"].endswith("two-step-x")
