@@ -199,7 +199,8 @@ def bootstrap(
     many documents as there are, with replacement, and recomputes every system's F1 from the drawn
     documents' span counts (the same documents for every system: *paired*). The interval is the central
     ``confidence`` share of the ``n`` resampled values (percentile method). A difference ``b - a`` whose
-    interval contains 0 is called ``"indistinguishable"``; otherwise the verdict names the higher system.
+    interval contains 0 is called ``"indistinguishable"``; otherwise the verdict names the higher system (with
+    fewer than 2 documents nothing can be said: ``"undetermined: ..."``).
     ``pairs`` defaults to every pair in the order given. Same inputs and seed → same intervals.
     Returns a JSON-serialisable dict (no corpus text): ``systems`` ``{name: {f1, low, high}}``,
     ``differences`` ``[{a, b, difference, low, high, verdict}]`` and the settings.
@@ -238,7 +239,10 @@ def bootstrap(
     differences = []
     for a, b in pairs:
         low, high = interval(samples[b] - samples[a])
-        verdict = "indistinguishable" if low <= 0 <= high else (f"{b} higher" if low > 0 else f"{a} higher")
+        if n_docs < 2:  # every resample is the same document: the interval says nothing
+            verdict = "undetermined: fewer than 2 documents"
+        else:
+            verdict = "indistinguishable" if low <= 0 <= high else (f"{b} higher" if low > 0 else f"{a} higher")
         differences.append({"a": a, "b": b, "difference": point[b] - point[a], "low": low, "high": high,
                             "verdict": verdict})
     return {

@@ -261,6 +261,8 @@ def test_bootstrap_difference_of_a_system_with_itself_is_zero():
     same, reverse = res["differences"]
     assert (same["difference"], same["low"], same["high"], same["verdict"]) == (0.0, 0.0, 0.0, "indistinguishable")
     assert reverse["verdict"] == "b higher" and reverse["high"] < 0
+    one_doc = {k: [dict(r, doc_id="only") for r in v] for k, v in systems.items()}
+    assert ev.bootstrap(one_doc, n=50)["differences"][0]["verdict"].startswith("undetermined")
     with pytest.raises(CraftlibError, match="unknown systems"):
         ev.bootstrap(systems, pairs=[("a", "c")])
     with pytest.raises(CraftlibError, match="at least 1"):
