@@ -55,7 +55,7 @@ setup: $(if $(filter $(VENV)/bin/python,$(PYTHON)),$(VENV)/bin/python)
 # `make setup TORCH_PIP=...` (see requirements/uv.toml).
 lock:
 	uv pip compile --config-file requirements/uv.toml pyproject.toml requirements/torch.in --extra dev \
-	  --extra peers --universal --python-version 3.10 --no-emit-package craftlib -o $(LOCKFILE)
+	  --extra peers --universal --python-version 3.11 --no-emit-package craftlib -o $(LOCKFILE)
 
 # An offline room: wheels of every locked dependency + CRAFT + ontology files + SHA256SUMS in $(BUNDLE).
 #   make wheelhouse BUNDLE=/media/usb/craft-room PLATFORM=manylinux_2_28_x86_64 PYVER=3.11 \

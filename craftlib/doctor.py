@@ -27,7 +27,7 @@ from craftlib import config
 from craftlib.errors import CraftlibError
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
-MIN_PYTHON = (3, 10)
+MIN_PYTHON = (3, 11)
 
 #: What each profile needs on this machine (the one place to change them), measured on the tutorial's 2-core CPU;
 #: the commands are in docs/instructors.md ("What the machines need").

@@ -144,8 +144,8 @@ def test_lock_file_pins_every_direct_dependency():
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
     assert f"torch=={torch}" in pip
-    assert "--python-version 3.10" in lock.splitlines()[1]  # the lock covers every Python pyproject allows
-    assert Version("3.10") in SpecifierSet(PYPROJECT["project"]["requires-python"])
+    assert "--python-version 3.11" in lock.splitlines()[1]  # the lock covers every Python pyproject allows
+    assert Version("3.11.4") in SpecifierSet(PYPROJECT["project"]["requires-python"])
 
 
 def test_binder_uses_the_lock_file():
