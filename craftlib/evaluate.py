@@ -921,6 +921,23 @@ def _read_metrics(path: Path) -> dict:
     return m
 
 
+def _hardware_cell(m: dict) -> str:
+    """Where a run ran, short: ``CPU, 2 cores, bf16`` / ``GPU NVIDIA H100, bf16`` (from its metrics.json)."""
+    hw = m.get("hardware")
+    if isinstance(hw, dict):  # the peers' benchmark records a dict
+        hw = ", ".join(f"{v}" for v in hw.values() if isinstance(v, (str, int)))
+    hw = str(hw or "")
+    precision = m.get("precision_mode")
+    if hw.startswith("cuda:"):
+        cell = "GPU " + hw.split(":", 1)[1].strip()
+    elif "cores" in hw:
+        cores = hw.split("cores")[0].rstrip().rsplit(" ", 1)[-1].lstrip("(")
+        cell = f"CPU, {cores} cores"
+    else:
+        cell = hw
+    return f"{cell}, {precision}" if precision else cell
+
+
 def results_markdown(results: str | os.PathLike) -> str:
     """Markdown table of the committed runs' test (and dev) scores, each with the command that made it, then
     the bootstrap intervals (:func:`bootstrap_markdown`).
@@ -934,8 +951,8 @@ def results_markdown(results: str | os.PathLike) -> str:
         return "_No measured runs committed under `results/` yet._\n"
     lines = [
         ("| run | system | profile | test P | test R | test F1 | F1 Gene+Protein merged | strict F1 | "
-         "test token acc. | all-O token acc. | dev F1 | train s |"),
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+         "test token acc. | all-O token acc. | dev F1 | train s | hardware |"),
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for m in rows:
         t, d = m["test"], m["dev"]
@@ -944,11 +961,11 @@ def results_markdown(results: str | os.PathLike) -> str:
             f"| `{m['run']}` | {m.get('system', '')} | {m.get('profile', '')} | {t['precision']:.4f} | "
             f"{t['recall']:.4f} | {t['f1']:.4f} | {_cell(t, 'merged', 'f1')} | {_cell(t, 'strict', 'f1')} | "
             f"{t['accuracy']:.4f} | {_cell(t, 'all_o_accuracy')} | {d['f1']:.4f} | "
-            f"{'' if secs is None else f'{secs:.0f}' if secs >= 10 else f'{secs:.1f}'} |"
+            f"{'' if secs is None else f'{secs:.0f}' if secs >= 10 else f'{secs:.1f}'} | {_hardware_cell(m)} |"
         )
     r = REFERENCE_CARD
     lines.append(f"| reference card (quoted: the card's own \"evaluation set\", not measured here) | transformer | "
-                 f"full | {r['precision']:.4f} | {r['recall']:.4f} | {r['f1']:.4f} | | | {r['accuracy']:.4f} | | | |")
+                 f"full | {r['precision']:.4f} | {r['recall']:.4f} | {r['f1']:.4f} | | | {r['accuracy']:.4f} | | | | not stated |")
     lines += ["", "Commands (each run's `metrics.json` repeats its own, with versions and hardware):", ""]
     lines += [f"- `{m['run']}`: `{m.get('command', '?')}`" for m in rows]
     lines += ["", bootstrap_markdown(results)]
