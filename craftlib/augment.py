@@ -352,23 +352,14 @@ def _cmd_augment(args: argparse.Namespace) -> int:
     return 0
 
 
-def _seed(value: str) -> int:
-    try:
-        seed = int(value)
-    except ValueError:
-        seed = -1
-    if seed < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value!r}")
-    return seed
-
-
 def add_commands(subparsers) -> None:
+    from craftlib.cli import seed_value
     from craftlib.ontology import add_common_options
 
     p = subparsers.add_parser("augment", help="entity-replacement augmentation of the train split")
     add_common_options(p)
     p.add_argument("--ratio", type=float, default=0.2, help="probability of replacing each mention (default 0.2)")
-    p.add_argument("--seed", type=_seed, default=42, help="random seed, an integer >= 0 (default 42)")
+    p.add_argument("--seed", type=seed_value, default=42, help="random seed, an integer >= 0 (default 42)")
     p.add_argument("--keep-unchanged", action=argparse.BooleanOptionalAction, default=None,
                    help="full-copy variant: also copy the train sentences in which nothing was replaced "
                         "(default: the profile's choice; full: yes, smoke/quick: no)")

@@ -66,7 +66,8 @@ def test_bundle_installs_with_no_index(tmp_path, tiny_wheel, monkeypatch):
     assert any(n.startswith("craftlib-0") for n in names) and "craft_tiny_dep-0.1-py3-none-any.whl" in names
     assert summary["settings"]["CRAFT_SHA256"] == sha256_file(archive)
     assert (dest / "craft" / "CRAFT-5.0.2.tar.gz").is_file()
-    assert sorted(p.name for p in (dest / "ontologies").iterdir()) == sorted(p.name for p in (FIXTURES / "obo").iterdir())
+    assert sorted(p.name for p in (dest / "ontologies").iterdir()) == sorted(
+        p.name for p in (FIXTURES / "obo").iterdir() if p.is_file())
     assert bundle.verify_sums(dest) == []
     (dest / "ontologies" / "cl_mini.obo").write_text("damaged")
     assert bundle.verify_sums(dest) == ["ontologies/cl_mini.obo"]

@@ -355,7 +355,7 @@ def test_an_interrupted_run_leaves_the_previous_complete_run_untouched(tiny_mode
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     real = train._write_outputs
 
-    def crash_after_the_weights(run_dir, *args):
+    def crash_after_the_weights(run_dir, *args, **kwargs):
         args[8].save_pretrained(run_dir)  # the model: new weights are written first...
         (run_dir / "predictions_test.jsonl").write_text("{}\n")
         raise KeyboardInterrupt  # ...then the run is killed
