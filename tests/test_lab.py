@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from craftlib import config, corpus, evaluate, models, train
+from craftlib import config, corpus, models, train
 from craftlib.errors import CraftlibError
 from tests.test_train import _synthetic, tiny_model_dir  # noqa: F401  (module fixture reused)
 
@@ -187,12 +187,12 @@ def test_publish_copies_only_what_may_be_committed(tmp_path):
         (runs / "error_analysis-quick" / name).write_text("x")
     (runs / "peers-quick.json").write_text("{}")
     (runs / "peers-quick.md").write_text("#")
-    written = evaluate.publish(["two-step-minilm-quick", "error_analysis-quick", "peers-quick"],
+    written = runs.publish(["two-step-minilm-quick", "error_analysis-quick", "peers-quick"],
                                models_dir, runs, dest)
-    assert sorted(p.name for p in (dest / "two-step-minilm-quick").iterdir()) == sorted(evaluate.PUBLISHED_RUN_FILES)
+    assert sorted(p.name for p in (dest / "two-step-minilm-quick").iterdir()) == sorted(runs.PUBLISHED_RUN_FILES)
     assert [p.name for p in (dest / "error_analysis-quick").iterdir()] == ["f1_per_type.png"]  # nothing quoting CRAFT
     assert {p.name for p in written} >= {"peers-quick.json", "peers-quick.md"}
     assert not [p for p in dest.iterdir() if p.name.startswith(".")]  # no temporary folder left
     with pytest.raises(CraftlibError, match="Nothing to publish"):
-        evaluate.publish(["no-such-run"], models_dir, runs, dest)
+        runs.publish(["no-such-run"], models_dir, runs, dest)
 
