@@ -8,6 +8,10 @@ The rest of the module is error analysis on prediction records (``predictions_<s
 wrong boundary, wrong type and boundary, missed / spurious), from which come :func:`category_counts`,
 :func:`confusion_matrix`, :func:`slice_table`, :func:`compare_runs` (mentions fixed / broken between two
 systems) and :func:`export_errors` (the errors CSV).
+
+Pure scoring: this module imports no training, baseline or picture code. Prediction files are read with
+:func:`craftlib.runs.read_predictions` (also reachable here as ``evaluate.read_predictions``, as the notebooks call
+it); getting a system's predictions, building its run when missing, is :mod:`craftlib.pipeline`.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from craftlib import cache
 from craftlib.bio import bio_spans, tag_names
 from craftlib.config import ENTITY_TYPES
 from craftlib.errors import CraftlibError
+from craftlib.options import seed_value
 from craftlib.runs import predictions_path, read_predictions, save_json
 
 if TYPE_CHECKING:  # numpy is imported inside the functions that use it
@@ -688,7 +693,7 @@ def add_commands(subparsers) -> None:
                    help="differences to report, as RUN_A:RUN_B (B - A); default: every pair in --runs order")
     p.add_argument("--split", default="test", choices=["test", "validation"])
     p.add_argument("--n", type=int, default=2000, help="bootstrap resamples (default 2000)")
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--seed", type=seed_value, default=42)
     p.add_argument("--merge-gene-protein", action="store_true", help="score with Gene and Protein merged")
     p.add_argument("--models-dir", default=None, help="default: CRAFTLIB_MODELS_DIR or <repo>/models")
     p.add_argument("--out", default=None,

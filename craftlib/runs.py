@@ -435,11 +435,12 @@ def publish(names: Iterable[str], models_dir=None, results_dir=None, to=None) ->
     quote the corpus), or the stem of report files under ``runs/`` (``peers-quick`` → ``.json``/``.md``/``.png``).
     Each target is written to a temporary folder and renamed into place.
     """
-    models, runs, dest = config.models_dir(models_dir), config.results_dir(results_dir), config.published_dir(to)
+    models, outputs = config.models_dir(models_dir), config.results_dir(results_dir)
+    dest = config.published_dir(to)
     dest.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for name in names:
-        run, folder, stem_files = models / name, runs / name, sorted(runs.glob(f"{name}.*"))
+        run, folder, stem_files = models / name, outputs / name, sorted(outputs.glob(f"{name}.*"))
         if (run / "metrics.json").is_file():
             files = [run / f for f in PUBLISHED_RUN_FILES if (run / f).is_file()]
         elif folder.is_dir():
@@ -454,7 +455,7 @@ def publish(names: Iterable[str], models_dir=None, results_dir=None, to=None) ->
         else:
             raise CraftlibError(
                 f"Nothing to publish under the name {name!r}: neither {run}/metrics.json, nor the folder {folder}, nor "
-                f"{runs}/{name}.*. Run it first (e.g. `python -m craftlib train ...` or the notebook), or check the "
+                f"{outputs}/{name}.*. Run it first (e.g. `python -m craftlib train ...` or the notebook), or check the "
                 "name (`ls models runs`).")
         with cache.atomic_dir(dest / name) as tmp:
             for f in files:
