@@ -118,8 +118,8 @@ CLI_OVERRIDES = {"epochs": "--epochs", "learning_rate": "--learning-rate",
 
 
 def train_command(recipe: str, profile: str | config.Profile, base_model: str, seed: int, annotation_set: str,
-                 data_dir=None, models_dir=None, label_all_subtokens: bool = False) -> str:
-    """The CLI command equivalent to a :func:`train_recipe` call (written into metrics and cards)."""
+                  data_dir=None, models_dir=None, label_all_subtokens: bool = False) -> str:
+    """The CLI command equivalent to a :func:`craftlib.train.train_recipe` call (written into metrics and cards)."""
     prof = config.get_profile(profile)
     parts = ["python", "-m", "craftlib", "train", "--recipe", recipe, "--profile", prof.name,
              "--base-model", str(base_model), "--seed", str(seed)]
