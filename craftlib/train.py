@@ -40,7 +40,7 @@ from craftlib.errors import ConfigError, CraftlibError, RunError
 from craftlib.evaluate import score
 from craftlib.options import add_profile_option, max_steps_value, positive_float, positive_int, seed_value
 from craftlib.runs import RECIPES
-from craftlib.tags import check_dataset, eval_subset, load_dataset, train_subset
+from craftlib.tags import check_dataset, load_dataset, profile_splits
 
 #: Columns of a windowed feature that are bookkeeping, not model inputs.
 META_COLUMNS = ("sentence", "word_start", "word_end", "word_ids")
@@ -271,7 +271,8 @@ def load_recipe_data(
     """
     original = load_dataset(profile=profile.name, annotation_set=annotation_set, data_dir=data_dir)
     _check_labels(original["train"])
-    train = train_subset(original["train"], profile.max_train_sentences, seed)
+    splits = profile_splits(original, profile, seed)  # the sentences every system uses
+    train = splits["train"]
     if recipe_step == "augmented":
         from craftlib.augment import load_augmented
 
@@ -284,11 +285,7 @@ def load_recipe_data(
             aug_train = aug_train.filter(
                 lambda d, s: (d, s) in keep, input_columns=["doc_id", "sentence_id"], desc="augmented subset")
         train = aug_train
-    return {
-        "train": train,
-        "validation": eval_subset(original["validation"], profile.max_eval_sentences),
-        "test": eval_subset(original["test"], profile.max_eval_sentences),
-    }
+    return {**splits, "train": train}
 
 
 # ------------------------------------------------------------------------------------ training
