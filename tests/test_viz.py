@@ -85,6 +85,8 @@ def test_error_browser_static_and_interactive(monkeypatch):
     assert sorted(table.index) == sorted(errors["category"]) and "text" in table.columns
     monkeypatch.setenv("CRAFTLIB_WIDGETS", "1")
     assert runtime.has_widget_frontend() is True
+    assert viz.error_table(errors, page_size=1).equals(table)  # the static view, on its own
+    assert type(viz.error_widget(errors, records, page_size=1)).__name__ == "VBox"  # the widget, not displayed
     box = viz.error_browser(errors, records, page_size=1)
     (cat, kind, page), info, _out = box.children[0].children, box.children[1], box.children[2]
     assert info.value == f"{len(errors)} errors, page 1/{len(errors)}"
