@@ -170,3 +170,13 @@ def test_binder_uses_the_lock_file():
     reqs = (ROOT / "binder" / "requirements.txt").read_text().split()
     assert "../requirements/lock.txt" in reqs
     assert "pip install --no-deps -e ." in (ROOT / "binder" / "postBuild").read_text()
+
+
+def test_package_data_ships_the_templates():
+    """Files craftlib reads at run time (the model card template) are package data, so an installed wheel has them."""
+    from fnmatch import fnmatch
+
+    globs = PYPROJECT["tool"]["setuptools"]["package-data"]["craftlib"]
+    files = [p.relative_to(ROOT / "craftlib").as_posix() for p in (ROOT / "craftlib" / "templates").rglob("*")
+             if p.is_file()]
+    assert files and all(any(fnmatch(f, g) for g in globs) for f in files), (files, globs)
