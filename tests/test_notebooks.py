@@ -157,7 +157,9 @@ def test_04_two_step_transfer(workspace):
     from craftlib import config
     from craftlib.runs import run_name
 
-    run_notebook("04_two_step_transfer.ipynb", workspace)
+    nb = run_notebook("04_two_step_transfer.ipynb", workspace)
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "step 1 on augmented" in text and "step 2 on original" in text  # the visible two-step toy run
     runs = {r: workspace["models"] / run_name(r, "minilm", "smoke") for r in ("single", "augmented", "two-step")}
     for recipe, run_dir in runs.items():
         m = load_json(run_dir / "metrics.json")
