@@ -40,7 +40,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from craftlib import cache, config
+from craftlib.bio import bio_spans, validate_iob2
 from craftlib.errors import CraftlibError
+from craftlib.options import add_dataset_options, add_ontology_options, seed_value
 
 #: Attempts at drawing a term different from the mention (per pool of candidates) before moving on.
 MAX_DRAWS = 20
@@ -124,8 +126,6 @@ def augment_sentence(
     term_key)`` triples. ``counts`` (optional) receives ``mentions/<type>``, ``replaced/<type>``,
     ``no_candidate/<type>``, and the token counts ``tokens_replaced/<type>``, ``tokens_replacement/<type>``.
     """
-    from craftlib.viz import bio_spans
-
     if not isinstance(lists, ReplacementPool):
         pool = ReplacementPool({}, "uniform")
         pool.items = {t: list(v) for t, v in lists.items()}
@@ -177,8 +177,6 @@ def augment_dataset(
     type, the realised ratio, and the mean tokens of the replaced mentions and of their replacements.
     """
     import datasets
-
-    from craftlib.tags import validate_iob2
 
     if not 0.0 <= ratio <= 1.0:
         raise CraftlibError(f"ratio must be between 0 and 1, got {ratio}.")
@@ -353,11 +351,8 @@ def _cmd_augment(args: argparse.Namespace) -> int:
 
 
 def add_commands(subparsers) -> None:
-    from craftlib.cli import seed_value
-    from craftlib.ontology import add_common_options
-
     p = subparsers.add_parser("augment", help="entity-replacement augmentation of the train split")
-    add_common_options(p)
+    add_dataset_options(p)
     p.add_argument("--ratio", type=float, default=0.2, help="probability of replacing each mention (default 0.2)")
     p.add_argument("--seed", type=seed_value, default=42, help="random seed, an integer >= 0 (default 42)")
     p.add_argument("--keep-unchanged", action=argparse.BooleanOptionalAction, default=None,
@@ -366,9 +361,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--sampling", choices=SAMPLINGS, default=DEFAULT_SAMPLING,
                    help="length: a term with the mention's token count (default); uniform: any term")
     p.add_argument("--force", action="store_true", help="rebuild even when the saved set is current")
-    p.add_argument("--ontology-dir", default=None, help="extra OBO files, if the entity lists must be built")
-    p.add_argument("--obo", dest="sources", action="append", metavar="TYPE=PATH",
-                   help="OBO file for a type, if the entity lists must be built")
+    add_ontology_options(p)
     p.set_defaults(func=_cmd_augment)
 
 

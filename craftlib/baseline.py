@@ -12,13 +12,15 @@ first in ``priority`` (default: :data:`DEFAULT_PRIORITY`, most specific names fi
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
 from collections.abc import Mapping, Sequence
 
-from craftlib import config
+from craftlib import cache, config, runs
+from craftlib.bio import spans_to_bio, tag_names
+from craftlib.evaluate import score
+from craftlib.options import add_dataset_options, add_ontology_options
 
 #: Type chosen when a term is in several lists (specific names before generic chemical/sequence words).
 DEFAULT_PRIORITY: tuple[str, ...] = ("Gene", "Protein", "Taxon", "Cell", "Chemical", "Sequence")
@@ -68,17 +70,16 @@ class DictionaryTagger:
 
     def tag(self, tokens: Sequence[str]) -> list[str]:
         """IOB2 tags of one sentence."""
-        from craftlib.tags import spans_to_bio
-
         return spans_to_bio(len(tokens), self.find(tokens))
 
 
 def _eval_rows(ds, limit: int | None) -> list[dict]:
+    from craftlib.tags import eval_subset
+
     names = ds.features["ner_tags"].feature.names
-    n = len(ds) if limit is None else min(limit, len(ds))
-    sub = ds.select(range(n))
+    sub = eval_subset(ds, limit)
     return [
-        {"doc_id": d, "sentence_id": int(s), "tokens": list(t), "gold": [names[i] for i in g]}
+        {"doc_id": d, "sentence_id": int(s), "tokens": list(t), "gold": tag_names(g, names)}
         for d, s, t, g in zip(sub["doc_id"], sub["sentence_id"], sub["tokens"], sub["ner_tags"])
     ]
 
@@ -102,7 +103,6 @@ def run_dictionary_baseline(
     as every other system of the project does; scores come from :func:`craftlib.evaluate.score`.
     """
     from craftlib import ontology, tags
-    from craftlib.evaluate import score
     from craftlib.runtime import versions
 
     prof = config.get_profile(profile)
@@ -111,40 +111,33 @@ def run_dictionary_baseline(
     lists = ontology.load_entity_lists(prof, annotation_set, data_dir, source, ontology_dir, sources)
     tagger = DictionaryTagger(lists, priority=priority)
     build_seconds = time.perf_counter() - t0
-    run = f"dictionary-{prof.name}"
+    run = runs.system_run_name("dictionary", prof, seed=seed, annotation_set=annotation_set)
     out_dir = config.models_dir(models_dir) / run
-    out_dir.mkdir(parents=True, exist_ok=True)
-    metrics: dict = {
-        "run": run, "system": "dictionary", "recipe": None, "profile": prof.name, "seed": seed,
-        "base_model": None, "dataset": config.dataset_name(prof, annotation_set),
-    }
+    metrics = runs.metrics_core(run, "dictionary", prof, seed, config.dataset_name(prof, annotation_set))
     t1 = time.perf_counter()
-    for split, key in (("validation", "dev"), ("test", "test")):
-        rows = _eval_rows(dsd[split], prof.max_eval_sentences)
-        for r in rows:
-            r["pred"] = tagger.tag(r["tokens"])
-        # an empty split (only in tiny fixtures) has no score
-        metrics[key] = score([r["gold"] for r in rows], [r["pred"] for r in rows]) if rows else None
-        tmp = out_dir / f".predictions_{split}.jsonl.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
+    with cache.atomic_dir(out_dir) as build_dir:  # the run folder appears complete, or not at all
+        for split, key in (("validation", "dev"), ("test", "test")):
+            rows = _eval_rows(dsd[split], prof.max_eval_sentences)
             for r in rows:
-                fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-        os.replace(tmp, out_dir / f"predictions_{split}.jsonl")
-    stats = ontology.load_stats(prof, annotation_set, data_dir)
-    metrics.update({
-        "train_seconds": round(build_seconds, 2),
-        "predict_seconds": round(time.perf_counter() - t1, 2),
-        "entity_lists": {t: len(v) for t, v in lists.items()},
-        "entity_list_fallback": stats.get("fallback", []),
-        "lexicon_entries": len(tagger), "type_conflicts": tagger.conflicts, "priority": list(priority),
-        "max_eval_sentences": prof.max_eval_sentences,
-        "command": command or f"python -m craftlib baseline --profile {prof.name} --annotation-set {annotation_set}",
-        "versions": versions(), "hardware": f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores)",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    })
-    tmp = out_dir / ".metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=2))
-    os.replace(tmp, out_dir / "metrics.json")
+                r["pred"] = tagger.tag(r["tokens"])
+            # an empty split (only in tiny fixtures) has no score
+            metrics[key] = score([r["gold"] for r in rows], [r["pred"] for r in rows]) if rows else None
+            runs.write_predictions(runs.predictions_path(build_dir, split), rows)
+        stats = ontology.load_stats(prof, annotation_set, data_dir)
+        metrics.update({
+            "train_seconds": round(build_seconds, 2),
+            "predict_seconds": round(time.perf_counter() - t1, 2),
+            "entity_lists": {t: len(v) for t, v in lists.items()},
+            "entity_list_fallback": stats.get("fallback", []),
+            "lexicon_entries": len(tagger), "type_conflicts": tagger.conflicts, "priority": list(priority),
+            "max_eval_sentences": prof.max_eval_sentences,
+            "command": command or runs.baseline_command(prof, annotation_set, data_dir, models_dir, source,
+                                                        ontology_dir, sources),
+            "versions": versions(),
+            "hardware": f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores)",
+            "created": runs.now(),
+        })
+        runs.write_metrics(build_dir, metrics)
     return metrics
 
 
@@ -152,8 +145,7 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
     from craftlib.ontology import parse_source_options
 
     m = run_dictionary_baseline(args.profile, args.annotation_set, args.data_dir, args.models_dir, args.source,
-                                args.ontology_dir, parse_source_options(args.sources) or None,
-                                command="python -m craftlib " + " ".join(args.argv))
+                                args.ontology_dir, parse_source_options(args.sources) or None)
     print(f"{'':<10} {'P':>6} {'R':>6} {'F1':>6}")
     for key in ("dev", "test"):
         s = m[key]
@@ -168,17 +160,11 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
 
 
 def add_commands(subparsers) -> None:
-    import sys
-
-    from craftlib.ontology import add_common_options
-
     p = subparsers.add_parser("baseline", help="dictionary (longest-match) baseline on dev and test")
-    add_common_options(p)
+    add_dataset_options(p)
     p.add_argument("--models-dir", default=None, help="default: CRAFTLIB_MODELS_DIR or ./models")
-    p.add_argument("--ontology-dir", default=None, help="extra OBO files, if the entity lists must be built")
-    p.add_argument("--obo", dest="sources", action="append", metavar="TYPE=PATH",
-                   help="OBO file for a type, if the entity lists must be built")
-    p.set_defaults(func=_cmd_baseline, argv=sys.argv[1:])
+    add_ontology_options(p)
+    p.set_defaults(func=_cmd_baseline)
 
 
 __all__ = ["DEFAULT_PRIORITY", "DictionaryTagger", "run_dictionary_baseline"]

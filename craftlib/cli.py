@@ -5,9 +5,10 @@ sub-parsers and sets ``func`` (called with the parsed ``argparse.Namespace``, re
 Stage modules import heavy libraries (torch, transformers, spacy) inside functions, so that
 ``--help`` and ``data`` start fast.
 
-Options shared by several commands are declared here once (:func:`add_profile_option`, the value types
-:func:`seed_value`, :func:`positive_float`, ...), so every command validates them the same way when the
-command line is parsed: a bad value is a one-line ``error:`` and exit status 2, before any work starts.
+Options shared by several commands are declared once in :mod:`craftlib.options` (``--profile``, the dataset
+and ontology option blocks, the value types ``seed_value``, ``positive_float``, ...), so every command validates
+them the same way when the command line is parsed: a bad value is a one-line ``error:`` and exit status 2,
+before any work starts. This module imports the stage modules (to build the parser); no stage imports it.
 
 Errors: a :class:`craftlib.errors.CraftlibError` is printed as one line (exit 2); an ``OSError`` (disk full,
 read-only folder, ...) too, with what to do; any other exception is a bug and keeps its traceback.
@@ -32,57 +33,11 @@ COMMAND_MODULES: tuple[str, ...] = (
     "craftlib.augment",    # augment
     "craftlib.baseline",   # baseline (dictionary tagger)
     "craftlib.train",      # train, predict
-    "craftlib.evaluate",   # evaluate
+    "craftlib.evaluate",   # evaluate, compare
+    "craftlib.runs",       # results, publish
     "craftlib.peers",      # benchmark
     "craftlib.bundle",     # bundle (an offline room: wheels + data)
 )
-
-
-# ------------------------------------------------------------------------------------ shared options
-
-
-def profile_name(value: str) -> str:
-    """argparse type of ``--profile``: one of :data:`craftlib.config.PROFILES`."""
-    if value not in config.PROFILES:
-        raise argparse.ArgumentTypeError(f"unknown profile {value!r}: choose one of {', '.join(config.PROFILES)}")
-    return value
-
-
-def add_profile_option(parser: argparse.ArgumentParser) -> None:
-    """The ``--profile`` option of every command (validated when parsed; ``CRAFTLIB_PROFILE`` is checked by
-    :func:`main`)."""
-    parser.add_argument("--profile", default=None, type=profile_name, metavar="{" + ",".join(config.PROFILES) + "}",
-                        help="run profile (default: $CRAFTLIB_PROFILE or quick)")
-
-
-def _number(kind, value: str, ok, what: str):
-    try:
-        number = kind(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a{'n integer' if kind is int else ' number'}") from None
-    if not ok(number):
-        raise argparse.ArgumentTypeError(f"{value!r}: {what}")
-    return number
-
-
-def seed_value(value: str) -> int:
-    """argparse type of ``--seed``: an integer >= 0 (a negative seed is refused, not silently folded)."""
-    return _number(int, value, lambda n: n >= 0, "the seed must be an integer >= 0")
-
-
-def positive_float(value: str) -> float:
-    """argparse type of a value that must be > 0 (``--epochs``, ``--learning-rate``)."""
-    return _number(float, value, lambda x: x > 0 and x != float("inf"), "must be a number > 0 (0 trains nothing)")
-
-
-def positive_int(value: str) -> int:
-    """argparse type of a count that must be >= 1 (``--max-train-sentences``)."""
-    return _number(int, value, lambda n: n >= 1, "must be an integer >= 1")
-
-
-def max_steps_value(value: str) -> int:
-    """argparse type of ``--max-steps``: ``-1`` (train by epochs) or a number of steps >= 1."""
-    return _number(int, value, lambda n: n == -1 or n >= 1, "must be >= 1, or -1 to train by epochs (0 trains nothing)")
 
 
 # ------------------------------------------------------------------------------------ parser and main

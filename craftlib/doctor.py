@@ -25,6 +25,7 @@ from pathlib import Path
 
 from craftlib import config
 from craftlib.errors import CraftlibError
+from craftlib.options import add_profile_option
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 MIN_PYTHON = (3, 11)
@@ -351,8 +352,7 @@ def _cmd_doctor(args) -> int:
 def add_commands(subparsers) -> None:
     p = subparsers.add_parser("doctor", help="check that this machine is ready for the tutorial",
                               description=__doc__.split("\n\n")[0])
-    p.add_argument("--profile", choices=list(config.PROFILES), default=None,
-                   help="profile whose disk/memory needs are checked (default: $CRAFTLIB_PROFILE or quick)")
+    add_profile_option(p, help="profile whose disk/memory needs are checked (default: $CRAFTLIB_PROFILE or quick)")
     p.add_argument("--base-model", default="minilm", help="base model to load (default: minilm)")
     p.add_argument("--source", default=None, help="CRAFT source (default: $CRAFT_SOURCE or the release URL)")
     p.add_argument("--sha256", default=None, help="expected sha256 of the archive (default: $CRAFT_SHA256)")

@@ -8,6 +8,10 @@ The rest of the module is error analysis on prediction records (``predictions_<s
 wrong boundary, wrong type and boundary, missed / spurious), from which come :func:`category_counts`,
 :func:`confusion_matrix`, :func:`slice_table`, :func:`compare_runs` (mentions fixed / broken between two
 systems) and :func:`export_errors` (the errors CSV).
+
+Pure scoring: this module imports no training, baseline or picture code. Prediction files are read with
+:func:`craftlib.runs.read_predictions` (also reachable here as ``evaluate.read_predictions``, as the notebooks call
+it); getting a system's predictions, building its run when missing, is :mod:`craftlib.pipeline`.
 """
 
 from __future__ import annotations
@@ -18,8 +22,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from craftlib.config import ENTITY_TYPES, LABELS
+from craftlib import cache
+from craftlib.bio import bio_spans, tag_names
+from craftlib.config import ENTITY_TYPES
 from craftlib.errors import CraftlibError
+from craftlib.options import seed_value
+from craftlib.runs import predictions_path, read_predictions, save_json
 
 if TYPE_CHECKING:  # numpy is imported inside the functions that use it
     import numpy as np
@@ -284,163 +292,6 @@ ERROR_COLUMNS: tuple[str, ...] = (
     "doc_id", "sentence_id", "start", "end", "text", "gold", "predicted", "pred_text", "category",
     "n_tokens", "seen_in_train", "in_entity_list",
 )
-_RECORD_KEYS = ("doc_id", "sentence_id", "tokens", "gold", "pred")
-
-
-def read_predictions(path: str | os.PathLike) -> list[dict]:
-    """Read a ``predictions_<split>.jsonl`` file (see ARCHITECTURE.md) and check every line's shape."""
-    path = Path(path)
-    if not path.is_file():
-        raise CraftlibError(
-            f"No predictions file at {path}. Train or run the system first (notebook 04, or "
-            "`python -m craftlib train` / `python -m craftlib baseline`)."
-        )
-    records = []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise CraftlibError(f"{path}, line {n}: not JSON ({err}). Re-create the file.") from err
-            missing = [k for k in _RECORD_KEYS if k not in rec]
-            if missing:
-                raise CraftlibError(f"{path}, line {n}: missing field(s) {missing}; expected {list(_RECORD_KEYS)}.")
-            if not len(rec["tokens"]) == len(rec["gold"]) == len(rec["pred"]):
-                raise CraftlibError(
-                    f"{path}, line {n}: tokens, gold and pred have different lengths "
-                    f"({len(rec['tokens'])}, {len(rec['gold'])}, {len(rec['pred'])}): one tag per token is required."
-                )
-            records.append(rec)
-    return records
-
-
-#: Systems compared in notebook 05, in the order of the tutorial.
-SYSTEMS: tuple[str, ...] = ("dictionary", "single", "augmented", "two-step")
-
-
-def system_run_name(
-    system: str, profile: str, base_model: str = "minilm", seed: int = 42, annotation_set: str = "proper"
-) -> str:
-    """Run folder name of a system (ARCHITECTURE.md): ``dictionary-<profile>`` or, for a transformer recipe,
-    :func:`craftlib.train.run_name` (``<recipe>-<base>-<profile>``, suffixed for a non-default seed/annotation set)."""
-    if system == "dictionary":
-        from craftlib.config import get_profile
-
-        return f"dictionary-{get_profile(profile).name}"
-    from craftlib.train import run_name
-
-    return run_name(system, base_model, profile, seed=seed, annotation_set=annotation_set)
-
-
-def _build_command(system: str, profile: str, base_model: str, seed: int, annotation_set: str) -> str:
-    """The CLI command that writes a system's run folder (what ``build_if_missing`` runs, from Python)."""
-    if system == "dictionary":
-        from craftlib.config import get_profile
-
-        extra = f" --annotation-set {annotation_set}" if annotation_set != "proper" else ""
-        return f"python -m craftlib baseline --profile {get_profile(profile).name}{extra}"
-    from craftlib.train import command_line
-
-    return command_line(system, profile, base_model, seed, annotation_set)
-
-
-def _measured_seconds(run: str, results_dir: str | os.PathLike | None = None) -> float | None:
-    """``train_seconds`` of the committed measured run of that name (``results/<run>/metrics.json``), if any."""
-    from craftlib.config import results_dir as resolve_results_dir
-
-    path = resolve_results_dir(results_dir) / run / "metrics.json"
-    try:
-        return float(json.loads(path.read_text())["train_seconds"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def build_plan(
-    systems: Sequence[str] = SYSTEMS,
-    profile: str = "quick",
-    split: str = "test",
-    base_model: str = "minilm",
-    seed: int = 42,
-    annotation_set: str = "proper",
-    models_dir: str | os.PathLike | None = None,
-    results_dir: str | os.PathLike | None = None,
-) -> list[dict]:
-    """What :func:`load_system_predictions` would do for each system, *before* it does it: one dict per system
-    with ``system``, ``run``, ``predictions`` (``"present"`` or ``"missing"``), ``action`` (``"read"`` or
-    ``"build"``), ``command`` (the equivalent CLI command) and ``measured_train_s`` (the training time of the
-    committed run of that name under ``results/``, when there is one; ``None`` otherwise)."""
-    from craftlib.config import models_dir as resolve_models_dir
-
-    plan = []
-    for system in systems:
-        if system not in SYSTEMS:
-            raise CraftlibError(f"Unknown system {system!r}: choose one of {', '.join(SYSTEMS)}.")
-        run = system_run_name(system, profile, base_model, seed=seed, annotation_set=annotation_set)
-        present = (resolve_models_dir(models_dir) / run / f"predictions_{split}.jsonl").is_file()
-        plan.append({"system": system, "run": run, "predictions": "present" if present else "missing",
-                     "action": "read" if present else "build",
-                     "command": _build_command(system, profile, base_model, seed, annotation_set),
-                     "measured_train_s": _measured_seconds(run, results_dir)})
-    return plan
-
-
-def load_system_predictions(
-    system: str,
-    profile: str,
-    split: str = "test",
-    base_model: str = "minilm",
-    seed: int = 42,
-    annotation_set: str = "proper",
-    data_dir: str | os.PathLike | None = None,
-    models_dir: str | os.PathLike | None = None,
-    build_if_missing: bool = True,
-) -> tuple[str, list[dict]]:
-    """``(run name, records)`` of a system's ``predictions_<split>.jsonl``; when the file is missing and
-    ``build_if_missing``, runs the system first (dictionary baseline or transformer recipe) through craftlib,
-    after printing which run it builds, the equivalent command and how long the committed run of that name
-    took (see :func:`build_plan`)."""
-    from craftlib.config import models_dir as resolve_models_dir
-
-    if system not in SYSTEMS:
-        raise CraftlibError(f"Unknown system {system!r}: choose one of {', '.join(SYSTEMS)}.")
-    run = system_run_name(system, profile, base_model, seed=seed, annotation_set=annotation_set)
-    path = resolve_models_dir(models_dir) / run / f"predictions_{split}.jsonl"
-    if not path.is_file() and build_if_missing:
-        (step,) = build_plan([system], profile, split, base_model, seed, annotation_set, models_dir)
-        secs = step["measured_train_s"]
-        took = (f"the committed run results/{run} trained in {secs:.0f} s" if secs is not None
-                else "no committed run of this name to time it by; see notebook 04's time table")
-        what = "runs the dictionary baseline" if system == "dictionary" else "TRAINS a model"
-        print(f"{run}: no {path.name} under {path.parent}; building it now ({what}), the equivalent of\n"
-              f"    {step['command']}\n    roughly: {took}.", flush=True)
-        if system == "dictionary":
-            from craftlib.baseline import run_dictionary_baseline
-
-            run_dictionary_baseline(profile=profile, annotation_set=annotation_set, data_dir=data_dir,
-                                    models_dir=models_dir)
-        else:
-            from craftlib.train import train_recipe
-
-            train_recipe(system, profile=profile, base_model=base_model, seed=seed, annotation_set=annotation_set,
-                         data_dir=data_dir, models_dir=models_dir)
-    return run, read_predictions(path)
-
-
-def save_json(obj, path: str | os.PathLike) -> Path:
-    """Write ``obj`` as indented JSON (temp file, then renamed). Returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    def native(o):  # numpy / pandas scalars → Python numbers
-        return o.item() if hasattr(o, "item") else str(o)
-
-    tmp.write_text(json.dumps(obj, indent=2, default=native) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
 def align_runs(runs: dict[str, list[dict]]) -> dict[str, list[dict]]:
     """Restrict several systems' records to the sentences they all cover, in one order.
 
@@ -514,7 +365,7 @@ def mention_table(
     rows) + spurious``. A predicted span overlapping two gold spans is *one* predicted row (e.g.
     ``wrong_boundary``) and gives each of the two gold spans its own category: gold-side and pred-side
     ``wrong_*`` counts may therefore differ, while ``correct`` is always equal on both sides (it is seqeval's
-    true positives). Spans come from :func:`craftlib.viz.bio_spans`, which reads tags like seqeval's default
+    true positives). Spans come from :func:`craftlib.bio.bio_spans`, which reads tags like seqeval's default
     mode (a stray ``I-`` opens a span).
 
     Columns: ``doc_id, sentence_id, side, start, end, type, text, n_tokens, category, confused_with, gold,
@@ -525,8 +376,6 @@ def mention_table(
     string, normalised, with entries *of the span's own type*.
     """
     import pandas as pd
-
-    from craftlib.viz import bio_spans
 
     lists = {t: {_norm(x) for x in terms} for t, terms in entity_lists.items()} if entity_lists is not None else None
     rows = []
@@ -577,13 +426,10 @@ def train_surfaces(split) -> dict[str, set[str]]:
     with ``tokens`` and ``ner_tags``/``gold``. Only pass the *train* split: dev/test are never used to build
     anything.
     """
-    from craftlib.viz import bio_spans
-
     out: dict[str, set[str]] = {t: set() for t in ENTITY_TYPES}
     for ex in split:
         tags = ex["ner_tags"] if "ner_tags" in ex else ex["gold"]
-        tags = [LABELS[t] if isinstance(t, int) else t for t in tags]
-        for start, end, kind in bio_spans(tags):
+        for start, end, kind in bio_spans(tag_names(tags)):
             out.setdefault(kind, set()).add(_norm(_span_text(ex["tokens"], start, end)))
     return out
 
@@ -687,12 +533,7 @@ def errors_table(mentions):
 
 def export_errors(mentions, path: str | os.PathLike) -> Path:
     """Write :func:`errors_table` to CSV (temp file, then renamed). Returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    errors_table(mentions).to_csv(tmp, index=False)
-    os.replace(tmp, path)
-    return path
+    return cache.atomic_write_text(path, errors_table(mentions).to_csv(index=False))
 
 
 def compare_runs(records_a: Sequence[dict], records_b: Sequence[dict], name_a: str = "A", name_b: str = "B"):
@@ -826,227 +667,6 @@ def _isna(value) -> bool:
     return value is None or (isinstance(value, float) and bool(pd.isna(value)))
 
 
-# ------------------------------------------------------------------------------------- results table
-
-#: Quoted from the reference model card (a 125M-parameter RoBERTa whose base model is the Spanish clinical
-#: ``PlanTL-GOB-ES/roberta-base-biomedical-clinical-es``; scores on what the card calls its "evaluation set"):
-#: a landmark, never a measurement of this project.
-REFERENCE_CARD = {"precision": 0.8366, "recall": 0.8513, "f1": 0.8439, "accuracy": 0.9681}
-README_BEGIN, README_END = "<!-- RESULTS -->", "<!-- /RESULTS -->"
-#: Row order: lists alone, the classic peers, then the transformer recipes.
-_ROW_ORDER = {"dictionary": 0, "crf": 1, "spacy": 2, "single": 3, "augmented": 4, "two-step": 5}
-#: File name pattern of the bootstrap results written by ``python -m craftlib compare``.
-BOOTSTRAP_GLOB = "bootstrap-*.json"
-
-
-def collect_results(results: str | os.PathLike) -> list[dict]:
-    """Every ``<results>/<run>/metrics.json`` (committed measured runs), in table order."""
-    rows = []
-    for path in sorted(Path(results).glob("*/metrics.json")):
-        m = _read_metrics(path)
-        if "test" not in m or "run" not in m:
-            continue
-        rows.append(m)
-    rows.sort(key=lambda m: (str(m.get("profile") or ""), _ROW_ORDER.get(m.get("recipe") or m.get("system"), 9),
-                             m["run"]))
-    return rows
-
-
-def _cell(split: dict, *keys: str) -> str:
-    """``split[k1][k2]...`` as ``0.1234``, or an empty cell when an older metrics.json lacks it."""
-    value = split
-    for k in keys:
-        if not isinstance(value, dict) or k not in value:
-            return ""
-        value = value[k]
-    return f"{value:.4f}"
-
-
-def _signed(x: float) -> str:
-    return f"{x:+.3f}"
-
-
-def bootstrap_markdown(results: str | os.PathLike) -> str:
-    """The README's bootstrap section, rendered from ``<results>/bootstrap-*.json`` (``python -m craftlib
-    compare``); a line saying how to make it when none is committed."""
-    files = sorted(Path(results).glob(BOOTSTRAP_GLOB))
-    if not files:
-        return ("_No bootstrap intervals committed yet: `python -m craftlib compare --runs RUN ... "
-                "--out results/bootstrap-quick.json` writes them from the runs' test predictions under "
-                "`models/`._\n")
-    parts = []
-    for path in files:
-        b = json.loads(path.read_text())
-        pct = f"{b['confidence']:.0%}"
-        parts += [
-            (f"Paired bootstrap over the {b['documents']} test documents ([`{path.name}`](results/{path.name}); "
-             f"{b['n_resamples']} resamples of the documents with replacement, seed {b['seed']}, {pct} percentile "
-             f"intervals of {b['score']}; a difference whose interval contains 0 is *indistinguishable*). "
-             f"Command: `{b.get('command', '?')}`"),
-            "",
-            f"| run | test F1 | {pct} interval |",
-            "| --- | ---: | --- |",
-        ]
-        parts += [f"| `{name}` | {v['f1']:.3f} | [{v['low']:.3f}, {v['high']:.3f}] |"
-                  for name, v in b["systems"].items()]
-        if b["differences"]:
-            parts += ["", f"| difference | F1 | {pct} interval | verdict |", "| --- | ---: | --- | --- |"]
-            parts += [f"| `{d['b']}` − `{d['a']}` | {_signed(d['difference'])} | "
-                      f"[{_signed(d['low'])}, {_signed(d['high'])}] | {d['verdict']} |" for d in b["differences"]]
-        parts.append("")
-    return "\n".join(parts)
-
-
-def _read_metrics(path: Path) -> dict:
-    """A committed ``metrics.json``, refused with a clear error when it is not valid JSON or its scores are not
-    numbers (a hand edit or a bad merge), instead of a traceback while rendering the table."""
-    from craftlib.errors import RunError
-
-    fix = (f"restore it (`git checkout -- {path}`) or rerun the command that wrote it (its `command` field), then "
-           "copy the new metrics.json there")
-    try:
-        m = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as err:
-        raise RunError(f"{path} is not valid JSON ({err}): {fix}.") from err
-    if not isinstance(m, dict):
-        raise RunError(f"{path} is not a JSON object: {fix}.")
-    for split in ("dev", "test"):
-        scores = m.get(split)
-        if scores is None:
-            continue
-        bad = [k for k in ("precision", "recall", "f1", "accuracy")
-               if not isinstance(scores, dict) or not isinstance(scores.get(k), (int, float))]
-        if bad:
-            raise RunError(f"{path}: {split} scores {', '.join(bad)} are missing or not numbers: {fix}.")
-    return m
-
-
-def _hardware_cell(m: dict) -> str:
-    """Where a run ran, short: ``CPU, 2 cores, bf16`` / ``GPU NVIDIA H100, bf16`` (from its metrics.json)."""
-    hw = m.get("hardware")
-    if isinstance(hw, dict):  # the peers' benchmark records a dict
-        hw = ", ".join(f"{v}" for v in hw.values() if isinstance(v, (str, int)))
-    hw = str(hw or "")
-    precision = m.get("precision_mode")
-    if hw.startswith("cuda:"):
-        cell = "GPU " + hw.split(":", 1)[1].strip()
-    elif "cores" in hw:
-        cores = hw.split("cores")[0].rstrip().rsplit(" ", 1)[-1].lstrip("(")
-        cell = f"CPU, {cores} cores"
-    else:
-        cell = hw
-    return f"{cell}, {precision}" if precision else cell
-
-
-def results_markdown(results: str | os.PathLike) -> str:
-    """Markdown table of the committed runs' test (and dev) scores, each with the command that made it, then
-    the bootstrap intervals (:func:`bootstrap_markdown`).
-
-    Generated, never typed: ``python -m craftlib results --readme README.md`` rewrites the README block, and
-    a test checks that the block equals this function's output. Columns that an older ``metrics.json`` lacks
-    (merged, strict, all-``O``) stay empty: they are filled when the run is measured again.
-    """
-    rows = collect_results(results)
-    if not rows:
-        return "_No measured runs committed under `results/` yet._\n"
-    lines = [
-        ("| run | system | profile | test P | test R | test F1 | F1 Gene+Protein merged | strict F1 | "
-         "test token acc. | all-O token acc. | dev F1 | train s | hardware |"),
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
-    ]
-    for m in rows:
-        t, d = m["test"], m["dev"]
-        secs = m.get("train_seconds")
-        lines.append(
-            f"| `{m['run']}` | {m.get('system', '')} | {m.get('profile', '')} | {t['precision']:.4f} | "
-            f"{t['recall']:.4f} | {t['f1']:.4f} | {_cell(t, 'merged', 'f1')} | {_cell(t, 'strict', 'f1')} | "
-            f"{t['accuracy']:.4f} | {_cell(t, 'all_o_accuracy')} | {d['f1']:.4f} | "
-            f"{'' if secs is None else f'{secs:.0f}' if secs >= 10 else f'{secs:.1f}'} | {_hardware_cell(m)} |"
-        )
-    r = REFERENCE_CARD
-    lines.append(f"| reference card (quoted: the card's own \"evaluation set\", not measured here) | transformer | "
-                 f"full | {r['precision']:.4f} | {r['recall']:.4f} | {r['f1']:.4f} | | | {r['accuracy']:.4f} | | | | not stated |")
-    lines += ["", "Commands (each run's `metrics.json` repeats its own, with versions and hardware):", ""]
-    lines += [f"- `{m['run']}`: `{m.get('command', '?')}`" for m in rows]
-    lines += ["", bootstrap_markdown(results)]
-    return "\n".join(lines).rstrip("\n") + "\n"
-
-
-def update_readme(readme: str | os.PathLike, results: str | os.PathLike) -> bool:
-    """Replace the block between ``<!-- RESULTS -->`` and ``<!-- /RESULTS -->``; ``True`` if it changed."""
-    path = Path(readme)
-    text = path.read_text()
-    if README_BEGIN not in text or README_END not in text:
-        raise CraftlibError(f"{path} has no {README_BEGIN} ... {README_END} block to fill.")
-    head, rest = text.split(README_BEGIN, 1)
-    _, tail = rest.split(README_END, 1)
-    new = f"{head}{README_BEGIN}\n{results_markdown(results)}{README_END}{tail}"
-    if new != text:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(new)
-        tmp.replace(path)
-    return new != text
-
-
-# ------------------------------------------------------------------------------------------------ publish
-
-#: What a published transformer/peer run keeps from ``models/<run>/``: no weights, no predictions (they quote
-#: the corpus and are large).
-PUBLISHED_RUN_FILES = ("metrics.json", "README.md", "training_log.csv", "learning_curve.png")
-
-
-def _publishable(path: Path) -> bool:
-    """Files of a notebook's results folder that may be committed: not the errors CSVs nor the error analysis
-    summary (they quote corpus sentences)."""
-    if path.name.startswith("errors-") or path.name.startswith("."):
-        return False
-    return not (path.name == "summary.json" and path.parent.name.startswith("error_analysis"))
-
-
-def publish(names: Iterable[str], models_dir=None, results_dir=None, to=None) -> list[Path]:
-    """Copy measured runs into the committed results folder (``<repo>/results``); return what was written.
-
-    Each name is a run under ``models/`` (its metrics, model card, training log and curve are copied), a
-    folder of a notebook's outputs under ``runs/`` (``two_step_transfer-quick``; every file but the ones that
-    quote the corpus), or the stem of report files under ``runs/`` (``peers-quick`` → ``.json``/``.md``/``.png``).
-    Each target is written to a temporary folder and renamed into place.
-    """
-    import shutil
-    import tempfile
-
-    from craftlib import config
-
-    models, runs, dest = config.models_dir(models_dir), config.results_dir(results_dir), config.published_dir(to)
-    dest.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    for name in names:
-        run, folder, stem_files = models / name, runs / name, sorted(runs.glob(f"{name}.*"))
-        if (run / "metrics.json").is_file():
-            files = [run / f for f in PUBLISHED_RUN_FILES if (run / f).is_file()]
-        elif folder.is_dir():
-            files = [f for f in sorted(folder.iterdir()) if f.is_file() and _publishable(f)]
-        elif stem_files:
-            for f in stem_files:
-                tmp = dest / f".{f.name}.tmp"
-                shutil.copyfile(f, tmp)
-                tmp.replace(dest / f.name)
-                written.append(dest / f.name)
-            continue
-        else:
-            raise CraftlibError(
-                f"Nothing to publish under the name {name!r}: neither {run}/metrics.json, nor the folder {folder}, nor "
-                f"{runs}/{name}.*. Run it first (e.g. `python -m craftlib train ...` or the notebook), or check the "
-                "name (`ls models runs`).")
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=dest))
-        for f in files:
-            shutil.copyfile(f, tmp / f.name)
-        if (dest / name).exists():
-            shutil.rmtree(dest / name)
-        tmp.replace(dest / name)
-        written.append(dest / name)
-    return written
-
-
 def rescore(run_dir: str | os.PathLike) -> dict:
     """Score a run's saved dev and test predictions again with the current :func:`score` and rewrite the ``dev``
     and ``test`` fields of its ``metrics.json`` (nothing else changes; ``rescored`` records when and with which
@@ -1054,7 +674,6 @@ def rescore(run_dir: str | os.PathLike) -> dict:
     the all-``O`` floor): the same predictions, the new fields, no retraining."""
     from datetime import datetime, timezone
 
-    from craftlib.cache import atomic_write_json
     from craftlib.runtime import versions
 
     run_dir = Path(run_dir)
@@ -1068,7 +687,7 @@ def rescore(run_dir: str | os.PathLike) -> dict:
     metrics["rescored"] = {"command": f"python -m craftlib rescore {run_dir.name}",
                            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                            "craftlib": versions().get("craftlib")}
-    atomic_write_json(path, metrics)
+    cache.atomic_write_json(path, metrics)
     return metrics
 
 
@@ -1102,22 +721,12 @@ def add_commands(subparsers) -> None:
                    help="differences to report, as RUN_A:RUN_B (B - A); default: every pair in --runs order")
     p.add_argument("--split", default="test", choices=["test", "validation"])
     p.add_argument("--n", type=int, default=2000, help="bootstrap resamples (default 2000)")
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--seed", type=seed_value, default=42)
     p.add_argument("--merge-gene-protein", action="store_true", help="score with Gene and Protein merged")
     p.add_argument("--models-dir", default=None, help="default: CRAFTLIB_MODELS_DIR or <repo>/models")
     p.add_argument("--out", default=None,
                    help="JSON file to write (default: <results>/bootstrap-<profile>.json, the runs' profile)")
     p.set_defaults(func=_cmd_compare)
-
-    p = subparsers.add_parser(
-        "results",
-        help="Table of the measured runs committed under results/ (optionally written into the README).",
-        description="Reads results/<run>/metrics.json and prints a Markdown table of test/dev scores with "
-        "the command of each run; --readme rewrites the <!-- RESULTS --> block of that file.",
-    )
-    p.add_argument("--results-dir", default=None, help="default: the committed <repo>/results")
-    p.add_argument("--readme", default=None, help="file whose <!-- RESULTS --> block to rewrite")
-    p.set_defaults(func=_cmd_results)
 
     p = subparsers.add_parser(
         "rescore",
@@ -1128,20 +737,6 @@ def add_commands(subparsers) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN")
     p.add_argument("--models-dir", default=None, help="default: CRAFTLIB_MODELS_DIR or <repo>/models")
     p.set_defaults(func=_cmd_rescore)
-
-    p = subparsers.add_parser(
-        "publish",
-        help="Copy measured runs (models/<run>, runs/<name>) into the committed results/ folder.",
-        description="Runs write to the git-ignored models/ and runs/; committing a measured result is this explicit "
-        "step. NAME is a run under models/ (metrics.json, model card, training log, learning curve; never weights "
-        "or predictions), a notebook's folder under runs/ (e.g. two_step_transfer-quick) or a report stem under "
-        "runs/ (e.g. peers-quick). Then `python -m craftlib results --readme README.md` updates the README table.",
-    )
-    p.add_argument("names", nargs="+", metavar="NAME")
-    p.add_argument("--models-dir", default=None, help="default: CRAFTLIB_MODELS_DIR or <repo>/models")
-    p.add_argument("--results-dir", default=None, help="where runs wrote (default: CRAFTLIB_RESULTS_DIR or <repo>/runs)")
-    p.add_argument("--to", default=None, help="the committed results folder (default: <repo>/results)")
-    p.set_defaults(func=_cmd_publish)
 
 
 def _cmd_rescore(args) -> int:
@@ -1155,33 +750,15 @@ def _cmd_rescore(args) -> int:
     return 0
 
 
-def _cmd_publish(args) -> int:
-    for path in publish(args.names, args.models_dir, args.results_dir, args.to):
-        print(f"published {path}")
-    return 0
-
-
-def _cmd_results(args) -> int:
-    from craftlib.config import published_dir
-
-    root = published_dir(args.results_dir)
-    if args.readme:
-        changed = update_readme(args.readme, root)
-        print(f"{args.readme}: {'updated' if changed else 'already up to date'} from {root}")
-    else:
-        print(results_markdown(root), end="")
-    return 0
-
-
 def _cmd_evaluate(args) -> int:
     import pandas as pd
 
     from craftlib.config import models_dir, results_dir
 
     root = models_dir(args.models_dir)
-    runs = {args.run: read_predictions(root / args.run / f"predictions_{args.split}.jsonl")}
+    runs = {args.run: read_predictions(predictions_path(root / args.run, args.split))}
     if args.compare:
-        runs[args.compare] = read_predictions(root / args.compare / f"predictions_{args.split}.jsonl")
+        runs[args.compare] = read_predictions(predictions_path(root / args.compare, args.split))
         runs = align_runs(runs)
     print(scores_table(runs).to_string())
     recs = runs[args.run]
@@ -1205,7 +782,7 @@ def _cmd_compare(args) -> int:
     from craftlib.config import models_dir, results_dir
 
     root = models_dir(args.models_dir)
-    runs = {run: read_predictions(root / run / f"predictions_{args.split}.jsonl") for run in args.runs}
+    runs = {run: read_predictions(predictions_path(root / run, args.split)) for run in args.runs}
     pairs = None
     if args.pairs:
         bad = [p for p in args.pairs if p.count(":") != 1]

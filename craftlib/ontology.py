@@ -69,7 +69,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from craftlib import cache, config
+from craftlib.bio import bio_spans, tag_names
 from craftlib.errors import CraftlibError, OntologyError
+from craftlib.options import add_dataset_options, add_ontology_options
 
 log = logging.getLogger(__name__)
 
@@ -455,13 +457,11 @@ def _fallback_labels(entity_type: str, profile, annotation_set: str, data_dir, s
 
 def mention_keys(dsd, split: str) -> dict[str, list[str]]:
     """``{type: [term_key of each gold mention]}`` of one split of a tagged DatasetDict."""
-    from craftlib.viz import bio_spans
-
     ds = dsd[split]
     names = ds.features["ner_tags"].feature.names
     out: dict[str, list[str]] = {t: [] for t in config.ENTITY_TYPES}
     for tokens, tags in zip(ds["tokens"], ds["ner_tags"]):
-        for start, end, kind in bio_spans([names[i] for i in tags]):
+        for start, end, kind in bio_spans(tag_names(tags, names)):
             out.setdefault(kind, []).append(term_key(tokens[start:end]))
     return out
 
@@ -710,15 +710,6 @@ def parse_source_options(values: Sequence[str] | None) -> dict[str, list[str]]:
     return out
 
 
-def add_common_options(p: argparse.ArgumentParser) -> None:
-    from craftlib.cli import add_profile_option
-
-    add_profile_option(p)
-    p.add_argument("--annotation-set", default="proper", choices=config.ANNOTATION_SETS)
-    p.add_argument("--data-dir", default=None, help="data directory (default: CRAFTLIB_DATA_DIR or ./data)")
-    p.add_argument("--source", default=None, help="CRAFT archive/folder/URL (default: $CRAFT_SOURCE)")
-
-
 def _cmd_entity_lists(args: argparse.Namespace) -> int:
     skip = args.skip_filter or []
     record = lists_dir(args.profile, args.annotation_set, args.data_dir) / cache.INPUTS_FILE
@@ -750,10 +741,8 @@ def _cmd_entity_lists(args: argparse.Namespace) -> int:
 
 def add_commands(subparsers) -> None:
     p = subparsers.add_parser("entity-lists", help="build per-type entity lists from OBO ontologies")
-    add_common_options(p)
-    p.add_argument("--ontology-dir", default=None, help="extra OBO files (default: CRAFTLIB_ONTOLOGY_DIR)")
-    p.add_argument("--obo", dest="sources", action="append", metavar="TYPE=PATH",
-                   help="OBO file for a type (repeatable; replaces that type's defaults; TYPE= means none)")
+    add_dataset_options(p)
+    add_ontology_options(p, builds_lists=True)
     p.add_argument("--skip-filter", action="append", choices=FILTERS, metavar="FILTER",
                    help=f"leave out one name filter (repeatable): {', '.join(FILTERS)}")
     p.add_argument("--force", action="store_true", help="rebuild even when the saved lists are current")

@@ -9,6 +9,7 @@ import importlib.metadata
 import os
 import platform
 import random
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -118,6 +119,22 @@ class SetupInfo:
         d = asdict(self)
         d["device"]["precision"] = self.device.precision
         return d
+
+
+# ------------------------------------------------------------------------------------------ notebooks
+
+
+def has_widget_frontend() -> bool:
+    """Whether ipywidgets will be drawn: inside an IPython kernel that a Jupyter server started
+    (``JPY_SESSION_NAME`` is set for it), unless ``CRAFTLIB_WIDGETS=0``. ``CRAFTLIB_WIDGETS=1`` forces widgets.
+    Headless runs (papermill, nbclient) have a kernel but nobody to draw the widgets."""
+    forced = os.environ.get("CRAFTLIB_WIDGETS")
+    if forced in ("0", "1"):
+        return forced == "1"
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    in_kernel = shell is not None and hasattr(shell, "kernel")
+    return in_kernel and bool(os.environ.get("JPY_SESSION_NAME") or os.environ.get("VSCODE_PID"))
 
 
 def setup(seed: int = 42, verbose: bool = True) -> SetupInfo:

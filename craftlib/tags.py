@@ -67,6 +67,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from craftlib import cache, config
+from craftlib.bio import bio_entities, spans_to_bio, validate_iob2  # re-exported: notebook 02 calls tags.*
 from craftlib.corpus import (
     NER_MODULES,
     Document,
@@ -76,8 +77,8 @@ from craftlib.corpus import (
     read_split_ids,
     select_ids,
 )
-from craftlib.errors import BIOError, CraftlibError, DatasetError
-from craftlib.viz import bio_spans
+from craftlib.errors import CraftlibError, DatasetError
+from craftlib.options import add_profile_option
 
 log = logging.getLogger(__name__)
 
@@ -154,21 +155,7 @@ class TagPolicies:
         return d
 
 
-# ------------------------------------------------------------------------------------------ BIO helpers
-
-
-def validate_iob2(tags: Sequence[str], where: str = "") -> None:
-    """Raise :class:`BIOError` (naming the position) unless ``tags`` is valid IOB2 over :data:`config.LABELS`."""
-    prev = "O"
-    for i, tag in enumerate(tags):
-        if tag not in config.LABEL2ID:
-            raise BIOError(f"{where}position {i}: unknown tag {tag!r} (expected one of {', '.join(config.LABELS)}).")
-        if tag.startswith("I-") and prev[2:] != tag[2:]:
-            raise BIOError(
-                f"{where}position {i}: {tag} follows {prev}; in IOB2 an I- tag must continue a B-/I- of the "
-                "same type."
-            )
-        prev = tag
+# ------------------------------------------------------------------------------------------ checks and subsets
 
 
 def check_dataset(dataset, where: str = "") -> None:
@@ -203,21 +190,26 @@ def check_dataset(dataset, where: str = "") -> None:
             prev = i
 
 
-def bio_entities(tags: Sequence[str]) -> list[tuple[int, int, str]]:
-    """Entities ``(start, end_exclusive, type)`` of an IOB2 sequence (same as :func:`craftlib.viz.bio_spans`)."""
-    return bio_spans(tags)
+def train_subset(dataset, limit: int | None, seed: int):
+    """The training sentences a profile uses: the first ``limit`` sentences after a seeded shuffle (all sentences,
+    in order, when ``limit`` is ``None``). Every system draws the same ones (``max_train_sentences``)."""
+    if limit is None or limit >= len(dataset):
+        return dataset
+    return dataset.shuffle(seed=seed).select(range(limit))
 
 
-def spans_to_bio(n_tokens: int, spans: Sequence[tuple[int, int, str]]) -> list[str]:
-    """IOB2 tags of ``n_tokens`` tokens from non-overlapping token spans ``(start, end_exclusive, type)``."""
-    tags = ["O"] * n_tokens
-    for start, end, kind in spans:
-        if any(t != "O" for t in tags[start:end]):
-            raise BIOError(f"spans_to_bio: span {start}-{end} {kind} overlaps another span.")
-        tags[start] = f"B-{kind}"
-        for i in range(start + 1, end):
-            tags[i] = f"I-{kind}"
-    return tags
+def eval_subset(dataset, limit: int | None):
+    """The evaluation sentences a profile uses: the first ``limit`` sentences of dev or test (all when ``None``;
+    ``max_eval_sentences``)."""
+    return dataset if limit is None or limit >= len(dataset) else dataset.select(range(limit))
+
+
+def profile_splits(dataset, profile: config.Profile, seed: int) -> dict:
+    """``{"train", "validation", "test"}`` of a DatasetDict cut to a profile's limits (:func:`train_subset`,
+    :func:`eval_subset`): the sentences every system of the project trains and is scored on."""
+    return {"train": train_subset(dataset["train"], profile.max_train_sentences, seed),
+            "validation": eval_subset(dataset["validation"], profile.max_eval_sentences),
+            "test": eval_subset(dataset["test"], profile.max_eval_sentences)}
 
 
 # ------------------------------------------------------------------------------------------ policies
@@ -634,11 +626,17 @@ def _split_stats(records: list[dict], n_docs: int, counts: Counter) -> dict:
     }
 
 
-def _write_conll(path: Path, records: list[dict]) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        for r in records:
-            fh.writelines(f"{tok}\t{tag}\n" for tok, tag in zip(r["tokens"], r["ner_tags"]))
-            fh.write("\n")
+def export_conll(records: dict[str, list[dict]], folder: str | os.PathLike) -> Path:
+    """Write ``<folder>/{train,validation,test}.conll`` (token TAB tag, a blank line between sentences) from the
+    tagged records of each corpus split (:func:`tag_corpus`)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, recs in records.items():
+        with open(folder / f"{config.HF_SPLITS[split]}.conll", "w", encoding="utf-8") as fh:
+            for r in recs:
+                fh.writelines(f"{tok}\t{tag}\n" for tok, tag in zip(r["tokens"], r["ner_tags"]))
+                fh.write("\n")
+    return folder
 
 
 def _dataset_files(folder: Path) -> dict[str, int]:
@@ -664,6 +662,72 @@ def _tag_one(job: tuple) -> tuple[list[dict], Counter]:
     return tag_document(doc, annotation_set, policies)
 
 
+def tag_corpus(
+    root: Path, wanted: Sequence[tuple[str, str]], annotation_set: str, policies: TagPolicies,
+    workers: int | None = None, progress: bool = True, desc: str = "tagging",
+) -> tuple[dict[str, list[dict]], dict[str, Counter], Counter]:
+    """Read and tag the documents ``wanted`` (``(split, doc_id)`` pairs, in order) of the corpus at ``root``.
+
+    Returns per corpus split the sentence records (``tokens``, ``ner_tags`` as tag names, ``doc_id``,
+    ``sentence_id``) and the policy counts, and the number of documents per split. Documents are read in
+    ``workers`` processes (default: one per CPU when there are more than a few documents; ``1`` reads them in
+    this process); the result does not depend on it."""
+    from tqdm.auto import tqdm
+
+    records: dict[str, list[dict]] = {s: [] for s in config.SPLITS}
+    counts: dict[str, Counter] = {s: Counter() for s in config.SPLITS}
+    docs: Counter = Counter()
+    jobs = [(root, doc_id, split, annotation_set, policies) for split, doc_id in wanted]
+    if workers is None:  # processes pay off beyond a few documents
+        workers = min(os.cpu_count() or 1, len(jobs) // 8 or 1)
+    bar = tqdm(total=len(jobs), desc=desc, unit="doc", disable=not progress)
+    with contextlib.ExitStack() as stack:
+        if workers > 1:
+            pool = stack.enter_context(ProcessPoolExecutor(workers))
+            results = pool.map(_tag_one, jobs, chunksize=2)  # map keeps the ids-file order
+        else:
+            results = map(_tag_one, jobs)
+        for (_, _, split, _, _), (recs, c) in zip(jobs, results):
+            records[split].extend(recs)
+            counts[split].update(c)
+            docs[split] += 1
+            bar.update()
+    bar.close()
+    return records, counts, docs
+
+
+def to_dataset_dict(records: dict[str, list[dict]]):
+    """The ``DatasetDict`` (train / validation / test, :func:`features`) of the tagged records of each corpus split."""
+    from datasets import Dataset, DatasetDict
+
+    feats = features()
+    return DatasetDict(
+        {  # from_dict (not from_list): an empty split keeps its columns
+            config.HF_SPLITS[s]: Dataset.from_dict({k: [r[k] for r in records[s]] for k in feats}, features=feats)
+            for s in config.SPLITS
+        }
+    )
+
+
+def dataset_stats(records: dict[str, list[dict]], counts: dict[str, Counter], docs: Counter,
+                  wanted: Sequence[tuple[str, str]]) -> dict:
+    """The counts of ``stats.json``: per split (documents, sentences, tokens, entities per type, Gene rule, policy
+    counts, document ids) and in total."""
+    total = Counter()
+    for c in counts.values():
+        total.update(c)
+    n_records = [r for s in config.SPLITS for r in records[s]]
+    return {
+        "splits": {
+            config.HF_SPLITS[s]: dict(_split_stats(records[s], docs[s], counts[s]), doc_ids=[
+                d for sp, d in wanted if sp == s
+            ])
+            for s in config.SPLITS
+        },
+        "total": _split_stats(n_records, sum(docs.values()), total),
+    }
+
+
 def build_dataset(
     profile: str | config.Profile | None = None,
     annotation_set: str = "proper",
@@ -677,52 +741,23 @@ def build_dataset(
 ):
     """Build the IOB2 ``DatasetDict`` (train/validation/test) of a profile and annotation set.
 
-    Writes ``config.processed_dir(profile, annotation_set, data_dir)`` / ``dataset/`` (``save_to_disk``),
-    ``stats.json`` and ``conll/{train,validation,test}.conll``, each through a temporary path renamed
-    into place. ``force`` also re-extracts the corpus. Documents are read in ``workers`` processes
-    (default: one per CPU when there are more than a few documents; ``1`` reads them in this process);
-    the result does not depend on it.
+    Gets the corpus (:func:`craftlib.corpus.fetch_craft`), tags its documents (:func:`tag_corpus`), and writes
+    ``config.processed_dir(profile, annotation_set, data_dir)`` / ``dataset/`` (:func:`to_dataset_dict`,
+    ``save_to_disk``), ``conll/`` (:func:`export_conll`) and ``stats.json`` (:func:`dataset_stats`), each through a
+    temporary path renamed into place. ``force`` also re-extracts the corpus. ``workers``: see :func:`tag_corpus`.
     Returns the DatasetDict.
     """
     import datasets
-    from datasets import Dataset, DatasetDict
-    from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
     prof = config.get_profile(profile)
     policies = policies or TagPolicies()
     out_dir = config.processed_dir(prof, annotation_set, data_dir)
     root = fetch_craft(source, sha256=sha256, data_dir=data_dir, force=force, progress=progress)
-    split_ids = read_split_ids(root)
-    wanted = select_ids(split_ids, config.SPLITS, prof.max_docs)
-
-    records: dict[str, list[dict]] = {s: [] for s in config.SPLITS}
-    counts: dict[str, Counter] = {s: Counter() for s in config.SPLITS}
-    docs: Counter = Counter()
-    jobs = [(root, doc_id, split, annotation_set, policies) for split, doc_id in wanted]
-    if workers is None:  # processes pay off beyond a few documents
-        workers = min(os.cpu_count() or 1, len(jobs) // 8 or 1)
-    bar = tqdm(total=len(jobs), desc=f"building {out_dir.name}", unit="doc", disable=not progress)
-    with contextlib.ExitStack() as stack:
-        if workers > 1:
-            pool = stack.enter_context(ProcessPoolExecutor(workers))
-            results = pool.map(_tag_one, jobs, chunksize=2)  # map keeps the ids-file order
-        else:
-            results = map(_tag_one, jobs)
-        for (_, _, split, _, _), (recs, c) in zip(jobs, results):
-            records[split].extend(recs)
-            counts[split].update(c)
-            docs[split] += 1
-            bar.update()
-    bar.close()
-
-    feats = features()
-    dsd = DatasetDict(
-        {  # from_dict (not from_list): an empty split keeps its columns
-            config.HF_SPLITS[s]: Dataset.from_dict({k: [r[k] for r in records[s]] for k in feats}, features=feats)
-            for s in config.SPLITS
-        }
-    )
+    wanted = select_ids(read_split_ids(root), config.SPLITS, prof.max_docs)
+    records, counts, docs = tag_corpus(root, wanted, annotation_set, policies, workers, progress,
+                                       desc=f"building {out_dir.name}")
+    dsd = to_dataset_dict(records)
     bars = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()  # one bar (documents) is enough
     try:
@@ -730,13 +765,7 @@ def build_dataset(
         # renamed into place last, so a dataset folder is complete exactly when its stats.json is there
         with cache.temp_dir(out_dir / "dataset") as tmp:
             dsd.save_to_disk(str(tmp / "dataset"))
-            (tmp / "conll").mkdir()
-            for s in config.SPLITS:
-                _write_conll(tmp / "conll" / f"{config.HF_SPLITS[s]}.conll", records[s])
-            total = Counter()
-            for c in counts.values():
-                total.update(c)
-            n_records = [r for s in config.SPLITS for r in records[s]]
+            export_conll(records, tmp / "conll")
             stats = {
                 "dataset": out_dir.name,
                 "annotation_set": annotation_set,
@@ -748,13 +777,7 @@ def build_dataset(
                 "corpus": _corpus_identity(root),
                 "labels": list(config.LABELS),
                 "policies": policies.to_dict(),
-                "splits": {
-                    config.HF_SPLITS[s]: dict(_split_stats(records[s], docs[s], counts[s]), doc_ids=[
-                        d for sp, d in wanted if sp == s
-                    ])
-                    for s in config.SPLITS
-                },
-                "total": _split_stats(n_records, sum(docs.values()), total),
+                **dataset_stats(records, counts, docs, wanted),
                 "files": _dataset_files(tmp / "dataset"),
                 "build_seconds": round(time.perf_counter() - t0, 2),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -901,18 +924,12 @@ def _cmd_gene_rules(args: argparse.Namespace) -> int:
     for a in report["agreement"]:
         print(f"  {a['a']:>15} vs {a['b']:<15} {a['agreement']:.4f}  kappa {a['kappa']}")
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps(report, indent=1) + "\n")
-        os.replace(tmp, out)
+        out = cache.atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
         print(f"wrote {out}")
     return 0
 
 
 def add_commands(subparsers) -> None:
-    from craftlib.cli import add_profile_option
-
     p = subparsers.add_parser(
         "data",
         help="get CRAFT and build the IOB2 dataset + stats.json + CoNLL export",
@@ -938,7 +955,7 @@ def add_commands(subparsers) -> None:
     )
     g.add_argument("--source", default=None, help="URL, .tar.gz or extracted folder (default: $CRAFT_SOURCE)")
     g.add_argument("--annotation-set", default="proper", choices=config.ANNOTATION_SETS)
-    g.add_argument("--profile", default=None, choices=list(config.PROFILES), help="default: $CRAFTLIB_PROFILE or quick")
+    add_profile_option(g)
     g.add_argument("--data-dir", default=None, help="default: $CRAFTLIB_DATA_DIR or <repo>/data")
     g.add_argument("--out", default=None, help="write the report as JSON (e.g. results/gene_rules.json)")
     g.set_defaults(func=_cmd_gene_rules)
@@ -952,8 +969,12 @@ __all__ = [
     "add_commands",
     "bio_entities",
     "build_dataset",
+    "check_dataset",
     "cohen_kappa",
     "context_words",
+    "dataset_stats",
+    "eval_subset",
+    "export_conll",
     "features",
     "gene_rule_report",
     "gene_rule_table",
@@ -963,8 +984,12 @@ __all__ = [
     "load_dataset",
     "load_stats",
     "mention_type",
+    "profile_splits",
     "read_gene_rule_report",
     "spans_to_bio",
+    "tag_corpus",
     "tag_document",
+    "to_dataset_dict",
+    "train_subset",
     "validate_iob2",
 ]

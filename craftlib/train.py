@@ -22,79 +22,28 @@ Several GPUs: the same command runs under ``accelerate launch -m craftlib train 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
 import re
-import shlex
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
 from pathlib import Path
+from string import Template
 
-from craftlib import cache, config
+from craftlib import cache, config, runs
+from craftlib.bio import bio_spans, dataset_tags, tag_names
 from craftlib.errors import ConfigError, CraftlibError, RunError
+from craftlib.evaluate import score
+from craftlib.options import add_profile_option, max_steps_value, positive_float, positive_int, seed_value
+from craftlib.runs import RECIPES
+from craftlib.tags import check_dataset, load_dataset, profile_splits
 
-RECIPES = ("single", "augmented", "two-step")
 #: Columns of a windowed feature that are bookkeeping, not model inputs.
 META_COLUMNS = ("sentence", "word_start", "word_end", "word_ids")
-
-
-# ------------------------------------------------------------------------------------------ naming
-
-
-def model_slug(base_model: str | os.PathLike | None) -> str:
-    """Short lowercase name of a base model for run names (``dmis-lab/biobert-base-cased-v1.2`` → ``biobert-base-cased-v1.2``)."""
-    name = Path(str(base_model or "minilm").rstrip("/")).name.lower()
-    return re.sub(r"[^a-z0-9.]+", "-", name).strip("-") or "model"
-
-
-def run_name(
-    recipe: str, base_model: str | None = "minilm", profile: str | config.Profile | None = None,
-    seed: int = 42, annotation_set: str = "proper",
-) -> str:
-    """``<recipe>-<base>-<profile>`` (e.g. ``two-step-minilm-quick``); hyperparameters changed from the named
-    profile (:func:`override_suffix`, e.g. ``-ep2``), ``-extensions`` / ``-seed<N>`` are appended for overridden
-    hyperparameters / a non-default annotation set / seed, so that such runs never overwrite the default ones."""
-    if recipe not in RECIPES:
-        raise CraftlibError(f"Unknown recipe {recipe!r}: choose one of {', '.join(RECIPES)}.")
-    prof = config.get_profile(profile)
-    name = f"{recipe}-{model_slug(base_model)}-{prof.name}" + override_suffix(prof)
-    if annotation_set != "proper":
-        name += f"-{annotation_set}"
-    if seed != 42:
-        name += f"-seed{seed}"
-    return name
-
-
-#: Short names of profile fields in run names (``single-minilm-quick-ep2-lr5e-05``).
-_OVERRIDE_NAMES = {"epochs": "ep", "learning_rate": "lr", "max_train_sentences": "n", "max_steps": "steps",
-                   "batch_size": "bs", "max_length": "len", "case_markers": "case"}
-
-
-def profile_overrides(profile: config.Profile) -> dict:
-    """Fields of ``profile`` that differ from its named profile (``{}`` for a plain named profile)."""
-    named = config.PROFILES.get(profile.name)
-    if named is None:
-        return {}
-    return {f: v for f, v in profile.to_dict().items() if f not in ("name", "description") and v != getattr(named, f)}
-
-
-def _plain(value):
-    """``2.0`` → ``2`` (run names and command lines), anything else unchanged."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-def override_suffix(profile: config.Profile) -> str:
-    """``-ep2-lr5e-05``-style suffix for the fields of ``profile`` that differ from its named profile."""
-
-    def part(f, v):
-        short = _OVERRIDE_NAMES.get(f, f.replace("_", ""))
-        return (short if v else f"no{short}") if isinstance(v, bool) else f"{short}{_plain(v)}"
-
-    return "".join(f"-{part(f, v)}" for f, v in profile_overrides(profile).items()).replace(" ", "")
 
 
 # ------------------------------------------------------------------------------ alignment, windows
@@ -311,17 +260,6 @@ def _check_labels(dataset) -> None:
         )
 
 
-def _train_subset(dataset, limit: int | None, seed: int):
-    """The first ``limit`` sentences after a seeded shuffle (all sentences when ``limit`` is ``None``)."""
-    if limit is None or limit >= len(dataset):
-        return dataset
-    return dataset.shuffle(seed=seed).select(range(limit))
-
-
-def _eval_subset(dataset, limit: int | None):
-    return dataset if limit is None or limit >= len(dataset) else dataset.select(range(limit))
-
-
 def load_recipe_data(
     recipe_step: str, profile: config.Profile, seed: int, annotation_set: str, data_dir=None,
 ) -> dict:
@@ -331,11 +269,10 @@ def load_recipe_data(
     original sentences are drawn for every recipe (seeded shuffle); the augmented step adds the augmented
     copies of exactly those sentences.
     """
-    from craftlib.tags import load_dataset
-
     original = load_dataset(profile=profile.name, annotation_set=annotation_set, data_dir=data_dir)
     _check_labels(original["train"])
-    train = _train_subset(original["train"], profile.max_train_sentences, seed)
+    splits = profile_splits(original, profile, seed)  # the sentences every system uses
+    train = splits["train"]
     if recipe_step == "augmented":
         from craftlib.augment import load_augmented
 
@@ -348,11 +285,7 @@ def load_recipe_data(
             aug_train = aug_train.filter(
                 lambda d, s: (d, s) in keep, input_columns=["doc_id", "sentence_id"], desc="augmented subset")
         train = aug_train
-    return {
-        "train": train,
-        "validation": _eval_subset(original["validation"], profile.max_eval_sentences),
-        "test": _eval_subset(original["test"], profile.max_eval_sentences),
-    }
+    return {**splits, "train": train}
 
 
 # ------------------------------------------------------------------------------------ training
@@ -434,10 +367,6 @@ def _training_args(output_dir: Path, profile: config.Profile, seed: int, progres
     )
 
 
-def _word_tags(dataset) -> list[list[str]]:
-    return [[config.LABELS[t] for t in tags] for tags in dataset["ner_tags"]]
-
-
 def autocast(device):
     """``torch.autocast`` in the device's mixed precision (bf16 on a CPU with native bf16, bf16/fp16 on a GPU),
     a no-op context in fp32."""
@@ -498,7 +427,7 @@ def predict_windows(model, tokenizer, features: dict, batch_size: int = 32, devi
 
 def _to_tags(ids: list[list[int]], model) -> list[list[str]]:
     id2label = {int(k): v for k, v in model.config.id2label.items()}
-    return [[id2label[i] for i in row] for row in ids]
+    return [tag_names(row, id2label) for row in ids]
 
 
 class _DevEval:
@@ -510,14 +439,12 @@ class _DevEval:
         self.features, self.tokenizer, self.batch_size = features, tokenizer, batch_size
         self.device, self.progress = device, progress
         self.n_words = [len(t) for t in dataset["tokens"]]
-        self.gold = _word_tags(dataset)
+        self.gold = dataset_tags(dataset)
         self.meta = [{k: features[k][i] for k in META_COLUMNS} for i in range(len(features["input_ids"]))]
         self.last_pred: tuple[list[list[str]], int] | None = None
         self.last_step = -1
 
     def evaluate(self, model) -> tuple[dict, tuple[list[list[str]], int]]:
-        from craftlib.evaluate import score
-
         ids, loss = predict_windows(model, self.tokenizer, self.features, self.batch_size, self.device,
                                     self.progress, desc="dev")
         words, missing = merge_windows(self.n_words, self.meta, ids)
@@ -550,7 +477,7 @@ def live_progress() -> bool:
     live kernel, or a terminal. ``False`` under papermill/nbclient and when output goes to a file (CI logs)."""
     import sys
 
-    from craftlib.viz import has_widget_frontend
+    from craftlib.runtime import has_widget_frontend
 
     ipython = sys.modules.get("IPython")
     if ipython is not None and ipython.get_ipython() is not None and hasattr(ipython.get_ipython(), "kernel"):
@@ -713,22 +640,6 @@ def _epoch_rows(log_history: list, step_name: str) -> tuple[list[dict], list[dic
     return log, epochs
 
 
-def _write_predictions(path: Path, dataset, pred: list[list[str]]) -> None:
-    tmp = path.with_suffix(".tmp")
-    gold = _word_tags(dataset)
-    with tmp.open("w") as fh:
-        for row, g, p in zip(dataset, gold, pred):
-            fh.write(json.dumps({"doc_id": row["doc_id"], "sentence_id": int(row["sentence_id"]),
-                                 "tokens": list(row["tokens"]), "gold": g, "pred": p}) + "\n")
-    tmp.replace(path)
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    tmp.replace(path)
-
-
 def plot_learning_curve(log: Sequence[dict] | str | os.PathLike, title: str = "", ax=None):
     """Training loss per logged step and dev loss/F1 per epoch (one panel; F1 on the right axis).
 
@@ -769,140 +680,161 @@ def _fmt(x, digits: int = 4) -> str:
     return "No log" if x is None else f"{x:.{digits}f}"
 
 
+#: The model card's layout (``string.Template``), filled by :func:`model_card`.
+MODEL_CARD_TEMPLATE = Path(__file__).with_name("templates") / "model_card.md"
+#: One sentence per recipe for the model card.
+RECIPE_TEXT = {
+    "single": "fine-tuned once on the original CRAFT training sentences",
+    "augmented": "fine-tuned once on the original plus the ontology-augmented CRAFT training sentences",
+    "two-step": "fine-tuned first on the original plus augmented CRAFT training sentences (step 1), then again "
+                "on the original sentences from the step-1 weights with a fresh optimizer and schedule (step 2)",
+}
+
+
 def model_card(metrics: dict) -> str:
-    """Model card in the format of the reference card (Trainer-generated), filled from ``metrics`` only."""
-    m, p, dev, test = metrics, metrics["hyperparameters"], metrics["dev"], metrics["test"]
-    v = m["versions"]
+    """Model card in the format of the reference card (Trainer-generated), filled from ``metrics`` only
+    (layout: ``craftlib/templates/model_card.md``)."""
+    m, p, dev, test, v = metrics, metrics["hyperparameters"], metrics["dev"], metrics["test"], metrics["versions"]
+    two_step = m["recipe"] == "two-step"
     rows = "\n".join(
         f"| {_fmt(e['train_loss'])} | {e['epoch']:.2f} | {e['step']} | {_fmt(e['eval_loss'])} | "
         f"{e['precision']:.4f} | {e['recall']:.4f} | {e['f1']:.4f} | {e['accuracy']:.4f} |"
-        + (f" {e['step_name']} |" if m["recipe"] == "two-step" else "")
+        + (f" {e['step_name']} |" if two_step else "")
         for e in m["dev_epochs"]
     )
-    extra_head = " Stage |" if m["recipe"] == "two-step" else ""
-    extra_rule = ":-----:|" if m["recipe"] == "two-step" else ""
     per_type = "\n".join(f"| {t} | {r['precision']:.4f} | {r['recall']:.4f} | {r['f1']:.4f} | {r['support']} |"
                          for t, r in test["per_type"].items())
-    recipe_text = {
-        "single": "fine-tuned once on the original CRAFT training sentences",
-        "augmented": "fine-tuned once on the original plus the ontology-augmented CRAFT training sentences",
-        "two-step": "fine-tuned first on the original plus augmented CRAFT training sentences (step 1), then again "
-                    "on the original sentences from the step-1 weights with a fresh optimizer and schedule (step 2)",
-    }[m["recipe"]]
-    return f"""---
-tags:
-- generated_from_trainer
-- token-classification
-datasets:
-- CRAFT
-metrics:
-- precision
-- recall
-- f1
-- accuracy
----
-
-# {m['run']}
-
-This model is `{m['base_model']}` ({m['base_model_resolved']}) {recipe_text} ({m['dataset']}, profile `{m['profile']}`).
-It achieves the following results on the evaluation (CRAFT dev) set:
-- Loss: {_fmt(m['dev_epochs'][-1]['eval_loss'] if m['dev_epochs'] else None)}
-- Precision: {dev['precision']:.4f}
-- Recall: {dev['recall']:.4f}
-- F1: {dev['f1']:.4f}
-- Accuracy: {dev['accuracy']:.4f}
-
-and on the CRAFT test set (scored once, after training):
-- Precision: {test['precision']:.4f}
-- Recall: {test['recall']:.4f}
-- F1: {test['f1']:.4f}
-- Accuracy: {test['accuracy']:.4f}
-
-All numbers were measured by the command below and are seqeval (default mode) span scores on word-level
-predictions covering every CRAFT token ({test['tokens']} test tokens in {test['sentences']} sentences).
-
-    {m['command']}
-
-## Model description
-
-Token classification (IOB2, 13 labels) of six entity types: Sequence, Cell, Protein, Gene, Taxon, Chemical.
-
-## Intended uses & limitations
-
-Teaching material (craft-ner-tutorial). Profile `{m['profile']}`: {m['profile_description']}
-
-## Training and evaluation data
-
-CRAFT v{config.CRAFT_VERSION}, annotation set `{m['annotation_set']}`; {m['train_sentences']} training sentences
-in the last step; dev {dev['sentences']} sentences, test {test['sentences']} sentences.
-
-### Test F1 per type
-
-| Type | Precision | Recall | F1 | Support |
-|:-----|:---------:|:------:|:--:|:-------:|
-{per_type}
-
-## Training procedure
-
-### Training hyperparameters
-
-The following hyperparameters were used during training:
-- learning_rate: {p['learning_rate']}
-- train_batch_size: {p['batch_size']}
-- eval_batch_size: {p['eval_batch_size']}
-- seed: {m['seed']}
-- optimizer: AdamW (torch) with betas=(0.9,0.999) and epsilon=1e-08
-- lr_scheduler_type: linear
-- num_epochs: {p['epochs']}{'' if p['max_steps'] in (-1, None) else f" (max_steps: {p['max_steps']})"}
-- max_length: {p['max_length']} (window stride {p['window_stride']})
-- precision: {m['precision_mode']}
-
-### Training results
-
-| Training Loss | Epoch | Step | Validation Loss | Precision | Recall | F1 | Accuracy |{extra_head}
-|:-------------:|:-----:|:----:|:---------------:|:---------:|:------:|:--:|:--------:|{extra_rule}
-{rows}
-
-Training time: {m['train_seconds']:.1f} s on {m['hardware']} ({m['tokens_per_second']:.0f} training sub-tokens/s).
-
-### Framework versions
-
-- Transformers {v.get('transformers')}
-- Pytorch {v.get('torch')}
-- Datasets {v.get('datasets')}
-- Tokenizers {v.get('tokenizers')}
-"""
+    fields = {
+        "run": m["run"], "base_model": m["base_model"], "base_model_resolved": m["base_model_resolved"],
+        "recipe_text": RECIPE_TEXT[m["recipe"]], "dataset": m["dataset"], "profile": m["profile"],
+        "dev_loss": _fmt(m["dev_epochs"][-1]["eval_loss"] if m["dev_epochs"] else None),
+        **{f"{name}_{k}": f"{split[k]:.4f}" for name, split in (("dev", dev), ("test", test))
+           for k in ("precision", "recall", "f1", "accuracy")},
+        "test_tokens": test["tokens"], "test_sentences": test["sentences"], "dev_sentences": dev["sentences"],
+        "command": m["command"], "profile_description": m["profile_description"],
+        "craft_version": config.CRAFT_VERSION, "annotation_set": m["annotation_set"],
+        "train_sentences": m["train_sentences"], "per_type": per_type,
+        "learning_rate": p["learning_rate"], "batch_size": p["batch_size"], "eval_batch_size": p["eval_batch_size"],
+        "seed": m["seed"],
+        "epochs": f"{p['epochs']}" + ("" if p["max_steps"] in (-1, None) else f" (max_steps: {p['max_steps']})"),
+        "max_length": p["max_length"], "window_stride": p["window_stride"], "precision_mode": m["precision_mode"],
+        "extra_head": " Stage |" if two_step else "", "extra_rule": ":-----:|" if two_step else "", "rows": rows,
+        "train_seconds": f"{m['train_seconds']:.1f}", "hardware": m["hardware"],
+        "tokens_per_second": f"{m['tokens_per_second']:.0f}",
+        **{k: v.get(k) for k in ("transformers", "torch", "datasets", "tokenizers")},
+    }
+    return Template(MODEL_CARD_TEMPLATE.read_text(encoding="utf-8")).substitute(fields)
 
 
-#: Profile fields that ``python -m craftlib train`` can override, with their CLI options.
-CLI_OVERRIDES = {"epochs": "--epochs", "learning_rate": "--learning-rate",
-                 "max_train_sentences": "--max-train-sentences", "max_steps": "--max-steps",
-                 "case_markers": "--case-markers"}
+# ------------------------------------------------------------------------------------ recipes
 
 
-def command_line(recipe: str, profile: str | config.Profile, base_model: str, seed: int, annotation_set: str,
-                 data_dir=None, models_dir=None, label_all_subtokens: bool = False) -> str:
-    """The CLI command equivalent to a :func:`train_recipe` call (written into metrics and cards)."""
-    prof = config.get_profile(profile)
-    parts = ["python", "-m", "craftlib", "train", "--recipe", recipe, "--profile", prof.name,
-             "--base-model", str(base_model), "--seed", str(seed)]
-    for f, value in profile_overrides(prof).items():
-        if f not in CLI_OVERRIDES:  # set from Python only: say so instead of printing a command that differs
-            parts += ["#", f"(also {f}={value}, set from Python)"]
-            continue
-        if isinstance(value, bool):
-            parts.append(CLI_OVERRIDES[f] if value else "--no-" + CLI_OVERRIDES[f][2:])
-            continue
-        parts += [CLI_OVERRIDES[f], str(_plain(value))]
-    if annotation_set != "proper":
-        parts += ["--annotation-set", annotation_set]
-    if data_dir:
-        parts += ["--data-dir", str(data_dir)]
-    if models_dir:
-        parts += ["--models-dir", str(models_dir)]
-    if label_all_subtokens:
-        parts.append("--label-all-subtokens")
-    return shlex.join(parts)
+@dataclass(frozen=True)
+class RunSpec:
+    """A transformer run: its recipe and everything its numbers depend on, and where it reads and writes."""
+
+    recipe: str
+    profile: config.Profile
+    base_model: str = "minilm"
+    seed: int = 42
+    annotation_set: str = "proper"
+    data_dir: str | os.PathLike | None = None
+    models_dir: str | os.PathLike | None = None
+    label_all_subtokens: bool = False
+
+    @property
+    def name(self) -> str:
+        return runs.run_name(self.recipe, self.base_model, self.profile, self.seed, self.annotation_set)
+
+    @property
+    def run_dir(self) -> Path:
+        return config.models_dir(self.models_dir) / self.name
+
+    @property
+    def command(self) -> str:
+        return runs.train_command(self.recipe, self.profile, self.base_model, self.seed, self.annotation_set,
+                                  self.data_dir, self.models_dir, self.label_all_subtokens)
+
+    def settings(self) -> dict:
+        """The metrics fields a run must match to be reused as another run's step 1."""
+        return {"profile": self.profile.name, "seed": self.seed, "base_model": str(self.base_model),
+                "annotation_set": self.annotation_set, "label_all_subtokens": self.label_all_subtokens,
+                "hyperparameters": self.profile.to_dict()}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One fine-tuning step of a recipe: its name and the training data it uses (``original``/``augmented``)."""
+
+    name: str
+    data: str
+
+
+#: Each recipe as its plan of fine-tuning steps. A ``two-step`` run's step 1 is the ``augmented`` run (reused when
+#: a matching one exists, see :func:`train_recipe`); its step 2 continues from those weights with a fresh
+#: optimizer and schedule.
+PLANS: dict[str, tuple[Step, ...]] = {
+    "single": (Step("step1", "original"),),
+    "augmented": (Step("step1", "augmented"),),
+    "two-step": (Step("step1", "augmented"), Step("step2", "original")),
+}
+
+
+@dataclass
+class RunRecord:
+    """What a run accumulates while it trains: training-log rows, dev rows per epoch, one entry per step."""
+
+    spec: RunSpec
+    logs: list[dict] = field(default_factory=list)
+    epochs: list[dict] = field(default_factory=list)
+    steps: list[dict] = field(default_factory=list)
+
+    def add_previous_run(self, step: Step, run_dir: Path, reused: bool) -> None:
+        """A finished run that is this run's ``step`` (a two-step run's step 1): its log, epochs and timings."""
+        import pandas as pd
+
+        m = json.loads((run_dir / "metrics.json").read_text())
+        self.logs += pd.read_csv(run_dir / "training_log.csv").to_dict("records")
+        self.epochs += [e | {"step_name": step.name} for e in m["dev_epochs"]]
+        self.steps.append({"name": step.name, "data": step.data, "from": str(self.spec.base_model),
+                           "run": run_dir.name, "reused": reused, "train_seconds": m["train_seconds"],
+                           "tokens_seen": m["tokens_seen"], "train_sentences": m["train_sentences"]})
+
+    def add_step(self, step: Step, start_from: str, result: StepResult) -> None:
+        """A step trained by this run (:func:`fine_tune`)."""
+        log, ep = _epoch_rows(result.log_history, step.name)
+        self.logs += log
+        self.epochs += ep
+        self.steps.append({"name": step.name, "data": step.data, "from": start_from, "run": self.spec.name,
+                           "reused": False, "train_seconds": result.train_seconds, "tokens_seen": result.tokens_seen,
+                           "train_sentences": result.train_sentences, "train_windows": result.train_windows,
+                           "global_step": result.global_step, "processes": _world_size()})
+
+    def metrics(self, dev: dict, test: dict, uncovered: dict) -> dict:
+        """``metrics.json`` of the finished run (:func:`craftlib.runs.metrics_core` plus the transformer fields)."""
+        import torch
+
+        from craftlib.models import model_info, portable_model_name
+        from craftlib.runtime import detect_device, versions
+
+        spec, prof = self.spec, self.spec.profile
+        device = detect_device()
+        train_seconds = sum(s["train_seconds"] for s in self.steps)
+        tokens_seen = sum(s["tokens_seen"] for s in self.steps)
+        core = runs.metrics_core(spec.name, "transformer", prof, spec.seed,
+                                 config.dataset_name(prof, spec.annotation_set), spec.recipe, spec.base_model)
+        return {
+            **core, "base_model_resolved": portable_model_name(spec.base_model),
+            "base_model_info": model_info(spec.base_model), "annotation_set": spec.annotation_set, "dev": dev, "test": test, "dev_epochs": self.epochs, "steps": self.steps,
+            "train_seconds": train_seconds, "tokens_seen": tokens_seen,
+            "tokens_per_second": tokens_seen / train_seconds if train_seconds else 0.0,
+            "train_sentences": self.steps[-1]["train_sentences"],
+            "words_without_subtoken": uncovered, "label_all_subtokens": spec.label_all_subtokens,
+            "hyperparameters": prof.to_dict(), "profile_description": prof.description,
+            "precision_mode": device.precision, "hardware": f"{device.type}: {device.name}",
+            "torch_threads": torch.get_num_threads(),
+            "command": spec.command, "versions": versions(), "created": runs.now(),
+        }
 
 
 def _reusable_step1(run_dir: Path, expected: dict) -> bool:
@@ -929,7 +861,11 @@ def train_recipe(
     progress: bool | None = None,
     save_checkpoints: bool = False,
 ) -> Path:
-    """Train one recipe and write ``models/<run>/`` (see ARCHITECTURE.md); return that directory.
+    """Train one recipe (its :data:`PLANS` entry) and write ``models/<run>/`` (see ARCHITECTURE.md); return that
+    directory.
+
+    The plan: a ``two-step`` run takes its step 1 from the ``augmented`` run of the same settings (trained first
+    when there is none, or when ``reuse_step1=False``), then :func:`fine_tune` runs once on the last step's data.
 
     ``progress``: ``tqdm.auto`` bars per training step and per prediction pass (``None``: when someone can see
     them, :func:`live_progress`: in JupyterLab or a terminal, not under papermill or in CI logs); training
@@ -939,95 +875,63 @@ def train_recipe(
     ``training_log.csv``, ``learning_curve.png``, ``README.md`` (model card) and
     ``predictions_{validation,test}.jsonl``.
     """
-    import pandas as pd
-
     from craftlib.models import load_model, load_tokenizer
     from craftlib.runtime import seed_everything
-    from craftlib.tags import check_dataset
 
-    prof = config.get_profile(profile)
+    if recipe not in PLANS:
+        raise CraftlibError(f"Unknown recipe {recipe!r}: choose one of {', '.join(RECIPES)}.")
+    spec = RunSpec(recipe, config.get_profile(profile), base_model, seed, annotation_set, data_dir, models_dir,
+                   label_all_subtokens)
     progress = live_progress() if progress is None else progress
-    name = run_name(recipe, base_model, prof, seed, annotation_set)
-    root = config.models_dir(models_dir)
-    run_dir = root / name
+    run_dir = spec.run_dir
     seed_everything(seed)
-    command = command_line(recipe, prof, base_model, seed, annotation_set, data_dir, models_dir,
-                           label_all_subtokens)
-
-    logs, epochs, steps = [], [], []
-    if recipe == "two-step":
-        step1_dir = root / run_name("augmented", base_model, prof, seed, annotation_set)
-        expected = {"profile": prof.name, "seed": seed, "base_model": str(base_model),
-                    "annotation_set": annotation_set, "label_all_subtokens": label_all_subtokens,
-                    "hyperparameters": prof.to_dict()}
-        reused = reuse_step1 and _reusable_step1(step1_dir, expected)
+    record = RunRecord(spec)
+    *earlier, step = PLANS[recipe]
+    start, start_from = base_model, str(base_model)
+    if earlier:  # two-step: step 1 is the augmented run (PLANS["augmented"]), reused when one matches
+        step1 = dataclasses.replace(spec, recipe="augmented")
+        reused = reuse_step1 and _reusable_step1(step1.run_dir, step1.settings())
         if not reused:
-            step1_dir = train_recipe("augmented", prof, base_model, seed, annotation_set, data_dir, models_dir,
-                                     label_all_subtokens, progress=progress, save_checkpoints=save_checkpoints)
-        step1 = json.loads((step1_dir / "metrics.json").read_text())
-        logs = pd.read_csv(step1_dir / "training_log.csv").to_dict("records")
-        epochs = [e | {"step_name": "step1"} for e in step1["dev_epochs"]]
-        steps.append({"name": "step1", "data": "augmented", "from": str(base_model), "run": step1_dir.name,
-                      "reused": reused, "train_seconds": step1["train_seconds"],
-                      "tokens_seen": step1["tokens_seen"], "train_sentences": step1["train_sentences"]})
-        tokenizer = load_tokenizer(step1_dir)
-        model = load_model(step1_dir)
-        plan = [("step2", "original", step1_dir.name)]
-    else:
-        tokenizer = load_tokenizer(base_model)
-        model = load_model(base_model)
-        plan = [("step1", "augmented" if recipe == "augmented" else "original", str(base_model))]
+            train_recipe("augmented", spec.profile, base_model, seed, annotation_set, data_dir, models_dir,
+                         label_all_subtokens, progress=progress, save_checkpoints=save_checkpoints)
+        record.add_previous_run(earlier[0], step1.run_dir, reused)
+        start, start_from = step1.run_dir, step1.run_dir.name
+    tokenizer = load_tokenizer(start)
+    model = load_model(start)
 
     # The whole run is built in a temporary folder beside models/<run>/ and renamed into place at the end, so an
     # interrupted or failed run leaves the previous complete run (or nothing) there, never a mix.
     with cache.atomic_dir(run_dir) if _is_main_process() else cache.temp_dir(run_dir) as build_dir:
-        for step_name, data_kind, start_from in plan:
-            with _main_process_first():  # several processes: the first builds missing data, the others read it
-                data = load_recipe_data(data_kind, prof, seed, annotation_set, data_dir)
-            for split, rows in data.items():
-                check_dataset(rows, f"{data_kind} {split}")
-            result = fine_tune(model, tokenizer, data, prof, seed, build_dir, label_all_subtokens, progress,
-                               save_checkpoints)
-            if result.global_step < 1:
-                raise ConfigError(f"{name}: step {step_name} made no optimizer step ({result.train_sentences} "
-                                  "training sentences): there is nothing to train on; check the profile's data "
-                                  "limits and --max-steps / --epochs.")
-            model = result.model
-            log, ep = _epoch_rows(result.log_history, step_name)
-            logs += log
-            epochs += ep
-            steps.append({"name": step_name, "data": data_kind, "from": start_from, "run": name, "reused": False,
-                          "train_seconds": result.train_seconds, "tokens_seen": result.tokens_seen,
-                          "train_sentences": result.train_sentences, "train_windows": result.train_windows,
-                          "global_step": result.global_step, "processes": _world_size()})
-
+        with _main_process_first():  # several processes: the first builds missing data, the others read it
+            data = load_recipe_data(step.data, spec.profile, seed, annotation_set, data_dir)
+        for split, rows in data.items():
+            check_dataset(rows, f"{step.data} {split}")
+        result = fine_tune(model, tokenizer, data, spec.profile, seed, build_dir, label_all_subtokens, progress,
+                           save_checkpoints)
+        if result.global_step < 1:
+            raise ConfigError(f"{spec.name}: step {step.name} made no optimizer step ({result.train_sentences} "
+                              "training sentences): there is nothing to train on; check the profile's data "
+                              "limits and --max-steps / --epochs.")
+        record.add_step(step, start_from, result)
         if _is_main_process():
-            _write_outputs(build_dir, name, recipe, prof, seed, base_model, annotation_set, label_all_subtokens,
-                           command, model, tokenizer, data, logs, epochs, steps,
-                           dev_predictions=result.dev_predictions, progress=progress)
+            _write_outputs(build_dir, record, result.model, tokenizer, data, result.dev_predictions, progress)
     _barrier()
     return run_dir
 
 
-def _write_outputs(run_dir, name, recipe, prof, seed, base_model, annotation_set, label_all_subtokens,
-                   command, model, tokenizer, data, logs, epochs, steps, dev_predictions=None,
+def _write_outputs(run_dir: Path, record: RunRecord, model, tokenizer, data: dict, dev_predictions=None,
                    progress: bool = False) -> None:
     """Save the model, final dev/test predictions and scores, metrics.json, log, curve and card.
 
     ``dev_predictions`` (tags, words without sub-token) are the last epoch's dev predictions of these very
     weights: reused instead of predicting dev a second time."""
     import pandas as pd
-    import torch
 
-    from craftlib.evaluate import score
-    from craftlib.models import model_info, portable_model_name
-    from craftlib.runtime import detect_device, versions
-
+    prof = record.spec.profile
     model.save_pretrained(run_dir, safe_serialization=True)
     tokenizer.save_pretrained(run_dir)
 
     # final dev and test metrics, computed once after training, on every CRAFT token
-    device = detect_device()
     split_scores, uncovered = {}, {}
     for split in ("validation", "test"):
         if split == "validation" and dev_predictions is not None:
@@ -1036,34 +940,18 @@ def _write_outputs(run_dir, name, recipe, prof, seed, base_model, annotation_set
             pred, missing = predict_dataset(model, tokenizer, data[split], prof.max_length, prof.window_stride,
                                             max(32, prof.eval_batch_size), progress=progress,
                                             case_markers=prof.case_markers)
-        _write_predictions(run_dir / f"predictions_{split}.jsonl", data[split], pred)
-        split_scores[split] = score(_word_tags(data[split]), pred)
+        gold = dataset_tags(data[split])
+        runs.write_predictions(runs.predictions_path(run_dir, split), [
+            {"doc_id": row["doc_id"], "sentence_id": row["sentence_id"], "tokens": row["tokens"], "gold": g, "pred": p}
+            for row, g, p in zip(data[split], gold, pred)])
+        split_scores[split] = score(gold, pred)
         uncovered[split] = missing
 
-    train_seconds = sum(s["train_seconds"] for s in steps)
-    tokens_seen = sum(s["tokens_seen"] for s in steps)
-    info = model_info(base_model)
-    metrics = {
-        "run": name, "system": "transformer", "recipe": recipe, "profile": prof.name, "seed": seed,
-        "base_model": str(base_model), "base_model_resolved": portable_model_name(base_model),
-        "base_model_info": info, "annotation_set": annotation_set,
-        "dataset": config.dataset_name(prof, annotation_set),
-        "dev": split_scores["validation"], "test": split_scores["test"],
-        "dev_epochs": epochs, "steps": steps,
-        "train_seconds": train_seconds, "tokens_seen": tokens_seen,
-        "tokens_per_second": tokens_seen / train_seconds if train_seconds else 0.0,
-        "train_sentences": steps[-1]["train_sentences"],
-        "words_without_subtoken": uncovered, "label_all_subtokens": label_all_subtokens,
-        "hyperparameters": prof.to_dict(), "profile_description": prof.description,
-        "precision_mode": device.precision, "hardware": f"{device.type}: {device.name}",
-        "torch_threads": torch.get_num_threads(),
-        "command": command, "versions": versions(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    pd.DataFrame(logs).to_csv(run_dir / "training_log.csv", index=False)
-    _save_learning_curve(run_dir / "training_log.csv", run_dir / "learning_curve.png", name)
-    (run_dir / "README.md").write_text(model_card(metrics))
-    _write_json(run_dir / "metrics.json", metrics)  # last: its presence marks a complete run
+    metrics = record.metrics(split_scores["validation"], split_scores["test"], uncovered)
+    pd.DataFrame(record.logs).to_csv(run_dir / "training_log.csv", index=False)
+    _save_learning_curve(run_dir / "training_log.csv", run_dir / "learning_curve.png", record.spec.name)
+    cache.atomic_write_text(run_dir / "README.md", model_card(metrics))
+    runs.write_metrics(run_dir, metrics)  # last: its presence marks a complete run
 
 
 def _save_learning_curve(csv_path: Path, png_path: Path, title: str) -> None:
@@ -1120,8 +1008,6 @@ def predict(model_dir: str | os.PathLike, texts_or_tokens, batch_size: int = 16,
     Returns one dict per sentence: ``tokens``, ``tags`` and ``entities`` (``text``, ``type``, token
     ``start``/``end``).
     """
-    from craftlib.viz import bio_spans
-
     model_dir = Path(model_dir)
     metrics = check_model_dir(model_dir)
     if isinstance(texts_or_tokens, str):
@@ -1207,7 +1093,7 @@ def _load_for_prediction(model_dir: Path):
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    overrides = {f: getattr(args, f) for f in CLI_OVERRIDES}
+    overrides = {f: getattr(args, f) for f in runs.CLI_OVERRIDES}
     run_dir = train_recipe(
         args.recipe, profile=config.get_profile(args.profile, **overrides), base_model=args.base_model, seed=args.seed,
         annotation_set=args.annotation_set, data_dir=args.data_dir, models_dir=args.models_dir,
@@ -1235,8 +1121,6 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 def add_commands(subparsers) -> None:
     """``train`` and ``predict`` sub-commands."""
-    from craftlib.cli import add_profile_option, max_steps_value, positive_float, positive_int, seed_value
-
     p = subparsers.add_parser(
         "train", help="fine-tune a transformer recipe (single, augmented, two-step)",
         description="Fine-tune a base model on CRAFT and write models/<run>/. Several GPUs: run the same command "

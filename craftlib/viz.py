@@ -1,7 +1,7 @@
 """Pictures and HTML: entities highlighted in text, plots of results.
 
 HTML helpers return ``str``; in a notebook wrap them with ``IPython.display.HTML``. Styles are
-inline so the rendering survives the executed-notebook HTML export.
+inline so the rendering survives the executed-notebook HTML export. The last stage: no craftlib module imports it.
 """
 
 from __future__ import annotations
@@ -9,7 +9,9 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable, Sequence
 
+from craftlib.bio import bio_spans
 from craftlib.config import ENTITY_TYPES
+from craftlib.runtime import has_widget_frontend
 
 #: One colour per entity type (colour-blind-friendly Okabe-Ito palette, lightened for text).
 TYPE_COLORS: dict[str, str] = {
@@ -74,19 +76,6 @@ def spans_html(
         items = ", ".join(f"{html.escape(text[s:e])!s} ({html.escape(lab)})" for s, e, lab in hidden)
         out += f'<div style="font-size:0.8em;color:#666">overlapping, not drawn: {items}</div>'
     return out
-
-
-def bio_spans(tags: Sequence[str]) -> list[tuple[int, int, str]]:
-    """Token spans ``(start, end_exclusive, type)`` of an IOB2 sequence (lenient: a stray ``I-`` opens a span)."""
-    spans, start, kind = [], None, None
-    for i, tag in enumerate(list(tags) + ["O"]):
-        prefix, _, t = tag.partition("-")
-        if start is not None and (prefix != "I" or t != kind):
-            spans.append((start, i, kind))
-            start, kind = None, None
-        if prefix == "B" or (prefix == "I" and start is None):
-            start, kind = i, t
-    return spans
 
 
 def tags_html(tokens: Sequence[str], tags: Sequence[str], colors: dict[str, str] | None = None) -> str:
@@ -209,43 +198,22 @@ def error_bars(counts, include_correct: bool = False, ax=None, title: str = "Whe
     return fig
 
 
-def has_widget_frontend() -> bool:
-    """Whether ipywidgets will be drawn: inside an IPython kernel that a Jupyter server started
-    (``JPY_SESSION_NAME`` is set for it), unless ``CRAFTLIB_WIDGETS=0``. ``CRAFTLIB_WIDGETS=1`` forces widgets.
-    Headless runs (papermill, nbclient) have a kernel but nobody to draw the widgets."""
-    import os
-    import sys
-
-    forced = os.environ.get("CRAFTLIB_WIDGETS")
-    if forced in ("0", "1"):
-        return forced == "1"
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None
-    in_kernel = shell is not None and hasattr(shell, "kernel")
-    return in_kernel and bool(os.environ.get("JPY_SESSION_NAME") or os.environ.get("VSCODE_PID"))
+def error_table(errors, page_size: int = 5):
+    """The first ``page_size`` errors of each category of an errors table (:func:`craftlib.evaluate.errors_table`),
+    as a ``DataFrame`` indexed by category (the static view: headless runs, exported notebooks)."""
+    cols = [c for c in ("doc_id", "sentence_id", "text", "gold", "predicted", "pred_text") if c in errors]
+    table = errors.groupby("category", sort=True).head(page_size).sort_values("category", kind="stable")
+    return table.set_index("category")[cols]
 
 
-def error_browser(errors, records=None, page_size: int = 5, interactive: bool | None = None):
-    """Page through an errors table (:func:`craftlib.evaluate.errors_table`) filtered by category and type.
-
-    ``records`` (prediction records) lets each error be drawn in its sentence (:func:`example_html`).
-    With a widget frontend (see :func:`has_widget_frontend`, or ``interactive=True``) returns an ipywidgets
-    box (already displayed); otherwise displays a static table of the first ``page_size`` errors per
-    category and returns that ``DataFrame``, so headless runs stay clean.
-    """
+def error_widget(errors, records=None, page_size: int = 5):
+    """An ipywidgets box that pages through an errors table (:func:`craftlib.evaluate.errors_table`) filtered by
+    category and type. ``records`` (prediction records) lets each error be drawn in its sentence
+    (:func:`example_html`). Returns the box (not displayed)."""
+    import ipywidgets as widgets
     from IPython.display import HTML, display
 
     by_key = {(r["doc_id"], int(r["sentence_id"])): r for r in (records or [])}
-    interactive = has_widget_frontend() if interactive is None else interactive
-    if not interactive:
-        cols = [c for c in ("doc_id", "sentence_id", "text", "gold", "predicted", "pred_text") if c in errors]
-        table = errors.groupby("category", sort=True).head(page_size).sort_values("category", kind="stable")
-        table = table.set_index("category")[cols]
-        display(table)
-        return table
-
-    import ipywidgets as widgets
-
     cat = widgets.Dropdown(options=["all", *sorted(errors["category"].unique())], description="category")
     kind = widgets.Dropdown(options=["all", *ENTITY_TYPES], description="type")
     page = widgets.BoundedIntText(value=1, min=1, max=1, description="page")
@@ -281,9 +249,19 @@ def error_browser(errors, records=None, page_size: int = 5, interactive: bool | 
         w.observe(lambda _c: (setattr(page, "value", 1), draw()), names="value")
     page.observe(draw, names="value")
     draw()
-    box = widgets.VBox([widgets.HBox([cat, kind, page]), info, out])
-    display(box)
-    return box
+    return widgets.VBox([widgets.HBox([cat, kind, page]), info, out])
+
+
+def error_browser(errors, records=None, page_size: int = 5, interactive: bool | None = None):
+    """Show the errors in a notebook: :func:`error_widget` where a widget frontend draws it
+    (:func:`craftlib.runtime.has_widget_frontend`, or ``interactive=True``), else :func:`error_table` (so headless
+    runs stay clean). Displays it and returns what it displayed."""
+    from IPython.display import display
+
+    interactive = has_widget_frontend() if interactive is None else interactive
+    shown = error_widget(errors, records, page_size) if interactive else error_table(errors, page_size)
+    display(shown)
+    return shown
 
 
 def side_by_side_html(
@@ -302,7 +280,7 @@ def side_by_side_html(
 
 
 __all__ = [
-    "CATEGORY_COLORS", "ENTITY_TYPES", "MODULE_COLORS", "TYPE_COLORS", "bio_spans", "confusion_heatmap",
-    "error_bars", "error_browser", "example_html", "f1_bars", "has_widget_frontend", "legend_html", "side_by_side_html",
+    "CATEGORY_COLORS", "ENTITY_TYPES", "MODULE_COLORS", "TYPE_COLORS", "confusion_heatmap", "error_bars",
+    "error_browser", "error_table", "error_widget", "example_html", "f1_bars", "legend_html", "side_by_side_html",
     "spans_html", "tags_html",
 ]

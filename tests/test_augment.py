@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from craftlib import augment, config, tags
+from craftlib import augment, bio, config, tags
 from craftlib.errors import CraftlibError
 from tests.conftest import FIXTURES
 
@@ -108,7 +108,7 @@ def test_structure_provenance_and_validity(dsd, augmented):
     label_names = names(train)
     for row in train:
         tag_strs = [label_names[i] for i in row["ner_tags"]]
-        tags.validate_iob2(tag_strs)
+        bio.validate_iob2(tag_strs)
         reps = json.loads(row["replacements"])
         assert bool(reps) == (row["origin"] == "augmented")
         for r in reps:
@@ -121,7 +121,7 @@ def test_structure_provenance_and_validity(dsd, augmented):
 
 
 def test_o_tokens_unchanged_and_copies_match_their_original(dsd, augmented):
-    from craftlib.viz import bio_spans
+    from craftlib.bio import bio_spans
 
     out, _ = augmented
     train, n = out["train"], len(dsd["train"])

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from craftlib import baseline, config, ontology, tags
+from craftlib import baseline, bio, config, ontology, tags
 from craftlib.evaluate import score
 from tests.conftest import FIXTURES
 
@@ -55,7 +55,7 @@ def test_output_is_valid_iob2_and_scored(tagger):
     gold = [["B-Gene", "O", "B-Taxon"], ["O", "O"]]
     pred = [tagger.tag(["Shh", "in", "mice"]), tagger.tag(["no", "entities"])]
     for p in pred:
-        tags.validate_iob2(p)
+        bio.validate_iob2(p)
     s = score(gold, pred)
     assert s["per_type"]["Gene"]["f1"] == 1.0 and s["per_type"]["Taxon"]["f1"] == 0.0  # "mice" ≠ "mouse"
 

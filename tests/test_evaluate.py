@@ -11,6 +11,7 @@ import pytest
 from seqeval.metrics.sequence_labeling import get_entities
 
 from craftlib import evaluate as ev
+from craftlib import pipeline, runs
 from craftlib.config import ENTITY_TYPES, LABELS
 from craftlib.errors import CraftlibError
 
@@ -273,7 +274,7 @@ def test_build_plan_says_what_would_be_built(tmp_path):
     write_jsonl(tmp_path / "models" / "dictionary-smoke" / "predictions_test.jsonl", random_records(1, n_sent=2))
     (tmp_path / "results" / "single-minilm-smoke").mkdir(parents=True)
     (tmp_path / "results" / "single-minilm-smoke" / "metrics.json").write_text(json.dumps({"train_seconds": 12.5}))
-    plan = ev.build_plan(["dictionary", "single"], "smoke", models_dir=tmp_path / "models",
+    plan = pipeline.build_plan(["dictionary", "single"], "smoke", models_dir=tmp_path / "models",
                          results_dir=tmp_path / "results")
     assert [(p["run"], p["action"]) for p in plan] == [("dictionary-smoke", "read"), ("single-minilm-smoke", "build")]
     assert plan[0]["command"] == "python -m craftlib baseline --profile smoke"
@@ -413,16 +414,16 @@ def test_evaluate_command_writes_errors(tmp_path, capsys):
     assert "strict-IOB2" in capsys.readouterr().out
 
 
-def test_load_system_predictions_reads_the_run_folder(tmp_path):
+def test_load_or_build_reads_the_run_folder(tmp_path):
     records = random_records(4, n_sent=3)
     write_jsonl(tmp_path / "dictionary-smoke" / "predictions_test.jsonl", records)
-    run, got = ev.load_system_predictions("dictionary", "smoke", models_dir=tmp_path, build_if_missing=False)
+    run, got = pipeline.load_or_build("dictionary", "smoke", models_dir=tmp_path, build_if_missing=False)
     assert run == "dictionary-smoke" and got == records
     with pytest.raises(CraftlibError, match="No predictions file"):
-        ev.load_system_predictions("dictionary", "quick", models_dir=tmp_path, build_if_missing=False)
+        pipeline.load_or_build("dictionary", "quick", models_dir=tmp_path, build_if_missing=False)
     with pytest.raises(CraftlibError, match="Unknown system"):
-        ev.load_system_predictions("crf++", "smoke", models_dir=tmp_path)
-    assert ev.system_run_name("two-step", "quick") == "two-step-minilm-quick"
+        pipeline.load_or_build("crf++", "smoke", models_dir=tmp_path)
+    assert runs.system_run_name("two-step", "quick") == "two-step-minilm-quick"
 
 
 def _fake_metrics(run, system, recipe, f1, profile="quick"):
@@ -440,7 +441,7 @@ def test_results_markdown_lists_runs_in_order_with_commands(tmp_path):
         (tmp_path / run).mkdir()
         (tmp_path / run / "metrics.json").write_text(json.dumps(_fake_metrics(run, system, recipe, f1)))
     (tmp_path / "not-a-run").mkdir()  # folders without metrics.json are ignored
-    md = ev.results_markdown(tmp_path)
+    md = runs.results_markdown(tmp_path)
     body = [line for line in md.splitlines() if line.startswith("| `")]
     assert [line.split("`")[1] for line in body] == ["dictionary-quick", "crf-quick", "single-minilm-quick",
                                                                 "two-step-minilm-quick"]
@@ -464,7 +465,7 @@ def test_results_markdown_shows_new_fields_and_bootstrap(tmp_path):
         m["test"] = ev.score([r["gold"] for r in rs], [r["pred"] for r in rs])
         (tmp_path / run).mkdir()
         (tmp_path / run / "metrics.json").write_text(json.dumps(m))
-    md = ev.results_markdown(tmp_path)
+    md = runs.results_markdown(tmp_path)
     single = next(line for line in md.splitlines() if line.startswith("| `single"))
     # single: 1 of 2 predicted, 1 of 3 gold spans right (F1 0.4); merged: Gene->Protein is right too (P 1, R 2/3,
     # F1 0.8); strict = default here; token acc. 3 of 5; all-O floor: 2 of 5 gold tags are O
@@ -481,7 +482,7 @@ def test_results_markdown_shows_new_fields_and_bootstrap(tmp_path):
     saved = json.loads(out.read_text())
     assert saved["documents"] == 2 and saved["n_resamples"] == 200 and "--n 200" in saved["command"]
     assert "tokens" not in json.dumps(saved) and "t0" not in json.dumps(saved)  # no corpus text
-    md = ev.results_markdown(tmp_path)
+    md = runs.results_markdown(tmp_path)
     assert "No bootstrap intervals" not in md and "Paired bootstrap over the 2 test documents" in md
     assert "| `two-step-minilm-quick` | 1.000 | [1.000, 1.000] |" in md
     assert "| `two-step-minilm-quick` − `single-minilm-quick` | +0.600 |" in md
@@ -498,14 +499,14 @@ def test_update_readme_rewrites_only_the_block(tmp_path):
         json.dumps(_fake_metrics("single-minilm-quick", "transformer", "single", 0.5)))
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- RESULTS -->\nold table\n<!-- /RESULTS -->\noutro\n")
-    assert ev.update_readme(readme, results) is True
+    assert runs.update_readme(readme, results) is True
     text = readme.read_text()
     assert text.startswith("intro\n<!-- RESULTS -->\n| run |") and text.endswith("<!-- /RESULTS -->\noutro\n")
     assert "old table" not in text and "0.5000" in text
-    assert ev.update_readme(readme, results) is False  # idempotent
+    assert runs.update_readme(readme, results) is False  # idempotent
     readme.write_text("no markers")
     with pytest.raises(CraftlibError, match="RESULTS"):
-        ev.update_readme(readme, results)
+        runs.update_readme(readme, results)
 
 
 def test_rescore_rewrites_only_the_scores(tmp_path):

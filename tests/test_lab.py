@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from craftlib import config, corpus, evaluate, models, train
+from craftlib import config, corpus, models, runs, train
 from craftlib.errors import CraftlibError
 from tests.test_train import _synthetic, tiny_model_dir  # noqa: F401  (module fixture reused)
 
@@ -176,23 +176,23 @@ def test_runs_write_outside_the_committed_results(monkeypatch):
 
 
 def test_publish_copies_only_what_may_be_committed(tmp_path):
-    models_dir, runs, dest = tmp_path / "models", tmp_path / "runs", tmp_path / "results"
+    models_dir, outputs, dest = tmp_path / "models", tmp_path / "runs", tmp_path / "results"
     run = models_dir / "two-step-minilm-quick"
     run.mkdir(parents=True)
     for name in ("metrics.json", "README.md", "training_log.csv", "learning_curve.png", "model.safetensors",
                  "predictions_test.jsonl"):
         (run / name).write_text("{}")
-    (runs / "error_analysis-quick").mkdir(parents=True)
+    (outputs / "error_analysis-quick").mkdir(parents=True)
     for name in ("f1_per_type.png", "summary.json", "errors-two-step-minilm-quick.csv"):
-        (runs / "error_analysis-quick" / name).write_text("x")
-    (runs / "peers-quick.json").write_text("{}")
-    (runs / "peers-quick.md").write_text("#")
-    written = evaluate.publish(["two-step-minilm-quick", "error_analysis-quick", "peers-quick"],
-                               models_dir, runs, dest)
-    assert sorted(p.name for p in (dest / "two-step-minilm-quick").iterdir()) == sorted(evaluate.PUBLISHED_RUN_FILES)
+        (outputs / "error_analysis-quick" / name).write_text("x")
+    (outputs / "peers-quick.json").write_text("{}")
+    (outputs / "peers-quick.md").write_text("#")
+    written = runs.publish(["two-step-minilm-quick", "error_analysis-quick", "peers-quick"],
+                           models_dir, outputs, dest)
+    assert sorted(p.name for p in (dest / "two-step-minilm-quick").iterdir()) == sorted(runs.PUBLISHED_RUN_FILES)
     assert [p.name for p in (dest / "error_analysis-quick").iterdir()] == ["f1_per_type.png"]  # nothing quoting CRAFT
     assert {p.name for p in written} >= {"peers-quick.json", "peers-quick.md"}
     assert not [p for p in dest.iterdir() if p.name.startswith(".")]  # no temporary folder left
     with pytest.raises(CraftlibError, match="Nothing to publish"):
-        evaluate.publish(["no-such-run"], models_dir, runs, dest)
+        runs.publish(["no-such-run"], models_dir, outputs, dest)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import ast
 import json
 import re
@@ -83,10 +84,27 @@ def test_no_corpus_or_ontology_data_committed():
     assert offenders == []
 
 
+#: Every command of ``python -m craftlib`` (README and the notebooks name them): removing one fails the test below.
+COMMANDS = {"doctor", "data", "gene-rules", "entity-lists", "augment", "baseline", "train", "predict", "evaluate",
+            "compare", "results", "publish", "benchmark", "bundle"}
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(sub.choices)
+
+
 def test_cli_lists_every_command():
+    """The parser's sub-commands (not substrings of the help text): each known command is there, runs a function,
+    and ``--help`` lists every one of them."""
+    from craftlib.cli import build_parser
+
+    commands = _subcommands(build_parser())
+    assert COMMANDS <= set(commands), f"missing commands: {sorted(COMMANDS - set(commands))}"
+    assert all(callable(p.get_default("func")) for p in commands.values())
     out = subprocess.run([sys.executable, "-m", "craftlib", "--help"], capture_output=True, text=True, check=True)
-    for command in ("data", "entity-lists", "augment", "baseline", "train", "predict", "evaluate", "benchmark"):
-        assert command in out.stdout, f"`python -m craftlib --help` lacks {command!r}"
+    shown = set(re.findall(r"^ {4}(\S+)", out.stdout, re.MULTILINE))
+    assert set(commands) <= shown, f"--help does not list {sorted(set(commands) - shown)}"
 
 
 def test_import_has_no_heavy_side_effects():
@@ -97,7 +115,7 @@ def test_import_has_no_heavy_side_effects():
 
 def test_readme_results_block_is_generated_from_committed_metrics():
     """The README's results table is the output of `python -m craftlib results` on results/: no typed numbers."""
-    from craftlib.evaluate import README_BEGIN, README_END, results_markdown
+    from craftlib.runs import README_BEGIN, README_END, results_markdown
 
     readme = (ROOT / "README.md").read_text()
     block = readme.split(README_BEGIN, 1)[1].split(README_END, 1)[0]
@@ -152,3 +170,13 @@ def test_binder_uses_the_lock_file():
     reqs = (ROOT / "binder" / "requirements.txt").read_text().split()
     assert "../requirements/lock.txt" in reqs
     assert "pip install --no-deps -e ." in (ROOT / "binder" / "postBuild").read_text()
+
+
+def test_package_data_ships_the_templates():
+    """Files craftlib reads at run time (the model card template) are package data, so an installed wheel has them."""
+    from fnmatch import fnmatch
+
+    globs = PYPROJECT["tool"]["setuptools"]["package-data"]["craftlib"]
+    files = [p.relative_to(ROOT / "craftlib").as_posix() for p in (ROOT / "craftlib" / "templates").rglob("*")
+             if p.is_file()]
+    assert files and all(any(fnmatch(f, g) for g in globs) for f in files), (files, globs)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from craftlib import config, corpus, tags
+from craftlib import bio, config, corpus, tags
 from craftlib.errors import BIOError, CraftlibError
 from tests.conftest import FIXTURES, require_local_craft
 
@@ -44,7 +44,7 @@ def tagged(sentence) -> list[tuple[str, str]]:
     [["O", "B-Gene", "I-Gene", "O"], ["B-Cell", "B-Cell", "I-Cell"], [], ["O"]],
 )
 def test_valid_iob2(seq):
-    tags.validate_iob2(seq)
+    bio.validate_iob2(seq)
 
 
 @pytest.mark.parametrize(
@@ -53,15 +53,15 @@ def test_valid_iob2(seq):
 )
 def test_invalid_iob2_names_the_position(seq, pos):
     with pytest.raises(BIOError, match=f"position {pos}"):
-        tags.validate_iob2(seq)
+        bio.validate_iob2(seq)
 
 
 def test_spans_to_bio_and_back():
-    bio = tags.spans_to_bio(5, [(0, 2, "Gene"), (3, 4, "Taxon")])
-    assert bio == ["B-Gene", "I-Gene", "O", "B-Taxon", "O"]
-    assert tags.bio_entities(bio) == [(0, 2, "Gene"), (3, 4, "Taxon")]
+    seq = bio.spans_to_bio(5, [(0, 2, "Gene"), (3, 4, "Taxon")])
+    assert seq == ["B-Gene", "I-Gene", "O", "B-Taxon", "O"]
+    assert bio.bio_spans(seq) == bio.bio_entities(seq) == [(0, 2, "Gene"), (3, 4, "Taxon")]
     with pytest.raises(BIOError):
-        tags.spans_to_bio(3, [(0, 2, "Gene"), (1, 3, "Cell")])
+        bio.spans_to_bio(3, [(0, 2, "Gene"), (1, 3, "Cell")])
 
 
 def test_unknown_policy_is_refused():
@@ -374,7 +374,7 @@ def test_every_written_sequence_is_valid_iob2(built):
     names = dsd["train"].features["ner_tags"].feature.names
     for split in dsd.values():
         for row in split:
-            tags.validate_iob2([names[i] for i in row["ner_tags"]])
+            bio.validate_iob2([names[i] for i in row["ner_tags"]])
 
 
 def test_worker_processes_give_the_same_dataset(built, tmp_path):

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from craftlib import config, train
+from craftlib import config, runs, train
 from craftlib.errors import CraftlibError
 
 L = config.LABEL2ID
@@ -115,28 +115,28 @@ def test_stride_too_large_is_refused():
 
 
 def test_run_name():
-    assert train.run_name("two-step", "minilm", "quick") == "two-step-minilm-quick"
-    assert train.run_name("single", "dmis-lab/biobert-base-cased-v1.2", "full") == "single-biobert-base-cased-v1.2-full"
-    assert train.run_name("augmented", "minilm", "smoke", seed=7) == "augmented-minilm-smoke-seed7"
+    assert runs.run_name("two-step", "minilm", "quick") == "two-step-minilm-quick"
+    assert runs.run_name("single", "dmis-lab/biobert-base-cased-v1.2", "full") == "single-biobert-base-cased-v1.2-full"
+    assert runs.run_name("augmented", "minilm", "smoke", seed=7) == "augmented-minilm-smoke-seed7"
     with pytest.raises(CraftlibError):
-        train.run_name("triple", "minilm", "smoke")
+        runs.run_name("triple", "minilm", "smoke")
 
 
 def test_overridden_hyperparameters_get_their_own_run_name_and_command():
     quick = config.get_profile("quick")
     same = config.get_profile("quick", epochs=float(quick.epochs), learning_rate=quick.learning_rate)
-    assert train.run_name("single", "minilm", same) == "single-minilm-quick"  # no real change, no suffix
+    assert runs.run_name("single", "minilm", same) == "single-minilm-quick"  # no real change, no suffix
     two = config.get_profile("quick", epochs=2.0, learning_rate=5e-5)
-    assert train.run_name("single", "minilm", two, seed=3) == "single-minilm-quick-lr5e-05-ep2-seed3"
-    cmd = train.command_line("single", two, "minilm", 3, "proper")
+    assert runs.run_name("single", "minilm", two, seed=3) == "single-minilm-quick-lr5e-05-ep2-seed3"
+    cmd = runs.train_command("single", two, "minilm", 3, "proper")
     assert cmd.endswith("--seed 3 --learning-rate 5e-05 --epochs 2")
     # the printed command really parses back to the same profile
     from craftlib.cli import build_parser
 
     args = build_parser().parse_args(cmd.split()[3:])
-    assert config.get_profile(args.profile, **{f: getattr(args, f) for f in train.CLI_OVERRIDES}) == two
+    assert config.get_profile(args.profile, **{f: getattr(args, f) for f in runs.CLI_OVERRIDES}) == two
     # a field the CLI cannot set is named, not silently dropped
-    assert "max_length=32" in train.command_line("single", config.get_profile("quick", max_length=32), "minilm", 42,
+    assert "max_length=32" in runs.train_command("single", config.get_profile("quick", max_length=32), "minilm", 42,
                                                  "proper")
 
 
@@ -240,8 +240,8 @@ def test_train_recipe_outputs(tiny_model_dir, tmp_path, monkeypatch):
     base = str(tiny_model_dir)
     out = train.train_recipe("two-step", prof, base_model=base, seed=42, models_dir=tmp_path, progress=False)
     assert calls == ["augmented", "original"]  # step 1 trained first (as the augmented run), then step 2
-    assert out.name == train.run_name("two-step", base, prof)
-    assert (tmp_path / train.run_name("augmented", base, prof) / "metrics.json").is_file()
+    assert out.name == runs.run_name("two-step", base, prof)
+    assert (tmp_path / runs.run_name("augmented", base, prof) / "metrics.json").is_file()
     m = json.loads((out / "metrics.json").read_text())
     for key in ("run", "system", "recipe", "profile", "seed", "base_model", "dataset", "dev", "test",
                 "train_seconds", "command", "versions", "hardware", "created", "dev_epochs", "tokens_per_second"):
@@ -330,8 +330,8 @@ def test_case_markers_cover_every_word_and_carry_no_label():
 
 def test_case_markers_in_run_names_and_commands():
     prof = config.get_profile("quick", case_markers=True)
-    assert train.run_name("single", "minilm", prof) == "single-minilm-quick-case"
-    assert "--case-markers" in train.command_line("single", prof, "minilm", 42, "proper")
+    assert runs.run_name("single", "minilm", prof) == "single-minilm-quick-case"
+    assert "--case-markers" in runs.train_command("single", prof, "minilm", 42, "proper")
 
 
 # --------------------------------------------------------------- atomic runs, incomplete runs, bad data
@@ -356,7 +356,7 @@ def test_an_interrupted_run_leaves_the_previous_complete_run_untouched(tiny_mode
     real = train._write_outputs
 
     def crash_after_the_weights(run_dir, *args, **kwargs):
-        args[8].save_pretrained(run_dir)  # the model: new weights are written first...
+        args[1].save_pretrained(run_dir)  # the model: new weights are written first...
         (run_dir / "predictions_test.jsonl").write_text("{}\n")
         raise KeyboardInterrupt  # ...then the run is killed
 
@@ -368,7 +368,7 @@ def test_an_interrupted_run_leaves_the_previous_complete_run_untouched(tiny_mode
     with pytest.raises(KeyboardInterrupt):  # a run that never completed leaves no folder at all
         train.train_recipe("single", prof, base_model=str(tiny_model_dir), models_dir=tmp_path, seed=7,
                            progress=False)
-    assert not (tmp_path / train.run_name("single", str(tiny_model_dir), prof, seed=7)).exists()
+    assert not (tmp_path / runs.run_name("single", str(tiny_model_dir), prof, seed=7)).exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
     monkeypatch.setattr(train, "_write_outputs", real)
 

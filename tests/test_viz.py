@@ -8,8 +8,8 @@ import matplotlib
 import pytest
 from seqeval.metrics.sequence_labeling import get_entities
 
+from craftlib import bio, runtime, viz
 from craftlib import evaluate as ev
-from craftlib import viz
 from craftlib.config import ENTITY_TYPES, LABELS
 
 matplotlib.use("Agg")
@@ -20,7 +20,7 @@ def test_bio_spans_agree_with_seqeval_default(seed):
     rng = random.Random(seed)
     for _ in range(200):
         tags = [rng.choice(LABELS) for _ in range(rng.randint(0, 15))]
-        ours = [(t, s, e - 1) for s, e, t in viz.bio_spans(tags)]
+        ours = [(t, s, e - 1) for s, e, t in bio.bio_spans(tags)]
         assert ours == get_entities(tags), tags
 
 
@@ -80,11 +80,13 @@ def test_error_browser_static_and_interactive(monkeypatch):
     records, m = mentions()
     errors = ev.errors_table(m)
     monkeypatch.setenv("CRAFTLIB_WIDGETS", "0")
-    assert viz.has_widget_frontend() is False
+    assert runtime.has_widget_frontend() is False
     table = viz.error_browser(errors, records, page_size=1)
     assert sorted(table.index) == sorted(errors["category"]) and "text" in table.columns
     monkeypatch.setenv("CRAFTLIB_WIDGETS", "1")
-    assert viz.has_widget_frontend() is True
+    assert runtime.has_widget_frontend() is True
+    assert viz.error_table(errors, page_size=1).equals(table)  # the static view, on its own
+    assert type(viz.error_widget(errors, records, page_size=1)).__name__ == "VBox"  # the widget, not displayed
     box = viz.error_browser(errors, records, page_size=1)
     (cat, kind, page), info, _out = box.children[0].children, box.children[1], box.children[2]
     assert info.value == f"{len(errors)} errors, page 1/{len(errors)}"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 
 from craftlib import config
+from craftlib.options import add_profile_option, seed_value
 
 
 def _cmd_benchmark(args: argparse.Namespace) -> int:
@@ -36,7 +37,6 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
 
 
 def add_commands(subparsers) -> None:
-    from craftlib.cli import add_profile_option, seed_value
     from craftlib.peers.runner import SYSTEMS
 
     p = subparsers.add_parser(

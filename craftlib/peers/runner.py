@@ -33,11 +33,14 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-from craftlib import config
+from craftlib import cache, config, runs
+from craftlib.bio import tag_names
 from craftlib.errors import CraftlibError
-from craftlib.evaluate import read_predictions, score
+from craftlib.evaluate import score
 from craftlib.peers.report import hardware_line, markdown_report
+from craftlib.runs import read_predictions
 from craftlib.runtime import TRACKED_PACKAGES, versions
+from craftlib.tags import profile_splits
 
 #: Peer-specific knobs per profile (the data limits come from ``config.get_profile``). The CRF uses
 #: the sklearn-crfsuite tutorial's regularisation (c1 = c2 = 0.1), untuned; spaCy uses its quickstart
@@ -75,57 +78,30 @@ MEMORY_METHOD = (
 
 
 def run_name(system: str, profile: str, seed: int = 42, annotation_set: str = "proper") -> str:
-    """``models/`` folder of a system: :func:`craftlib.evaluate.system_run_name` for the project's systems,
-    ``crf-<profile>`` / ``spacy-<profile>`` for the peers (suffixed like the recipes for a non-default
-    annotation set or seed)."""
-    if SYSTEMS[system] == "external":
-        from craftlib.evaluate import system_run_name
-
-        return system_run_name(system, profile, "minilm", seed=seed, annotation_set=annotation_set)
-    name = f"{system}-{profile}"
-    if annotation_set != "proper":
-        name += f"-{annotation_set}"
-    return name + (f"-seed{seed}" if seed != 42 else "")
-
-
-def producing_command(system: str, profile: str, seed: int, annotation_set: str = "proper") -> str:
-    """The command that creates an external system's run directory."""
-    extra = f" --annotation-set {annotation_set}" if annotation_set != "proper" else ""
-    if system == "dictionary":
-        return f"python -m craftlib baseline --profile {profile}{extra}"
-    if system in TRANSFORMER_RECIPES:
-        return f"python -m craftlib train --recipe {system} --base-model minilm --profile {profile} --seed {seed}{extra}"
-    return f"python -m craftlib benchmark --profile {profile} --systems {system} --seed {seed}{extra}"
+    """``models/`` folder of a system (:func:`craftlib.runs.system_run_name`, base model ``minilm``)."""
+    return runs.system_run_name(system, profile, "minilm", seed=seed, annotation_set=annotation_set)
 
 
 # ----------------------------------------------------------------------------------------- the data
-
-
-def _tag_names(tags: Sequence) -> list[str]:
-    return [config.ID2LABEL[t] if isinstance(t, int) else str(t) for t in tags]
 
 
 def to_records(split) -> list[dict]:
     """``{"doc_id", "sentence_id", "tokens", "tags"}`` per sentence (tags as strings), in dataset order."""
     return [
         {"doc_id": str(rec["doc_id"]), "sentence_id": int(rec["sentence_id"]),
-         "tokens": list(rec["tokens"]), "tags": _tag_names(rec["ner_tags"])}
+         "tokens": list(rec["tokens"]), "tags": tag_names(rec["ner_tags"])}
         for rec in split
     ]
 
 
 def prepare_sentences(dataset: Mapping, profile: config.Profile, seed: int) -> dict[str, list[dict]]:
     """Train/validation/test sentences every system uses, cut to the profile's limits exactly as the
-    transformer recipes cut them (:mod:`craftlib.train`: a seeded shuffle of train, the first sentences
-    of dev and test)."""
-    from craftlib.train import _eval_subset, _train_subset
-
+    transformer recipes cut them (:func:`craftlib.tags.profile_splits`: a seeded shuffle of train, the first
+    sentences of dev and test)."""
     missing = [s for s in ("train", "validation", "test") if s not in dataset]
     if missing:
         raise CraftlibError(f"The dataset has no {missing} split(s): rebuild it with `python -m craftlib data`.")
-    out = {"train": to_records(_train_subset(dataset["train"], profile.max_train_sentences, seed))}
-    for split in ("validation", "test"):
-        out[split] = to_records(_eval_subset(dataset[split], profile.max_eval_sentences))
+    out = {split: to_records(rows) for split, rows in profile_splits(dataset, profile, seed).items()}
     for split, recs in out.items():
         if not recs:
             raise CraftlibError(f"The {split} split is empty: the benchmark needs sentences in every split.")
@@ -198,28 +174,9 @@ def disk_size_mb(path: Path, exclude: Sequence[str] = ()) -> float | None:
     return sum(p.stat().st_size for p in files) / 2**20 if files else None
 
 
-def _write_json(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    tmp.replace(path)
-
-
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def write_predictions(path: Path, records: list[dict], pred: list[list[str]]) -> None:
-    """``predictions_<split>.jsonl`` (ARCHITECTURE.md format), written atomically."""
-    lines = (
-        json.dumps({"doc_id": r["doc_id"], "sentence_id": r["sentence_id"], "tokens": r["tokens"],
-                    "gold": r["tags"], "pred": p})
-        for r, p in zip(records, pred)
-    )
-    _write_text(path, "\n".join(lines) + "\n")
+    """``predictions_<split>.jsonl`` of the benchmark's sentences (gold tags in ``tags``) and a system's tags."""
+    runs.write_predictions(path, ({**r, "gold": r["tags"], "pred": p} for r, p in zip(records, pred)))
 
 
 # ----------------------------------------------------------------------------------------- systems
@@ -240,7 +197,7 @@ def _run_peer(system: str, sentences_file: Path, sentences: dict, run_dir: Path,
     for split, key in (("validation", "dev"), ("test", "test")):
         recs = sentences[split]
         scores[key] = score([r["tags"] for r in recs], result["pred"][split])
-        write_predictions(run_dir / f"predictions_{split}.jsonl", recs, result["pred"][split])
+        write_predictions(runs.predictions_path(run_dir, split), recs, result["pred"][split])
     n_test = len(sentences["test"])
     row = {
         **entry, "status": "ok", "source": "trained and evaluated by this benchmark", "same_sentences": True,
@@ -255,12 +212,12 @@ def _run_peer(system: str, sentences_file: Path, sentences: dict, run_dir: Path,
         "wall_seconds": wall,
     }
     metrics = {
-        "run": run_dir.name, "system": system, "recipe": None, "profile": prof.name, "seed": seed,
-        "base_model": None, **{k: row[k] for k in ("dev", "test", "train_seconds", "inference_sentences_per_second",
-                                                   "peak_memory_mb", "model_size_mb", "settings")},
+        **runs.metrics_core(run_dir.name, system, prof, seed, common["dataset"]),
+        **{k: row[k] for k in ("dev", "test", "train_seconds", "inference_sentences_per_second", "peak_memory_mb",
+                               "model_size_mb", "settings")},
         **common,
     }
-    _write_json(run_dir / "metrics.json", metrics)
+    runs.write_metrics(run_dir, metrics)
     return row
 
 
@@ -292,7 +249,7 @@ def _read_external(system: str, run_dir: Path, sentences: dict, prof: config.Pro
                    annotation_set: str, data_dir=None) -> dict:
     """A system trained elsewhere: re-score its predictions on our sentences, or say it was not run."""
     entry = {"system": system, "run": run_dir.name, "kind": "external",
-             "command": producing_command(system, prof.name, seed, annotation_set)}
+             "command": runs.build_command(system, prof.name, "minilm", seed, annotation_set)}
     metrics_path = run_dir / "metrics.json"
     if not metrics_path.is_file():
         return {**entry, "status": "not run", "note": f"no {metrics_path}; run: {entry['command']}"}
@@ -308,7 +265,7 @@ def _read_external(system: str, run_dir: Path, sentences: dict, prof: config.Pro
 
         row["model_size_mb"] = disk_size_mb(lists_dir(prof, annotation_set, data_dir))
     for split, key in (("validation", "dev"), ("test", "test")):
-        pred_path = run_dir / f"predictions_{split}.jsonl"
+        pred_path = runs.predictions_path(run_dir, split)
         if not pred_path.is_file():
             row[key] = metrics.get(key)
             row["status"], row["same_sentences"] = "metrics only", None
@@ -445,8 +402,8 @@ def run_benchmark(
         "total_seconds": time.perf_counter() - t_start,
         "systems": rows,
     }
-    _write_json(results / f"peers-{prof.name}.json", report)
-    _write_text(results / f"peers-{prof.name}.md", markdown_report(report))
+    cache.atomic_write_json(results / f"peers-{prof.name}.json", report)
+    cache.atomic_write_text(results / f"peers-{prof.name}.md", markdown_report(report))
     print(f"[benchmark] wrote {results / f'peers-{prof.name}.json'} and .md", flush=True)
     return report
 
