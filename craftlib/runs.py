@@ -46,7 +46,7 @@ def model_slug(base_model: str | os.PathLike | None) -> str:
 
 def run_name(
     recipe: str, base_model: str | None = "minilm", profile: str | config.Profile | None = None,
-    seed: int = 42, annotation_set: str = "proper",
+    seed: int = 42, annotation_set: str = "proper", label_all_subtokens: bool = False,
 ) -> str:
     """``<recipe>-<base>-<profile>`` (e.g. ``two-step-minilm-quick``); hyperparameters changed from the named
     profile (:func:`override_suffix`, e.g. ``-ep2``), ``-extensions`` / ``-seed<N>`` are appended for overridden
@@ -55,6 +55,8 @@ def run_name(
         raise CraftlibError(f"Unknown recipe {recipe!r}: choose one of {', '.join(RECIPES)}.")
     prof = config.get_profile(profile)
     name = f"{recipe}-{model_slug(base_model)}-{prof.name}" + override_suffix(prof)
+    if label_all_subtokens:  # another labelling of the same data: never overwrites the standard run
+        name += "-allsub"
     if annotation_set != "proper":
         name += f"-{annotation_set}"
     if seed != 42:

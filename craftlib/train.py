@@ -744,7 +744,8 @@ class RunSpec:
 
     @property
     def name(self) -> str:
-        return runs.run_name(self.recipe, self.base_model, self.profile, self.seed, self.annotation_set)
+        return runs.run_name(self.recipe, self.base_model, self.profile, self.seed, self.annotation_set,
+                             self.label_all_subtokens)
 
     @property
     def run_dir(self) -> Path:

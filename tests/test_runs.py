@@ -83,3 +83,10 @@ def test_every_system_cuts_the_data_the_same_way():
     assert cut["validation"]["sentence_id"] == list(range(5))
     assert cut["train"]["sentence_id"] == tags.train_subset(data["train"], 10, 1)["sentence_id"] != list(range(10))
     assert prepare_sentences(data, prof, 1) == {s: to_records(rows) for s, rows in cut.items()}
+
+
+def test_label_all_subtokens_gets_its_own_run_name():
+    from craftlib import runs
+
+    assert runs.run_name("single", "minilm", "quick") == "single-minilm-quick"
+    assert runs.run_name("single", "minilm", "quick", label_all_subtokens=True) == "single-minilm-quick-allsub"
