@@ -27,7 +27,7 @@ from craftlib.bio import bio_spans, tag_names
 from craftlib.config import ENTITY_TYPES
 from craftlib.errors import CraftlibError
 from craftlib.options import seed_value
-from craftlib.runs import predictions_path, read_predictions, save_json
+from craftlib.runs import now, predictions_path, read_predictions, save_json
 
 if TYPE_CHECKING:  # numpy is imported inside the functions that use it
     import numpy as np
@@ -672,8 +672,6 @@ def rescore(run_dir: str | os.PathLike) -> dict:
     and ``test`` fields of its ``metrics.json`` (nothing else changes; ``rescored`` records when and with which
     craftlib version). For a run written before the scorer gained a field (merged Gene+Protein, strict mode,
     the all-``O`` floor): the same predictions, the new fields, no retraining."""
-    from datetime import datetime, timezone
-
     from craftlib.runtime import versions
 
     run_dir = Path(run_dir)
@@ -685,8 +683,7 @@ def rescore(run_dir: str | os.PathLike) -> dict:
         recs = read_predictions(run_dir / f"predictions_{split}.jsonl")
         metrics[key] = score([r["gold"] for r in recs], [r["pred"] for r in recs])
     metrics["rescored"] = {"command": f"python -m craftlib rescore {run_dir.name}",
-                           "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                           "craftlib": versions().get("craftlib")}
+                           "created": now(), "craftlib": versions().get("craftlib")}
     cache.atomic_write_json(path, metrics)
     return metrics
 
