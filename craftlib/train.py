@@ -490,9 +490,15 @@ def _use_craftlib_progress(trainer, progress: bool) -> None:
     :func:`_progress_callback`: a ``tqdm.auto`` bar per training run and per dev evaluation when ``progress``,
     and one short line per epoch either way."""
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
-    from transformers.utils.notebook import NotebookProgressCallback
 
-    for cls in (PrinterCallback, ProgressCallback, NotebookProgressCallback):
+    printers = [PrinterCallback, ProgressCallback]
+    try:  # the notebook printer needs IPython, and Trainer adds it only where IPython runs a notebook
+        from transformers.utils.notebook import NotebookProgressCallback
+    except ImportError:
+        pass
+    else:
+        printers.append(NotebookProgressCallback)
+    for cls in printers:
         trainer.remove_callback(cls)
     trainer.add_callback(_progress_callback(progress))
 

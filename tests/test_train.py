@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 
 import pytest
 
@@ -465,3 +466,26 @@ def test_predict_cli_says_what_is_wrong(tmp_path, capsys):
 
     assert main(["predict", "--model", str(tmp_path / "missing"), "--text", "a"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_progress_callbacks_without_ipython(monkeypatch):
+    """A machine without IPython (a bare GPU server) still trains: the notebook printer is optional."""
+    from transformers.trainer_callback import PrinterCallback
+
+    from craftlib import train
+
+    class FakeTrainer:
+        def __init__(self):
+            self.callbacks = [PrinterCallback()]
+
+        def remove_callback(self, cls):
+            self.callbacks = [c for c in self.callbacks if not isinstance(c, cls)]
+
+        def add_callback(self, cb):
+            self.callbacks.append(cb)
+
+    monkeypatch.setitem(sys.modules, "IPython", None)  # `import IPython` now raises ImportError
+    monkeypatch.delitem(sys.modules, "transformers.utils.notebook", raising=False)
+    trainer = FakeTrainer()
+    train._use_craftlib_progress(trainer, progress=False)
+    assert [type(c).__name__ for c in trainer.callbacks] == ["CraftlibProgress"]
