@@ -314,10 +314,9 @@ def load_augmented(
 
 
 def load_stats(profile=None, annotation_set: str = "proper", data_dir=None) -> dict:
-    path = augmented_dir(profile, annotation_set, data_dir) / "stats.json"
-    if not path.is_file():
-        raise CraftlibError(f"{path} not found. Run `python -m craftlib augment` first.")
-    return json.loads(path.read_text())
+    """``stats.json`` of the augmented set (build it first)."""
+    return cache.read_stats(augmented_dir(profile, annotation_set, data_dir), "python -m craftlib augment",
+                            CraftlibError)
 
 
 def _cmd_augment(args: argparse.Namespace) -> int:

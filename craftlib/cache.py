@@ -26,7 +26,7 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,20 +45,35 @@ ORPHAN_AGE = 6 * 3600
 # ----------------------------------------------------------------------------------------- atomic writes
 
 
-def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
-    """Write ``text`` to ``path`` through a temporary sibling file renamed into place."""
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb", **kwargs) -> Iterator[Any]:
+    """``with atomic_open(path) as fh:`` write a file in pieces (a download, a copy) through a temporary sibling
+    renamed into place on success; on any error the temporary file is removed and ``path`` is left as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding=encoding) as fh:
-            fh.write(text)
+        with os.fdopen(fd, mode, **kwargs) as fh:
+            yield fh
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    return path
+
+
+def atomic_copy(src: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Copy the file ``src`` to ``dest`` atomically (see :func:`atomic_open`)."""
+    with open(src, "rb") as fin, atomic_open(dest, "wb") as fout:
+        shutil.copyfileobj(fin, fout)
+    return Path(dest)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
+    """Write ``text`` to ``path`` through a temporary sibling file renamed into place."""
+    with atomic_open(path, "w", encoding=encoding) as fh:
+        fh.write(text)
+    return Path(path)
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
@@ -67,7 +82,7 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def replace_dir(tmp: str | os.PathLike, final: str | os.PathLike) -> Path:
-    """Move the finished folder ``tmp`` to ``final``, replacing an existing ``final``.
+    """Move the finished folder (or file) ``tmp`` to ``final``, replacing an existing ``final``.
 
     The old folder is first renamed aside and deleted only once the new one is in place, so at every
     moment ``final`` is either the complete old folder or the complete new one.
@@ -81,7 +96,10 @@ def replace_dir(tmp: str | os.PathLike, final: str | os.PathLike) -> Path:
         except BaseException:  # put the complete old folder back rather than leave nothing (or an orphan)
             os.replace(old, final)
             raise
-        shutil.rmtree(old, ignore_errors=True)
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:  # a file replaced the same way
+            old.unlink(missing_ok=True)
     else:
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, final)
@@ -229,22 +247,61 @@ def stale_reason(folder: str | os.PathLike, inputs: Mapping) -> str | None:
     return f"inputs changed: {', '.join(changed)}" if changed else None
 
 
+def read_stats(folder: str | os.PathLike, build_command: str, error: type[Exception] = FileNotFoundError) -> dict:
+    """The ``stats.json`` report a stage wrote into ``folder``; a missing one raises ``error`` saying which
+    command builds it (every stage's ``load_stats`` is this call)."""
+    path = Path(folder) / "stats.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise error(f"{path} not found: build it first (`{build_command}`).") from None
+    except (OSError, ValueError) as err:
+        raise error(f"{path} is unreadable ({err}): build it again (`{build_command}`).") from None
+
+
 def load_or_build(
     folder: str | os.PathLike,
     inputs: Mapping,
     build: Callable[[Path], object],
     load: Callable[[Path], T],
     force: bool = False,
+    entries: Sequence[str] | None = None,
 ) -> T:
     """Return ``load(folder)`` when ``folder`` was built from ``inputs``; otherwise ``build(tmp)`` into a
     temporary folder, record ``inputs`` there, rename it into place, then ``load`` it.
 
     ``build`` writes the cache's files into the folder it is given (it must not write ``inputs.json``).
+
+    ``entries``: the cache is not the whole ``folder`` but these files/folders inside it (the folder also
+    holds other stages' caches, e.g. ``processed/<dataset>/`` holds the tagged dataset's ``dataset/``,
+    ``conll/`` and ``stats.json`` beside the entity lists). ``build`` writes each entry into ``tmp``; the
+    record ``folder/inputs.json`` is removed before the entries are renamed into place one by one and written
+    again last, so the entries are current exactly when the record says so (:func:`commit_entries`).
     """
     folder = Path(folder)
     if not force and is_current(folder, inputs):
         return load(folder)
-    with atomic_dir(folder) as tmp:
-        build(tmp)
-        atomic_write_json(tmp / INPUTS_FILE, _record(inputs))
+    if entries is None:
+        with atomic_dir(folder) as tmp:
+            build(tmp)
+            atomic_write_json(tmp / INPUTS_FILE, _record(inputs))
+    else:
+        with temp_dir(folder / "entries") as tmp:  # folder/.build-entries-<host>_<pid>-*: the same file system
+            build(tmp)
+            commit_entries(tmp, folder, entries, inputs)
     return load(folder)
+
+
+def commit_entries(tmp: str | os.PathLike, folder: str | os.PathLike, entries: Sequence[str],
+                   inputs: Mapping) -> None:
+    """Move the finished ``tmp/<entry>`` files/folders into ``folder`` (each replaced atomically, see
+    :func:`replace_dir`), between removing ``folder/inputs.json`` and writing it again for ``inputs``: an
+    interruption in between leaves entries without a record, which :func:`is_current` never accepts."""
+    tmp, folder = Path(tmp), Path(folder)
+    missing = [e for e in entries if not (tmp / e).exists()]
+    if missing:
+        raise FileNotFoundError(f"the build wrote no {', '.join(missing)} in {tmp}")
+    (folder / INPUTS_FILE).unlink(missing_ok=True)
+    for entry in entries:
+        replace_dir(tmp / entry, folder / entry)
+    atomic_write_json(folder / INPUTS_FILE, _record(inputs))

@@ -163,17 +163,15 @@ def _download(url: str, dest: Path, progress: bool = True) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     meta = _download_record(dest)
     meta.unlink(missing_ok=True)  # from now on ``dest`` belongs to no URL until this download completes
-    tmp = dest.with_name(dest.name + ".part")
     log.info("downloading %s -> %s", url, dest)
     try:
-        with urllib.request.urlopen(url, timeout=60) as resp, open(tmp, "wb") as out:
+        with urllib.request.urlopen(url, timeout=60) as resp, cache.atomic_open(dest, "wb") as out:
             total = int(resp.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
                 for block in iter(lambda: resp.read(1 << 16), b""):
                     out.write(block)
                     bar.update(len(block))
     except OSError as err:
-        tmp.unlink(missing_ok=True)
         storage = _storage_error(err, f"downloading {url}")
         if storage:
             raise storage from err
@@ -181,7 +179,6 @@ def _download(url: str, dest: Path, progress: bool = True) -> Path:
             f"Could not download CRAFT from {url} ({err}). Check your connection, or download the archive "
             "yourself and point CRAFT_SOURCE (or --source) at the .tar.gz file or an extracted folder."
         ) from err
-    os.replace(tmp, dest)
     cache.atomic_write_json(meta, {"url": url, "size": dest.stat().st_size})
     return dest
 
@@ -232,6 +229,21 @@ def _source_identity(src: str, archive: Path) -> dict:
         return {"url": src}
     fp = cache.file_fingerprint(archive)
     return {"path": fp["path"], "size": fp["size"], "mtime_ns": fp["mtime_ns"]}
+
+
+def source_identity(source: str | os.PathLike | None = None) -> dict | None:
+    """What a CRAFT source is, without fetching it: ``{"url": ...}``, an archive's resolved path, size and
+    modification time, or a folder's path, file count, total size and newest modification time. ``None`` when a
+    local source does not exist (any more). Later stages record it to know when to rebuild."""
+    src = config.craft_source(source)
+    if _is_url(src):
+        return {"url": src}
+    path = Path(src).expanduser()
+    if not path.exists():
+        return None
+    if path.is_dir():
+        return cache.file_fingerprint(path)
+    return _source_identity(src, path)
 
 
 def _read_marker(target: Path) -> dict | None:
@@ -651,4 +663,5 @@ __all__ = [
     "read_document",
     "read_split_ids",
     "select_ids",
+    "source_identity",
 ]

@@ -688,10 +688,8 @@ def load_entity_lists(
 
 def load_stats(profile=None, annotation_set: str = "proper", data_dir=None) -> dict:
     """``stats.json`` of the entity lists (build them first)."""
-    path = lists_dir(profile, annotation_set, data_dir) / "stats.json"
-    if not path.is_file():
-        raise OntologyError(f"{path} not found. Run `python -m craftlib entity-lists` first.")
-    return json.loads(path.read_text())
+    return cache.read_stats(lists_dir(profile, annotation_set, data_dir), "python -m craftlib entity-lists",
+                            OntologyError)
 
 
 # ------------------------------------------------------------------------------------------ CLI

@@ -466,10 +466,7 @@ def publish(names: Iterable[str], models_dir=None, results_dir=None, to=None) ->
             files = [f for f in sorted(folder.iterdir()) if f.is_file() and _publishable(f)]
         elif stem_files:
             for f in stem_files:
-                tmp = dest / f".{f.name}.tmp"
-                shutil.copyfile(f, tmp)
-                tmp.replace(dest / f.name)
-                written.append(dest / f.name)
+                written.append(cache.atomic_copy(f, dest / f.name))
             continue
         else:
             raise CraftlibError(

@@ -76,6 +76,7 @@ from craftlib.corpus import (
     read_document,
     read_split_ids,
     select_ids,
+    source_identity,
 )
 from craftlib.errors import CraftlibError, DatasetError
 from craftlib.options import add_profile_option
@@ -728,6 +729,32 @@ def dataset_stats(records: dict[str, list[dict]], counts: dict[str, Counter], do
     }
 
 
+#: Bumped when the tagged dataset's meaning changes without its recorded inputs changing: every saved one is rebuilt.
+TAGS_FORMAT = 1
+#: What the tagged-dataset stage writes into ``processed/<dataset>/`` (recorded together in its ``inputs.json``).
+DATASET_ENTRIES = ("dataset", "conll", "stats.json")
+
+
+def dataset_inputs(profile: str | config.Profile | None, annotation_set: str, source_id: dict | None,
+                   policies: TagPolicies) -> dict:
+    """What a tagged dataset is built from, as recorded in ``processed/<dataset>/inputs.json``: the corpus
+    source (:func:`craftlib.corpus.source_identity`), the documents (profile's ``max_docs``), annotation set,
+    policies and labels. A saved dataset is reused only for exactly these inputs."""
+    prof = config.get_profile(profile)
+    return {"tags_format": TAGS_FORMAT, "craft_version": config.CRAFT_VERSION, "source": source_id,
+            "annotation_set": annotation_set, "max_docs": prof.max_docs, "policies": policies.to_dict(),
+            "labels": list(config.LABELS)}
+
+
+def _saved_settings(out_dir: Path) -> dict:
+    """The source and policies a saved dataset was built with (its ``stats.json``), ``{}`` when there is none."""
+    try:
+        stats = json.loads((out_dir / "stats.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return stats if isinstance(stats, dict) else {}
+
+
 def build_dataset(
     profile: str | config.Profile | None = None,
     annotation_set: str = "proper",
@@ -738,60 +765,65 @@ def build_dataset(
     force: bool = False,
     progress: bool = True,
     workers: int | None = None,
+    reuse: bool = False,
 ):
     """Build the IOB2 ``DatasetDict`` (train/validation/test) of a profile and annotation set.
 
     Gets the corpus (:func:`craftlib.corpus.fetch_craft`), tags its documents (:func:`tag_corpus`), and writes
     ``config.processed_dir(profile, annotation_set, data_dir)`` / ``dataset/`` (:func:`to_dataset_dict`,
-    ``save_to_disk``), ``conll/`` (:func:`export_conll`) and ``stats.json`` (:func:`dataset_stats`), each through a
-    temporary path renamed into place. ``force`` also re-extracts the corpus. ``workers``: see :func:`tag_corpus`.
-    Returns the DatasetDict.
+    ``save_to_disk``), ``conll/`` (:func:`export_conll`) and ``stats.json`` (:func:`dataset_stats`) through
+    :func:`craftlib.cache.load_or_build`: built in a temporary folder, renamed into place, with the inputs they
+    were built from (:func:`dataset_inputs`) recorded last in ``inputs.json``. ``reuse``: return the saved
+    dataset when it was built from the same inputs (:func:`load_dataset` does); otherwise it is always rebuilt.
+    ``force`` also re-extracts the corpus. ``workers``: see :func:`tag_corpus`. Returns the DatasetDict.
     """
     import datasets
 
-    t0 = time.perf_counter()
     prof = config.get_profile(profile)
     policies = policies or TagPolicies()
     out_dir = config.processed_dir(prof, annotation_set, data_dir)
-    root = fetch_craft(source, sha256=sha256, data_dir=data_dir, force=force, progress=progress)
-    wanted = select_ids(read_split_ids(root), config.SPLITS, prof.max_docs)
-    records, counts, docs = tag_corpus(root, wanted, annotation_set, policies, workers, progress,
-                                       desc=f"building {out_dir.name}")
-    dsd = to_dataset_dict(records)
-    bars = datasets.is_progress_bar_enabled()
-    datasets.disable_progress_bars()  # one bar (documents) is enough
-    try:
-        # built in a temporary folder; stats.json (which lists every file with its size) is removed first and
-        # renamed into place last, so a dataset folder is complete exactly when its stats.json is there
-        with cache.temp_dir(out_dir / "dataset") as tmp:
+    inputs = dataset_inputs(prof, annotation_set, source_identity(source), policies)
+
+    def build(tmp: Path) -> None:
+        t0 = time.perf_counter()
+        root = fetch_craft(source, sha256=sha256, data_dir=data_dir, force=force, progress=progress)
+        wanted = select_ids(read_split_ids(root), config.SPLITS, prof.max_docs)
+        records, counts, docs = tag_corpus(root, wanted, annotation_set, policies, workers, progress,
+                                           desc=f"building {out_dir.name}")
+        dsd = to_dataset_dict(records)
+        bars = datasets.is_progress_bar_enabled()
+        datasets.disable_progress_bars()  # one bar (documents) is enough
+        try:
             dsd.save_to_disk(str(tmp / "dataset"))
-            export_conll(records, tmp / "conll")
-            stats = {
-                "dataset": out_dir.name,
-                "annotation_set": annotation_set,
-                "profile": prof.name,
-                "max_docs": prof.max_docs,
-                "craft_version": config.CRAFT_VERSION,
-                "source": str(config.craft_source(source)),
-                "corpus_root": str(root),
-                "corpus": _corpus_identity(root),
-                "labels": list(config.LABELS),
-                "policies": policies.to_dict(),
-                **dataset_stats(records, counts, docs, wanted),
-                "files": _dataset_files(tmp / "dataset"),
-                "build_seconds": round(time.perf_counter() - t0, 2),
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            }
-            cache.atomic_write_json(tmp / "stats.json", stats)
-            (out_dir / "stats.json").unlink(missing_ok=True)
-            cache.replace_dir(tmp / "dataset", out_dir / "dataset")
-            cache.replace_dir(tmp / "conll", out_dir / "conll")
-            os.replace(tmp / "stats.json", out_dir / "stats.json")
-    finally:
-        if bars:
-            datasets.enable_progress_bars()
-    log.info("wrote %s in %.1f s", out_dir, time.perf_counter() - t0)
-    return dsd
+        finally:
+            if bars:
+                datasets.enable_progress_bars()
+        export_conll(records, tmp / "conll")
+        cache.atomic_write_json(tmp / "stats.json", {
+            "dataset": out_dir.name,
+            "annotation_set": annotation_set,
+            "profile": prof.name,
+            "max_docs": prof.max_docs,
+            "craft_version": config.CRAFT_VERSION,
+            "source": _resolved(config.craft_source(source)),
+            "corpus_root": str(root),
+            "corpus": _corpus_identity(root),
+            "labels": list(config.LABELS),
+            "policies": policies.to_dict(),
+            **dataset_stats(records, counts, docs, wanted),
+            "files": _dataset_files(tmp / "dataset"),  # checked by every load
+            "build_seconds": round(time.perf_counter() - t0, 2),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        })
+        log.info("wrote %s in %.1f s", out_dir, time.perf_counter() - t0)
+
+    return cache.load_or_build(out_dir, inputs, build, lambda d: _load_saved(d, prof, annotation_set),
+                               force=not reuse, entries=DATASET_ENTRIES)
+
+
+def _resolved(src: str) -> str:
+    """A local source as an absolute path (it is reused from another working directory), a URL as it is."""
+    return src if "://" in src else str(Path(src).expanduser().resolve())
 
 
 def load_dataset(
@@ -802,24 +834,56 @@ def load_dataset(
     build_if_missing: bool = True,
     progress: bool = True,
 ):
-    """The saved ``DatasetDict`` of a profile/annotation set; built first when missing (``build_if_missing``).
+    """The saved ``DatasetDict`` of a profile/annotation set: reused when it is current, (re)built otherwise.
+
+    Current means built from the same inputs (:func:`dataset_inputs`, recorded in ``inputs.json``). A caller
+    that names no ``source`` uses the source and policies the saved dataset was built with (its ``stats.json``):
+    a dataset built by ``python -m craftlib data --source X --gene-rule italic`` stays built from ``X`` with
+    that rule, and is rebuilt when ``X`` changed (another archive at that path, or a folder's files), when its
+    record is missing (built by an older craftlib, or interrupted) or when craftlib's labels changed. A saved
+    source that no longer exists cannot be compared: the saved dataset is used as it is.
 
     A saved dataset is checked before it is used: every file listed in its ``stats.json`` must be there with
     its recorded size (a missing or truncated ``*.arrow`` / ``state.json`` is refused), and every split must hold
     craftlib's labels in valid IOB2 (:func:`check_dataset`). A damaged dataset raises
-    :class:`~craftlib.errors.DatasetError` saying how to rebuild it.
+    :class:`~craftlib.errors.DatasetError` saying how to rebuild it. ``build_if_missing=False``: the saved
+    dataset as it is (nothing is resolved or rebuilt); its absence is an error.
     """
-    out_dir = config.processed_dir(profile, annotation_set, data_dir)
-    path = out_dir / "dataset"
-    if not (path.is_dir() and (out_dir / "stats.json").is_file()):
-        if not build_if_missing:
+    prof = config.get_profile(profile)
+    out_dir = config.processed_dir(prof, annotation_set, data_dir)
+    # complete: every entry there and the record of its inputs written last (see cache.commit_entries)
+    complete = ((out_dir / "dataset").is_dir() and (out_dir / "stats.json").is_file()
+                and (out_dir / cache.INPUTS_FILE).is_file())
+    if not build_if_missing:
+        if not complete:
             raise CraftlibError(
-                f"No dataset at {path}. Build it with `python -m craftlib data --annotation-set {annotation_set}"
-                f"{' --profile ' + config.get_profile(profile).name if profile else ''}` or pass build_if_missing=True."
-            )
-        return build_dataset(profile, annotation_set, source=source, data_dir=data_dir, progress=progress)
+                f"No complete dataset at {out_dir / 'dataset'} (never built, interrupted, or built by an older "
+                f"craftlib). Build it with `python -m craftlib data --annotation-set {annotation_set}"
+                f"{' --profile ' + prof.name if profile else ''}` or pass build_if_missing=True.")
+        return _load_saved(out_dir, prof, annotation_set)
+    saved = _saved_settings(out_dir)  # also from a dataset without a record: rebuilt with the same settings
+    if source is None and saved.get("source"):
+        source = saved["source"]
+    source_id = source_identity(source)
+    if source_id is None and complete:  # the saved source is gone: nothing to compare with
+        return _load_saved(out_dir, prof, annotation_set)
+    try:
+        policies = TagPolicies(**{**saved["policies"], "module_priority": tuple(saved["policies"]["module_priority"])})
+    except (KeyError, TypeError, ValueError):
+        policies = TagPolicies()
+    reason = cache.stale_reason(out_dir, dataset_inputs(prof, annotation_set, source_id, policies))
+    if reason and (out_dir / "dataset").is_dir():
+        print(f"Rebuilding the tagged dataset in {out_dir} ({reason}).")
+    return build_dataset(prof, annotation_set, source=source, data_dir=data_dir, policies=policies,
+                         progress=progress, reuse=True)
+
+
+def _load_saved(out_dir: Path, profile: config.Profile, annotation_set: str):
+    """Load a saved dataset after checking its files against ``stats.json`` and its tags (see
+    :func:`load_dataset`)."""
+    path = out_dir / "dataset"
     rebuild = (f"rebuild it with `python -m craftlib data --annotation-set {annotation_set} --profile "
-               f"{config.get_profile(profile).name}`")
+               f"{profile.name}`")
     try:
         recorded = json.loads((out_dir / "stats.json").read_text()).get("files")
     except (OSError, ValueError, AttributeError) as err:
@@ -873,10 +937,8 @@ def load_stats(
     data_dir: str | os.PathLike | None = None,
 ) -> dict:
     """The ``stats.json`` written beside the dataset."""
-    path = config.processed_dir(profile, annotation_set, data_dir) / "stats.json"
-    if not path.is_file():
-        raise CraftlibError(f"No {path}: build the dataset first (`python -m craftlib data`).")
-    return json.loads(path.read_text())
+    return cache.read_stats(config.processed_dir(profile, annotation_set, data_dir), "python -m craftlib data",
+                            CraftlibError)
 
 
 # ------------------------------------------------------------------------------------------ CLI

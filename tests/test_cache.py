@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -71,3 +72,57 @@ def test_clean_orphans_removes_only_old_temporaries(tmp_path):
     os.utime(old, (past, past))
     removed = cache.clean_orphans(tmp_path, "lists")
     assert removed == [old] and young.exists() and not old.exists()
+
+
+def test_load_or_build_entries_of_a_shared_folder(tmp_path):
+    """A stage whose cache is some entries of a folder shared with other stages (processed/<dataset>/)."""
+    folder = tmp_path / "processed"
+    (folder / "other-stage").mkdir(parents=True)  # must survive every build
+    calls = []
+
+    def build(tmp):
+        calls.append(1)
+        (tmp / "data").mkdir()
+        (tmp / "data" / "x.txt").write_text(str(len(calls)))
+        (tmp / "stats.json").write_text("{}")
+
+    def load(d):
+        return (d / "data" / "x.txt").read_text()
+
+    entries = ("data", "stats.json")
+    assert cache.load_or_build(folder, {"k": 1}, build, load, entries=entries) == "1"
+    assert cache.load_or_build(folder, {"k": 1}, build, load, entries=entries) == "1" and len(calls) == 1
+    assert cache.load_or_build(folder, {"k": 2}, build, load, entries=entries) == "2"
+    assert sorted(p.name for p in folder.iterdir()) == ["data", "inputs.json", "other-stage", "stats.json"]
+
+
+def test_interrupted_commit_of_entries_leaves_no_record(tmp_path, monkeypatch):
+    folder = tmp_path / "processed"
+
+    def build(tmp):
+        for name in ("a", "b"):
+            (tmp / name).write_text(name)
+
+    cache.load_or_build(folder, {"k": 1}, build, lambda d: None, entries=("a", "b"))
+    real = cache.replace_dir
+
+    def killed(tmp, final):
+        if Path(final).name == "b":
+            raise KeyboardInterrupt
+        return real(tmp, final)
+
+    monkeypatch.setattr(cache, "replace_dir", killed)
+    with pytest.raises(KeyboardInterrupt):
+        cache.load_or_build(folder, {"k": 2}, build, lambda d: None, entries=("a", "b"))
+    assert not cache.is_current(folder, {"k": 1}) and not cache.is_current(folder, {"k": 2})
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # the temporary folder is gone
+
+
+def test_atomic_open_leaves_the_old_file_on_error(tmp_path):
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"old")
+    with pytest.raises(RuntimeError), cache.atomic_open(path) as fh:
+        fh.write(b"half")
+        raise RuntimeError("connection lost")
+    assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["f.bin"]
+    assert cache.atomic_copy(path, tmp_path / "g.bin").read_bytes() == b"old"

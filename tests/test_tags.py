@@ -472,8 +472,9 @@ def test_saved_tags_that_break_iob2_are_refused_when_loaded(built):
     dsd["test"] = dsd["test"].from_dict(rows, features=dsd["test"].features)
     import shutil
 
+    dsd.save_to_disk(str(out / "dataset-new"))  # dsd is read from out/dataset: write beside it, then swap
     shutil.rmtree(out / "dataset")
-    dsd.save_to_disk(str(out / "dataset"))
+    (out / "dataset-new").rename(out / "dataset")
     stats = json.loads((out / "stats.json").read_text())
     stats["files"] = tags._dataset_files(out / "dataset")  # consistent files: only the tags are wrong
     (out / "stats.json").write_text(json.dumps(stats))
@@ -500,8 +501,59 @@ def test_interrupted_build_never_leaves_a_mix_that_looks_valid(built, monkeypatc
         with pytest.raises(KeyboardInterrupt):
             tags.build_dataset("quick", source=ROOT, data_dir=data, progress=False,
                                policies=tags.TagPolicies(overlap="shortest"))
-    with pytest.raises(CraftlibError, match="No dataset"):  # incomplete: refused, not half old / half new
+    with pytest.raises(CraftlibError, match="No complete dataset"):  # incomplete: refused, not half old / half new
         tags.load_dataset("quick", data_dir=data, build_if_missing=False)
     dsd = tags.load_dataset("quick", data_dir=data, source=ROOT, progress=False)  # the next run recovers
     assert len(dsd["train"]) == 2 and tags.load_stats("quick", data_dir=data)["policies"]["overlap"] == "longest"
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+# ------------------------------------------------------------------------------------- load if current, else build
+
+
+def test_dataset_is_reused_with_the_settings_it_was_built_with(tmp_path, monkeypatch, capsys):
+    """A caller naming no source or policies (training, the notebooks) reuses the saved dataset as it is."""
+    monkeypatch.delenv("CRAFT_SHA256", raising=False)
+    monkeypatch.setenv("CRAFT_SOURCE", str(tmp_path / "elsewhere.tar.gz"))  # never read: the saved source wins
+    tags.build_dataset("quick", source=ROOT, data_dir=tmp_path, progress=False,
+                       policies=tags.TagPolicies(overlap="shortest"))
+    out = config.processed_dir("quick", "proper", tmp_path)
+    before = {p: (out / p).stat().st_mtime_ns for p in ("stats.json", "inputs.json")}
+    dsd = tags.load_dataset("quick", data_dir=tmp_path, progress=False)
+    assert len(dsd["train"]) == 2 and "Rebuilding" not in capsys.readouterr().out
+    assert {p: (out / p).stat().st_mtime_ns for p in before} == before
+    assert tags.load_stats("quick", data_dir=tmp_path)["policies"]["overlap"] == "shortest"
+
+
+def test_dataset_is_rebuilt_when_its_corpus_changed(tmp_path, monkeypatch, capsys):
+    """The known gap of the reliability issue: a changed CRAFT source used to leave the old tags in place."""
+    import shutil
+
+    monkeypatch.delenv("CRAFT_SHA256", raising=False)
+    src = tmp_path / "CRAFT-5.0.2"
+    shutil.copytree(ROOT, src)
+    tags.build_dataset("quick", source=src, data_dir=tmp_path / "data", progress=False)
+    out = config.processed_dir("quick", "proper", tmp_path / "data")
+    built_at = json.loads((out / "stats.json").read_text())["created"], (out / "inputs.json").stat().st_mtime_ns
+    for f in (src / "articles" / "txt" / "1001.txt", src / "structural-annotation/dependency/conllu/1001.conllu"):
+        f.write_text(f.read_text().replace("Shh", "SHH"))  # another release of the corpus, same offsets
+    dsd = tags.load_dataset("quick", data_dir=tmp_path / "data", progress=False)
+    assert "Rebuilding the tagged dataset" in capsys.readouterr().out
+    assert "SHH" in [t for row in dsd["train"]["tokens"] for t in row]
+    assert (out / "inputs.json").stat().st_mtime_ns != built_at[1]
+    assert json.loads((out / "inputs.json").read_text())["inputs"]["source"]["path"] == str(src.resolve())
+    # current again: the next load reuses it
+    tags.load_dataset("quick", data_dir=tmp_path / "data", progress=False)
+    assert "Rebuilding" not in capsys.readouterr().out
+
+
+def test_dataset_without_a_record_is_rebuilt_with_its_own_settings(built, capsys):
+    """A dataset of an older craftlib (no inputs.json) is rebuilt once, from the source and policies it names."""
+    _, data = built
+    out = config.processed_dir("quick", "proper", data)
+    (out / "inputs.json").unlink()
+    with pytest.raises(CraftlibError, match="No complete dataset"):
+        tags.load_dataset("quick", data_dir=data, build_if_missing=False)
+    dsd = tags.load_dataset("quick", data_dir=data, progress=False)
+    assert "Rebuilding the tagged dataset" in capsys.readouterr().out and len(dsd["train"]) == 2
+    assert (out / "inputs.json").is_file()
