@@ -231,6 +231,13 @@ def _source_identity(src: str, archive: Path) -> dict:
     return {"path": fp["path"], "size": fp["size"], "mtime_ns": fp["mtime_ns"]}
 
 
+def resolved_source(source: str | os.PathLike | None = None) -> str:
+    """The CRAFT source (default: ``CRAFT_SOURCE`` or the release URL) with a local path made absolute, so that it
+    still names the same file from another working directory; a URL as it is."""
+    src = config.craft_source(source)
+    return src if _is_url(src) else str(Path(src).expanduser().resolve())
+
+
 def source_identity(source: str | os.PathLike | None = None) -> dict | None:
     """What a CRAFT source is, without fetching it: ``{"url": ...}``, an archive's resolved path, size and
     modification time, or a folder's path, file count, total size and newest modification time. ``None`` when a
@@ -662,6 +669,7 @@ __all__ = [
     "read_corpus",
     "read_document",
     "read_split_ids",
+    "resolved_source",
     "select_ids",
     "source_identity",
 ]

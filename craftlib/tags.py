@@ -75,6 +75,7 @@ from craftlib.corpus import (
     fetch_craft,
     read_document,
     read_split_ids,
+    resolved_source,
     select_ids,
     source_identity,
 )
@@ -805,7 +806,7 @@ def build_dataset(
             "profile": prof.name,
             "max_docs": prof.max_docs,
             "craft_version": config.CRAFT_VERSION,
-            "source": _resolved(config.craft_source(source)),
+            "source": resolved_source(source),  # reused by load_dataset from any working directory
             "corpus_root": str(root),
             "corpus": _corpus_identity(root),
             "labels": list(config.LABELS),
@@ -819,11 +820,6 @@ def build_dataset(
 
     return cache.load_or_build(out_dir, inputs, build, lambda d: _load_saved(d, prof, annotation_set),
                                force=not reuse, entries=DATASET_ENTRIES)
-
-
-def _resolved(src: str) -> str:
-    """A local source as an absolute path (it is reused from another working directory), a URL as it is."""
-    return src if "://" in src else str(Path(src).expanduser().resolve())
 
 
 def load_dataset(
