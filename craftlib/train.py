@@ -38,7 +38,8 @@ from craftlib import cache, config, runs
 from craftlib.bio import bio_spans, dataset_tags, tag_names
 from craftlib.errors import ConfigError, CraftlibError, RunError
 from craftlib.evaluate import score
-from craftlib.options import add_profile_option, max_steps_value, positive_float, positive_int, seed_value
+from craftlib.options import (add_profile_option, max_steps_value, positive_float, positive_int, probability,
+                              seed_value)
 from craftlib.runs import RECIPES
 from craftlib.tags import check_dataset, load_dataset, profile_splits
 
@@ -277,7 +278,7 @@ def load_recipe_data(
         from craftlib.augment import load_augmented
 
         augmented = load_augmented(profile=profile.name, annotation_set=annotation_set, data_dir=data_dir,
-                                   seed=seed)
+                                   ratio=profile.replace_prob, seed=seed)
         aug_train = augmented["train"]
         _check_labels(aug_train)
         if profile.max_train_sentences is not None:
@@ -1157,6 +1158,9 @@ def add_commands(subparsers) -> None:
                    help="seeded subset of the original training sentences")
     g.add_argument("--max-steps", type=max_steps_value, default=None,
                    help="optimizer steps per training step (overrides epochs; -1: train by epochs)")
+    g.add_argument("--replace-prob", type=probability, default=None,
+                   help="augmented step: probability of replacing a mention by an ontology name (default 0.2; "
+                        "0: the same copies with nothing replaced, the control that isolates the names)")
     g.add_argument("--case-markers", action=argparse.BooleanOptionalAction, default=None,
                    help="mark capitalised / all-caps / mixed-case words with a token the uncased model can see")
     p.set_defaults(func=_cmd_train)
