@@ -324,17 +324,25 @@ def bootstrap_markdown(results: str | os.PathLike) -> str:
     for path in files:
         b = json.loads(path.read_text())
         pct = f"{b['confidence']:.0%}"
+        seeds = any((v.get("seeds") or 1) > 1 for v in b["systems"].values())
+        what = ("the documents with replacement and, for a system of several seeds, its seeds with replacement "
+                "(the interval covers both sources of noise)" if seeds else "the documents with replacement")
         parts += [
             (f"Paired bootstrap over the {b['documents']} test documents ([`{path.name}`](results/{path.name}); "
-             f"{b['n_resamples']} resamples of the documents with replacement, seed {b['seed']}, {pct} percentile "
+             f"{b['n_resamples']} resamples of {what}, seed {b['seed']}, {pct} percentile "
              f"intervals of {b['score']}; a difference whose interval contains 0 is *indistinguishable*). "
              f"Command: `{b.get('command', '?')}`"),
             "",
-            f"| run | test F1 | {pct} interval |",
-            "| --- | ---: | --- |",
         ]
-        parts += [f"| `{name}` | {v['f1']:.3f} | [{v['low']:.3f}, {v['high']:.3f}] |"
-                  for name, v in b["systems"].items()]
+        if seeds:
+            parts += [f"| system | seeds | test F1 (mean ± sd) | {pct} interval |", "| --- | ---: | ---: | --- |"]
+            parts += [f"| `{name}` | {v.get('seeds') or 1} | {v['f1']:.3f}"
+                      + (f" ± {v['sd']:.3f}" if v.get("sd") is not None else "")
+                      + f" | [{v['low']:.3f}, {v['high']:.3f}] |" for name, v in b["systems"].items()]
+        else:
+            parts += [f"| run | test F1 | {pct} interval |", "| --- | ---: | --- |"]
+            parts += [f"| `{name}` | {v['f1']:.3f} | [{v['low']:.3f}, {v['high']:.3f}] |"
+                      for name, v in b["systems"].items()]
         if b["differences"]:
             parts += ["", f"| difference | F1 | {pct} interval | verdict |", "| --- | ---: | --- | --- |"]
             parts += [f"| `{d['b']}` − `{d['a']}` | {_signed(d['difference'])} | "
