@@ -38,8 +38,14 @@ from craftlib import cache, config, runs
 from craftlib.bio import bio_spans, dataset_tags, tag_names
 from craftlib.errors import ConfigError, CraftlibError, RunError
 from craftlib.evaluate import score
-from craftlib.options import (add_profile_option, max_steps_value, positive_float, positive_int, probability,
-                              seed_value)
+from craftlib.options import (
+    add_profile_option,
+    max_steps_value,
+    positive_float,
+    positive_int,
+    probability,
+    seed_value,
+)
 from craftlib.runs import RECIPES
 from craftlib.tags import check_dataset, load_dataset, profile_splits
 

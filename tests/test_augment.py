@@ -166,7 +166,7 @@ def test_deterministic_for_a_seed_and_different_across_seeds(dsd, augmented):
 
 
 def test_ratio_zero_one_and_keep_unchanged(dsd):
-    none, s0 = augment.augment_dataset(dsd, LISTS, ratio=0.0, return_stats=True)
+    _, s0 = augment.augment_dataset(dsd, LISTS, ratio=0.0, return_stats=True)
     assert s0["replaced"] == 0 and s0["realised_ratio"] == 0.0
     _, s1 = augment.augment_dataset(dsd, LISTS, ratio=1.0, return_stats=True)
     per = s1["per_type"]
