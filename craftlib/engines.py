@@ -179,6 +179,43 @@ def load_engine(model_dir: str | os.PathLike, engine: str = "auto"):
     return OnnxEngine(model_dir, engine)
 
 
+def hardware() -> dict:
+    """The machine a speed was measured on: CPU model, cores this process may use, the instruction sets that
+    decide bf16 and int8 speed (AVX2, AVX-512, VNNI, AVX512-BF16, AMX), native bf16, GPU if any."""
+    import platform
+
+    from craftlib.runtime import cpu_has_native_bf16
+
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and model in ("", platform.machine(), platform.processor()):
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    out = {"cpu": model, "cores": cores, "machine_cores": os.cpu_count(), "flags": [f for f in wanted if f in flags],
+           "native_bf16": cpu_has_native_bf16(), "system": f"{platform.system()} {platform.release()}"}
+    try:
+        import torch
+
+        out["torch_threads"] = torch.get_num_threads()
+        if torch.cuda.is_available():
+            out["gpu"] = torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return out
+
+
+def describe(hw: dict) -> str:
+    """One line for a table or a plot title."""
+    flags = ", ".join(hw.get("flags", [])) or "no AVX2"
+    return f"{hw['cpu']}, {hw['cores']} cores ({flags}{'; native bf16' if hw.get('native_bf16') else ''})"
+
+
 def file_size_mb(model_dir: str | os.PathLike, engine: str) -> float:
     """Size on disk of what an engine loads (the weights file for torch, the .onnx file otherwise)."""
     model_dir = Path(model_dir)
@@ -189,5 +226,5 @@ def file_size_mb(model_dir: str | os.PathLike, engine: str) -> float:
     return round(path.stat().st_size / 1e6, 2)
 
 
-__all__ = ["ENGINES", "OnnxEngine", "TorchEngine", "choose_engine", "export_onnx", "export_status", "file_size_mb",
-           "load_engine", "onnx_dir"]
+__all__ = ["ENGINES", "OnnxEngine", "TorchEngine", "choose_engine", "describe", "export_onnx", "export_status",
+           "file_size_mb", "hardware", "load_engine", "onnx_dir"]

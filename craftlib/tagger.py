@@ -299,6 +299,10 @@ class Tagger:
             out.append(self._document(doc, spans, tags, probs))
         return out
 
+    def tag_text(self, text: str, doc_id: str = "text") -> TaggedDocument:
+        """One text, tagged (an empty text gives a document without mentions)."""
+        return self.tag([Input(doc_id, text, "text")])[0]
+
     def _document(self, doc: Input, spans, tags, probs) -> TaggedDocument:
         entities = []
         for sent, tg, pr in zip(spans, tags, probs):
@@ -328,6 +332,63 @@ def predict(model_dir: str | os.PathLike, inputs: str | os.PathLike | Sequence =
 
         linker = load_linker(source, data_dir)
     return Tagger(model_dir, engine, linker, batch_size).tag(docs, progress=progress)
+
+
+# ------------------------------------------------------------------------------------------------ engines
+
+
+def engines_to_compare() -> list[str]:
+    """torch fp32, torch bf16 (only where bf16 is native: a CPU with AVX512-BF16/AMX, or a GPU), ONNX fp32, ONNX int8
+    (the ONNX ones when onnxruntime is installed)."""
+    from craftlib.runtime import detect_device
+
+    out = ["torch"] + (["torch-bf16"] if detect_device("auto").bf16 else [])
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return out
+    return out + ["onnx", "onnx-int8"]
+
+
+def compare_engines(model_dir: str | os.PathLike, sentences: Sequence[Sequence[str]],
+                    gold: Sequence[Sequence[str]] | None = None, engines: Sequence[str] | None = None,
+                    batch_size: int = 16, rounds: int = 1, progress: bool = False) -> list[dict]:
+    """Tag the same pre-split ``sentences`` with each engine (exporting the ONNX models first when needed); one
+    row per engine: ``sentences_per_s`` (best of ``rounds``, engines alternating within a round, after a short
+    warm-up), ``f1`` against ``gold`` (seqeval, as every system is scored), ``size_mb`` of what it loads, and
+    ``same_tags`` (the share of words tagged as torch fp32 tags them)."""
+    from craftlib.engines import file_size_mb
+    from craftlib.evaluate import score
+
+    engines = list(engines or engines_to_compare())
+    if any(e.startswith("onnx") for e in engines):
+        export_onnx(model_dir, quantize="onnx-int8" in engines)
+    taggers = {e: Tagger(model_dir, engine=e, batch_size=batch_size) for e in engines}
+    best: dict[str, float] = {}
+    tags: dict[str, list] = {}
+    for r in range(rounds):
+        for e, t in taggers.items():
+            t.tag_tokens(sentences[:batch_size])  # warm-up: lazy initialisation, caches
+            t0 = time.perf_counter()
+            tags[e], _ = t.tag_tokens(sentences, progress=progress)
+            best[e] = min(best.get(e, float("inf")), time.perf_counter() - t0)
+    ref = tags[engines[0]]
+    n_words = sum(map(len, ref))
+    rows = []
+    for e in engines:
+        same = sum(a == b for x, y in zip(ref, tags[e]) for a, b in zip(x, y)) / max(n_words, 1)
+        row = {"engine": e, "sentences": len(sentences), "seconds": round(best[e], 3),
+               "sentences_per_s": round(len(sentences) / best[e], 2), "size_mb": file_size_mb(model_dir, e),
+               "same_tags": round(same, 5)}
+        if gold is not None:
+            row["f1"] = round(score(list(gold), tags[e])["f1"], 4)
+        rows.append(row)
+    base = rows[0]["sentences_per_s"]
+    for row in rows:
+        row["speedup"] = round(row["sentences_per_s"] / base, 2)
+        if gold is not None:
+            row["f1_difference"] = round(row["f1"] - rows[0]["f1"], 4)
+    return rows
 
 
 # ------------------------------------------------------------------------------------------------ CLI
@@ -402,5 +463,5 @@ def add_commands(subparsers) -> None:
     e.set_defaults(func=_cmd_export)
 
 
-__all__ = ["ABBREVIATIONS", "Input", "InputError", "Tagger", "jats_text", "predict", "read_inputs",
-           "split_sentences", "tokenize"]
+__all__ = ["ABBREVIATIONS", "Input", "InputError", "Tagger", "compare_engines", "engines_to_compare", "jats_text",
+           "predict", "read_inputs", "split_sentences", "tokenize"]
