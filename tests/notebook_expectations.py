@@ -8,7 +8,8 @@ that loses one, or any error output, fails both tiers.
 from __future__ import annotations
 
 #: notebook → minimum number of figures drawn as images (``image/png`` outputs), of entity HTML views
-#: (``craftlib.viz`` renders each entity as a ``<mark>``), and whether it shows the error-browser widget.
+#: (``craftlib.viz`` renders each entity as a ``<mark>``), and whether it shows the error-browser widget (05) or the
+#: text box that tags what is typed (07).
 EXPECTED: dict[str, dict] = {
     "01_explore_craft.ipynb": {"figures": 2, "entity_views": 1},       # mentions per module, mention lengths
     "02_normalize_tags.ipynb": {"figures": 1, "entity_views": 1},      # label shares; tagged sentences
@@ -16,6 +17,8 @@ EXPECTED: dict[str, dict] = {
     "04_two_step_transfer.ipynb": {"figures": 1, "entity_views": 0},   # learning curves (after training!)
     "05_error_analysis.ipynb": {"figures": 3, "entity_views": 2, "widget": True},  # F1, errors, confusions
     "06_compare_toolkits.ipynb": {"figures": 1, "entity_views": 0},    # accuracy against cost
+    # engines' speed; paragraph, article (model | gold), pasted text, tag box; the text box widget (browser tier)
+    "07_use_your_model.ipynb": {"figures": 1, "entity_views": 4, "tag_box": True},
 }
 
 
