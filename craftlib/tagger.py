@@ -133,7 +133,8 @@ def _check_text(text: str, where: str) -> str:
 
 def jats_text(data: bytes, where: str = "the XML") -> str:
     """The readable text of a PMC/JATS article: title, abstract, then body section titles and paragraphs, one per
-    line (whitespace inside each collapsed). Tables, figures' graphics, references and formulas are left out."""
+    line (whitespace inside each collapsed). Tables, figures (with their captions), references and formulas are
+    left out; a paragraph nested in another (a list inside a paragraph) is part of the outer one's text."""
     try:
         root = ET.fromstring(data)
     except ET.ParseError as err:
@@ -153,16 +154,16 @@ def jats_text(data: bytes, where: str = "the XML") -> str:
                 add(el)
     body = root.find(".//body")
     if body is not None:
+        parents = {c: p for p in body.iter() for c in p}
         for el in body.iter():
-            if el.tag in ("title", "p") and not _inside(body, el, ("table-wrap", "disp-formula")):
+            if el.tag in ("title", "p") and not _inside(parents, el, ("table-wrap", "disp-formula", "fig", "p")):
                 add(el)
     if not parts:
         raise InputError(f"{where} holds no article title, abstract or body paragraph: is it a PMC/JATS article?")
     return "\n".join(parts)
 
 
-def _inside(root, target, tags: Sequence[str]) -> bool:
-    parents = {c: p for p in root.iter() for c in p}
+def _inside(parents: dict, target, tags: Sequence[str]) -> bool:
     node = parents.get(target)
     while node is not None:
         if node.tag in tags:

@@ -195,6 +195,7 @@ def test_text_formats_keep_the_offsets(tagged):
     assert len(flat) == len(doc.text)
     for row in rows[2:]:
         _, s, e, mention, kind, _ = row.split("\t")
+        assert kind in config.ENTITY_TYPES
         assert flat[int(s):int(e)] == mention
     conll = export.conll(doc).splitlines()
     assert conll[0] == "# doc = windows" and sum(1 for x in conll if "\t" in x) == sum(map(len, doc.tokens))
