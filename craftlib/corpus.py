@@ -22,7 +22,6 @@ import os
 import platform
 import tarfile
 import time
-import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
 import zlib
@@ -142,7 +141,7 @@ class Document:
 
 
 def _is_url(source: str) -> bool:
-    return urllib.parse.urlparse(source).scheme in ("http", "https", "ftp")
+    return config.is_url(source)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
