@@ -353,7 +353,7 @@ def add_commands(subparsers) -> None:
     p = subparsers.add_parser("augment", help="entity-replacement augmentation of the train split")
     add_dataset_options(p)
     p.add_argument("--ratio", type=float, default=0.2, help="probability of replacing each mention (default 0.2)")
-    p.add_argument("--seed", type=seed_value, default=42, help="random seed, an integer >= 0 (default 42)")
+    p.add_argument("--seed", type=seed_value, default=42, help="random seed, an integer from 0 to 2**32-1 (default 42)")
     p.add_argument("--keep-unchanged", action=argparse.BooleanOptionalAction, default=None,
                    help="full-copy variant: also copy the train sentences in which nothing was replaced "
                         "(default: the profile's choice; full: yes, smoke/quick: no)")

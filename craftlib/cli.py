@@ -23,7 +23,7 @@ import os
 import sys
 
 from craftlib import config
-from craftlib.errors import CraftlibError, os_error_message
+from craftlib.errors import CraftlibError, foreign_storage_message, os_error_message
 
 #: Modules that contribute commands, in the order of the data flow.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -101,4 +101,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         message = os_error_message(err) or f"{type(err).__name__}: {err}"
         print(f"error: {message}{hint}", file=sys.stderr)
+        return 2
+    except Exception as err:  # a storage failure a library reports without an OSError (safetensors); else a bug
+        message = foreign_storage_message(err)
+        if message is None or debug:
+            raise
+        print(f"error: {message}", file=sys.stderr)
         return 2
