@@ -22,6 +22,7 @@ Several GPUs: the same command runs under ``accelerate launch -m craftlib train 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
@@ -232,9 +233,26 @@ def merge_windows(
     return out, missing
 
 
+@contextlib.contextmanager
+def _datasets_bars(enabled: bool):
+    """``datasets``' own progress bars (``map``'s "tokenizing") on or off for a block; the caller's setting is
+    restored on exit."""
+    import datasets
+
+    was = datasets.is_progress_bar_enabled()
+    if was and not enabled:
+        datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was and not enabled:
+            datasets.enable_progress_bars()
+
+
 def featurize(dataset, tokenizer, max_length: int, stride: int, label_all_subtokens: bool = False,
-              with_labels: bool = True, case_markers: bool = False):
-    """Windowed features of a ``datasets.Dataset`` with ``tokens`` (and ``ner_tags``)."""
+              with_labels: bool = True, case_markers: bool = False, progress: bool = True):
+    """Windowed features of a ``datasets.Dataset`` with ``tokens`` (and ``ner_tags``); ``progress=False``: no
+    "tokenizing" bar (``train --no-progress``)."""
 
     def fn(batch, indices):
         return encode_windows(
@@ -243,8 +261,9 @@ def featurize(dataset, tokenizer, max_length: int, stride: int, label_all_subtok
             case_markers=case_markers,
         )
 
-    return dataset.map(fn, batched=True, with_indices=True, remove_columns=dataset.column_names,
-                       desc="tokenizing")
+    with _datasets_bars(progress):
+        return dataset.map(fn, batched=True, with_indices=True, remove_columns=dataset.column_names,
+                           desc="tokenizing")
 
 
 # ---------------------------------------------------------------------------------------- data
@@ -580,7 +599,7 @@ def fine_tune(
     if profile.case_markers:
         add_case_markers(tokenizer)
     train_feats = featurize(data["train"], tokenizer, profile.max_length, profile.window_stride, label_all_subtokens,
-                            case_markers=profile.case_markers)
+                            case_markers=profile.case_markers, progress=progress)
     dev_feats = encode_windows(tokenizer, data["validation"]["tokens"], data["validation"]["ner_tags"],
                                profile.max_length, profile.window_stride, case_markers=profile.case_markers)
     dev_eval = _DevEval(dev_feats, data["validation"], tokenizer, max(32, profile.eval_batch_size), device, progress)
@@ -910,7 +929,7 @@ def train_recipe(
     # The whole run is built in a temporary folder beside models/<run>/ and renamed into place at the end, so an
     # interrupted or failed run leaves the previous complete run (or nothing) there, never a mix.
     with cache.atomic_dir(run_dir) if _is_main_process() else cache.temp_dir(run_dir) as build_dir:
-        with _main_process_first():  # several processes: the first builds missing data, the others read it
+        with _main_process_first(), _datasets_bars(progress):  # several processes: the first builds missing data
             data = load_recipe_data(step.data, spec.profile, seed, annotation_set, data_dir)
         for split, rows in data.items():
             check_dataset(rows, f"{step.data} {split}")

@@ -555,3 +555,19 @@ def test_a_max_length_above_the_models_positions_is_refused_up_front(tiny_model_
         train.train_recipe("single", config.get_profile("smoke", max_length=256), base_model=str(tiny_model_dir),
                            models_dir=tmp_path / "models", progress=False)
     assert calls == [] and not (tmp_path / "models").exists()
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_no_progress_means_no_tokenizing_bar(progress, capfd):
+    """``train --no-progress`` (progress=False) reaches datasets' own map bar; the caller's setting is kept."""
+    import datasets
+
+    from craftlib.models import load_tokenizer
+
+    ds = _synthetic(3)
+    assert datasets.is_progress_bar_enabled()
+    capfd.readouterr()
+    feats = train.featurize(ds, load_tokenizer("minilm"), 32, 8, progress=progress)
+    err = capfd.readouterr().err
+    assert len(feats) >= 3 and ("tokenizing" in err) == progress
+    assert datasets.is_progress_bar_enabled()
