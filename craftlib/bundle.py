@@ -10,8 +10,9 @@ Conference Wi-Fi cannot serve 20 x (torch + transformers + CRAFT). The bundle ho
     DIR/SHA256SUMS     sha256 of every file above (``sha256sum -c SHA256SUMS`` checks a copy)
     DIR/README.txt     how to install and which settings to export
 
-On a learner's laptop, with the network off: ``make setup WHEELHOUSE=DIR/wheels`` (pip ``--no-index
---find-links``), then ``export CRAFT_SOURCE=DIR/craft/CRAFT-5.0.2.tar.gz CRAFT_SHA256=... CRAFTLIB_ONTOLOGY_DIR=DIR/ontologies``.
+On a learner's laptop, with the network off: ``make setup WHEELHOUSE=DIR`` (or ``DIR/wheels``; pip ``--no-index
+--find-links``), then ``export CRAFT_SOURCE=DIR/craft/CRAFT-5.0.2.tar.gz CRAFT_SHA256=... CRAFTLIB_ONTOLOGY_DIR=DIR/ontologies``
+with ``DIR`` absolute (the bundle prints these settings so).
 
 ``pip download`` evaluates environment markers on the machine that builds the bundle (only the wheel tags
 follow ``--platform`` / ``--python-version``): build it on the room's operating system, or check the
