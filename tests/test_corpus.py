@@ -401,7 +401,7 @@ def http_server():
     routes: dict[str, tuple[dict, bytes, int | None]] = {}
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server's name)
+        def do_GET(self):
             headers, body, length = routes[self.path]
             self.send_response(200)
             for k, v in headers.items():

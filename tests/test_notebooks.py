@@ -34,7 +34,7 @@ def readme_data_example() -> dict[str, str]:
     from craftlib import config
 
     text = (NOTEBOOKS.parent / "README.md").read_text()
-    exports = dict(re.findall(r"^export (CRAFT_SOURCE|CRAFTLIB_ONTOLOGY_DIR)=(\S+)$", text, re.M))
+    exports = dict(re.findall(r"^export (CRAFT_SOURCE|CRAFTLIB_ONTOLOGY_DIR)=(\S+)$", text, re.MULTILINE))
     assert set(exports) == {"CRAFT_SOURCE", "CRAFTLIB_ONTOLOGY_DIR"}, "the README's data example changed"
     return exports if all(config.resolve_path(v).exists() for v in exports.values()) else {}
 
