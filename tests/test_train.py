@@ -447,7 +447,7 @@ def test_label_ids_out_of_range_are_refused():
     (["train", "--epochs", "0", "--max-steps", "-1"], "must be a number > 0"),
     (["train", "--learning-rate", "0"], "--learning-rate: '0': must be a number > 0"),
     (["train", "--learning-rate=-1e-4"], "must be a number > 0"),
-    (["train", "--seed", "-1"], "--seed: '-1': the seed must be an integer >= 0"),
+    (["train", "--seed", "-1"], "--seed: '-1': the seed must be an integer from 0 to 4294967295"),
     (["train", "--max-steps", "0"], "--max-steps: '0'"),
     (["train", "--max-train-sentences", "0"], "must be an integer >= 1"),
     (["train", "--profile", "huge"], "unknown profile 'huge'"),
