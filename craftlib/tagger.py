@@ -36,7 +36,14 @@ from craftlib.errors import CraftlibError
 from craftlib.export import FORMATS, Entity, TaggedDocument, render, write
 from craftlib.ontology import craft_tokenize
 from craftlib.options import positive_int
-from craftlib.train import META_COLUMNS, add_case_markers, check_model_dir, encode_windows, merge_windows
+from craftlib.train import (
+    META_COLUMNS,
+    add_case_markers,
+    check_model_dir,
+    check_model_labels,
+    encode_windows,
+    merge_windows,
+)
 
 
 class InputError(CraftlibError):
@@ -128,6 +135,12 @@ def _decode(data: bytes, where: str) -> str:
 def _check_text(text: str, where: str) -> str:
     if not text.strip():
         raise InputError(f"{where} is empty: there is nothing to tag.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:  # bytes that were not UTF-8, kept as surrogates by Python (argv)
+        raise InputError(f"The text to tag is not UTF-8 (byte {text[err.start].encode('utf-8', 'surrogateescape')!r}"
+                         f" near {text[max(0, err.start - 20):err.start].encode('utf-8', 'replace').decode()!r}):"
+                         " convert it first (e.g. `iconv -f latin1 -t utf-8`), or pass it as UTF-8.") from None
     return text
 
 
@@ -226,12 +239,14 @@ class Tagger:
     settings, and optionally a :class:`craftlib.linking.Linker`."""
 
     def __init__(self, model_dir: str | os.PathLike, engine: str = "auto", linker=None, batch_size: int = 16):
-        from craftlib.models import load_tokenizer
+        from craftlib.models import check_max_length, load_tokenizer
 
         self.model_dir = Path(model_dir)
         metrics = check_model_dir(self.model_dir)
+        model_config = check_model_labels(self.model_dir)  # refuses a model without the 13 CRAFT labels
         hp = (metrics or {}).get("hyperparameters") or {}
         self.max_length = int(hp.get("max_length", 128))
+        check_max_length(self.model_dir, self.max_length, model_config)
         self.stride = int(hp.get("window_stride", 32))
         self.case_markers = bool(hp.get("case_markers", False))
         self.tokenizer = load_tokenizer(self.model_dir)
