@@ -294,8 +294,8 @@ def error_browser(errors, records=None, page_size: int = 5, interactive: bool | 
 
 
 def tagged_html(doc, max_rows: int = 30) -> str:
-    """A tagged document (:class:`craftlib.export.TaggedDocument`): its text with the mentions highlighted by type,
-    then a table of the mentions with their score and ontology ids (the first ``max_rows``)."""
+    """A tagged document (:class:`craftlib.export.TaggedDocument`): the colour legend, its text with the mentions
+    highlighted by type, then a table of the mentions with their score and ontology ids (the first ``max_rows``)."""
     view = spans_html(doc.text, [(e.start, e.end, e.type) for e in doc.entities])
     rows = []
     for e in doc.entities[:max_rows]:
@@ -307,7 +307,7 @@ def tagged_html(doc, max_rows: int = 30) -> str:
     more = f"<p>… and {len(doc.entities) - max_rows} more</p>" if len(doc.entities) > max_rows else ""
     table = ("<table><tr><th>offsets</th><th>mention</th><th>type</th><th>score</th><th>ids</th></tr>"
              f"{''.join(rows)}</table>{more}") if rows else "<p><i>no mention found</i></p>"
-    return f"<p>{len(doc.entities)} mention(s)</p>{view}{table}"
+    return f"<p>{len(doc.entities)} mention(s) &nbsp; {legend_html(TYPE_COLORS)}</p>{view}{table}"
 
 
 def tag_widget(tag, value: str = ""):
