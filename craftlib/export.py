@@ -132,7 +132,7 @@ def from_bioc(collection) -> list[TaggedDocument]:
                 ids = [i for i in (ann.infons.get("identifier") or "").split(",") if i]
                 entities.append(Entity(loc.offset, loc.offset + loc.length, ann.infons.get("type", ""), ann.text,
                                        float(ann.infons.get("score", 1.0)), ids, [], ann.infons.get("link")))
-        out.append(TaggedDocument(bdoc.id, text, sorted(entities, key=lambda e: (e.start, e.end))))
+        out.append(TaggedDocument(bdoc.id, text, entities))  # in file order: the order they were written
     return out
 
 
@@ -208,7 +208,7 @@ def read_brat(txt_path: str | os.PathLike) -> TaggedDocument:
         note = notes.get(ent.id, {})
         entities.append(Entity(start, end, ent.type, text[start:end], float(note.get("score", 1.0)),
                                ids.get(ent.id, []), [], note.get("link")))
-    return TaggedDocument(bdoc.id, text, sorted(entities, key=lambda e: (e.start, e.end)))
+    return TaggedDocument(bdoc.id, text, entities)  # in file order: the order they were written
 
 
 # ------------------------------------------------------------------------------------------ other formats

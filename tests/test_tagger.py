@@ -344,3 +344,13 @@ def test_onnx_export_int8_and_engine_choice(model_dir, tmp_path):
     assert engines.choose_engine(run) == "torch"
     with pytest.raises(Exception, match="no current onnx-int8 export"):
         engines.load_engine(run, "onnx-int8")
+
+
+def test_nested_and_same_span_mentions_read_back_in_order(tmp_path):
+    """Gold-like annotations: nested mentions, two ids on one span; BioC and brat keep all, in the written order."""
+    text = "mouse lens fibre cells express Pax6"
+    ents = [Entity(0, 22, "Cell", text[0:22], 1.0, ["CL:0011004"], ["lens fiber cell"], "gold"),
+            Entity(0, 5, "Taxon", "mouse", 1.0, ["NCBITaxon:10088"], ["Mus"], "gold"),
+            Entity(0, 5, "Taxon", "mouse", 1.0, ["NCBITaxon:10090"], ["Mus musculus"], "gold"),
+            Entity(31, 35, "Protein", "Pax6", 1.0, [], [], None)]
+    _assert_round_trips([TaggedDocument("nested", text, ents)], tmp_path)
