@@ -1130,6 +1130,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         print(" ".join(f"{t}/{g}" if g != "O" else t for t, g in zip(result["tokens"], result["tags"])))
         for ent in result["entities"]:
             print(f"  {ent['type']:<9} {ent['text']}")
+        if not result["entities"]:
+            print("  no entities found")
     return 0
 
 
