@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from craftlib.errors import ConfigError
 
 #: Seconds between two load measurements during training.
-RECHECK_SECONDS = 20.0
+RECHECK_SECONDS = 5.0
 #: Seconds of the first measurement, before training starts.
 SAMPLE_SECONDS = 0.5
 
