@@ -384,7 +384,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--ratio", "--replace-prob", dest="ratio", type=probability, default=0.2,
                    help="probability of replacing each mention by an ontology name (default 0.2; below 0.2 the "
                         "reference's copies are kept with fewer names: 0 is the no-names control)")
-    p.add_argument("--seed", type=seed_value, default=42, help="random seed, an integer >= 0 (default 42)")
+    p.add_argument("--seed", type=seed_value, default=42, help="random seed, an integer from 0 to 2**32-1 (default 42)")
     p.add_argument("--keep-unchanged", action=argparse.BooleanOptionalAction, default=None,
                    help="full-copy variant: also copy the train sentences in which nothing was replaced "
                         "(default: the profile's choice; full: yes, smoke/quick: no)")

@@ -306,7 +306,10 @@ def bootstrap_tables(result: dict):
     import pandas as pd
 
     pct = f"{result['confidence']:.0%}"
-    systems = pd.DataFrame([{"system": k, "F1": v["f1"], f"{pct} low": v["low"], f"{pct} high": v["high"]}
+    several = any((v.get("seeds") or 1) > 1 for v in result["systems"].values())
+    systems = pd.DataFrame([{"system": k, **({"seeds": v.get("seeds") or 1} if several else {}),
+                             "F1": v["f1"], **({"sd": v.get("sd")} if several else {}),
+                             f"{pct} low": v["low"], f"{pct} high": v["high"]}
                             for k, v in result["systems"].items()]).set_index("system")
     diffs = pd.DataFrame([{"comparison": f"{d['b']} - {d['a']}", "difference": d["difference"],
                            f"{pct} low": d["low"], f"{pct} high": d["high"], "verdict": d["verdict"]}

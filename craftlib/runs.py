@@ -135,13 +135,35 @@ def train_command(recipe: str, profile: str | config.Profile, base_model: str, s
         parts += [CLI_OVERRIDES[f], str(_plain(value))]
     if annotation_set != "proper":
         parts += ["--annotation-set", annotation_set]
-    if data_dir:
-        parts += ["--data-dir", str(data_dir)]
-    if models_dir:
-        parts += ["--models-dir", str(models_dir)]
+    for flag, value, default in (("--data-dir", data_dir, config.data_dir()),
+                                 ("--models-dir", models_dir, config.models_dir())):
+        shown = portable_path(value, default)
+        if shown:
+            parts += [flag, shown]
     if label_all_subtokens:
         parts.append("--label-all-subtokens")
     return shlex.join(parts)
+
+
+def portable_path(value: str | os.PathLike | None, default: Path | None = None) -> str | None:
+    """A folder as a recorded command should show it: ``None`` when it is the setting's own value (the command
+    needs no option), relative to the repository when it lies inside it, else as given. Committed commands then
+    name no folder of the machine they ran on."""
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    try:
+        if default is not None and path.resolve() == Path(default).expanduser().resolve():
+            return None
+    except OSError:
+        pass
+    root = config._repo_root()
+    if root is not None and path.is_absolute():
+        try:
+            return str(path.resolve().relative_to(root.resolve()))
+        except ValueError:
+            pass
+    return str(value)
 
 
 def _option_parts(options: Mapping[str, object]) -> list[str]:

@@ -13,6 +13,8 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from craftlib.errors import ConfigError
+
 #: Distributions whose versions are recorded in metrics files and model cards.
 TRACKED_PACKAGES = (
     "craftlib", "torch", "transformers", "datasets", "accelerate", "tokenizers", "seqeval", "obonet",
@@ -97,9 +99,13 @@ def detect_device(precision: str | None = None) -> Device:
 
 
 def seed_everything(seed: int = 42) -> None:
-    """Seed Python, NumPy and PyTorch (CPU and all GPUs) so the same data gives the same numbers."""
+    """Seed Python, NumPy and PyTorch (CPU and all GPUs) so the same data gives the same numbers. ``seed``: an integer
+    from 0 to 2**32-1 (NumPy's limit), else :class:`~craftlib.errors.ConfigError`."""
     import numpy as np
     import torch
+
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**32 - 1:
+        raise ConfigError(f"seed={seed!r}: a seed must be an integer from 0 to {2**32 - 1} (e.g. SEED = 42).")
 
     random.seed(seed)
     np.random.seed(seed)

@@ -646,6 +646,12 @@ def _dataset_files(folder: Path) -> dict[str, int]:
     return {p.relative_to(folder).as_posix(): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def _dataset_checksums(folder: Path) -> dict[str, str]:
+    """``{relative path: sha256}`` of every file of a saved dataset (checked when it is loaded: a damaged Arrow
+    file of the right size can make pyarrow crash the process instead of raising)."""
+    return {p.relative_to(folder).as_posix(): cache.sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 def _corpus_identity(root: Path) -> dict:
     """Where the corpus read came from: the extraction's recorded source, or the folder read in place."""
     from craftlib.corpus import MARKER
@@ -813,6 +819,7 @@ def build_dataset(
             "policies": policies.to_dict(),
             **dataset_stats(records, counts, docs, wanted),
             "files": _dataset_files(tmp / "dataset"),  # checked by every load
+            "sha256": _dataset_checksums(tmp / "dataset"),  # so is their content: a damaged .arrow can crash pyarrow
             "build_seconds": round(time.perf_counter() - t0, 2),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         })
@@ -870,8 +877,15 @@ def load_dataset(
     reason = cache.stale_reason(out_dir, dataset_inputs(prof, annotation_set, source_id, policies))
     if reason and (out_dir / "dataset").is_dir():
         print(f"Rebuilding the tagged dataset in {out_dir} ({reason}).")
-    return build_dataset(prof, annotation_set, source=source, data_dir=data_dir, policies=policies,
-                         progress=progress, reuse=True)
+    try:
+        return build_dataset(prof, annotation_set, source=source, data_dir=data_dir, policies=policies,
+                             progress=progress, reuse=True)
+    except DatasetError as err:
+        if reason is None:  # the saved dataset was current but damaged: rebuilt once from its source
+            print(f"Rebuilding the tagged dataset in {out_dir}: {err}")
+            return build_dataset(prof, annotation_set, source=source, data_dir=data_dir, policies=policies,
+                                 progress=progress, reuse=False)
+        raise
 
 
 def _load_saved(out_dir: Path, profile: config.Profile, annotation_set: str):
@@ -881,7 +895,8 @@ def _load_saved(out_dir: Path, profile: config.Profile, annotation_set: str):
     rebuild = (f"rebuild it with `python -m craftlib data --annotation-set {annotation_set} --profile "
                f"{profile.name}`")
     try:
-        recorded = json.loads((out_dir / "stats.json").read_text()).get("files")
+        saved_stats = json.loads((out_dir / "stats.json").read_text())
+        recorded, checksums = saved_stats.get("files"), saved_stats.get("sha256") or {}
     except (OSError, ValueError, AttributeError) as err:
         raise DatasetError(f"{out_dir / 'stats.json'} is unreadable ({err}): {rebuild}.") from err
     if recorded:  # datasets built before craftlib recorded their files are checked by loading only
@@ -892,6 +907,10 @@ def _load_saved(out_dir: Path, profile: config.Profile, annotation_set: str):
             if actual[name] != size:
                 raise DatasetError(f"The saved dataset file {path / name} has {actual[name]} bytes, {size} were "
                                    f"written: it is truncated or damaged; {rebuild}.")
+    for name, digest in checksums.items():  # verified before pyarrow maps the files (datasets built before: sizes)
+        if not (path / name).is_file() or cache.sha256_file(path / name) != digest:
+            raise DatasetError(f"The saved dataset file {path / name} is not what was written (its sha256 differs): "
+                               f"it is damaged; {rebuild}.")
     try:
         dsd = _load_from_disk(path)
     except (OSError, ValueError, KeyError, TypeError) as err:

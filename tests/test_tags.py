@@ -447,6 +447,27 @@ def test_truncated_dataset_file_is_a_clear_error(built, which):
         tags.load_dataset("quick", data_dir=data, build_if_missing=False)
 
 
+def test_a_damaged_arrow_file_of_the_right_size_is_found_and_rebuilt(built, capsys):
+    """Bytes overwritten in a saved .arrow (same size) could make pyarrow crash the process (train segfaulted) or
+    load wrong tokens: the content is checked against the sha256 recorded when it was written."""
+    from craftlib.errors import DatasetError
+
+    dsd, data = built
+    expected = list(dsd["train"]["tokens"])
+    path = _arrow(data)
+    raw = bytearray(path.read_bytes())
+    i = raw.find(expected[0][0].encode())
+    raw[i:i + 4] = b"\xff\xfe\xfd\xfc"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DatasetError, match=r"data-.*\.arrow is not what was written .*damaged"):
+        tags.load_dataset("quick", data_dir=data, build_if_missing=False)
+    capsys.readouterr()
+    again = tags.load_dataset("quick", data_dir=data, source=ROOT, progress=False)  # what training calls
+    assert "Rebuilding the tagged dataset" in capsys.readouterr().out
+    assert list(again["train"]["tokens"]) == expected
+    assert list(tags.load_dataset("quick", data_dir=data, build_if_missing=False)["train"]["tokens"]) == expected
+
+
 def test_damaged_dataset_without_a_file_list_is_still_a_clear_error(built):
     """A dataset built before the file list was recorded: the damage is found when loading."""
     from craftlib.errors import DatasetError
@@ -454,7 +475,7 @@ def test_damaged_dataset_without_a_file_list_is_still_a_clear_error(built):
     _, data = built
     stats_path = config.processed_dir("quick", "proper", data) / "stats.json"
     stats = json.loads(stats_path.read_text())
-    del stats["files"]
+    del stats["files"], stats["sha256"]
     stats_path.write_text(json.dumps(stats))
     state = _arrow(data).parent / "state.json"
     state.write_text(state.read_text()[:20])
@@ -477,6 +498,7 @@ def test_saved_tags_that_break_iob2_are_refused_when_loaded(built):
     (out / "dataset-new").rename(out / "dataset")
     stats = json.loads((out / "stats.json").read_text())
     stats["files"] = tags._dataset_files(out / "dataset")  # consistent files: only the tags are wrong
+    stats["sha256"] = tags._dataset_checksums(out / "dataset")
     (out / "stats.json").write_text(json.dumps(stats))
     with pytest.raises(DatasetError, match=r"\[test\].*sentence 0 of document 1002 .row 0., token 0: I-Protein "
                                            "follows O"):
