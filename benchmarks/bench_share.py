@@ -73,13 +73,28 @@ def condition(name: str, n: int, threads: str, work: Path, recipe: str, max_step
     return {"processes": n, "CRAFTLIB_THREADS": threads, "runs": runs, "mean_train_seconds": round(mean, 2)}
 
 
+def ratios(res: dict) -> dict:
+    """Mean train_seconds of one condition over another's, for the pairs that were measured."""
+    pairs = {"unsized: two at once / alone": ("two at once, unsized", "alone, unsized"),
+             "sized: two at once / alone": ("two at once, sized", "alone, sized"),
+             "alone: unsized / sized": ("alone, unsized", "alone, sized"),
+             "two at once: unsized / sized": ("two at once, unsized", "two at once, sized")}
+    return {k: round(res[a]["mean_train_seconds"] / res[b]["mean_train_seconds"], 2)
+            for k, (a, b) in pairs.items() if a in res and b in res}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipe", default="single", choices=("single", "augmented"))
     parser.add_argument("--max-steps", type=int, default=150)
+    parser.add_argument("--only", action="append", default=None, metavar="CONDITION",
+                        help="run only this condition (repeatable), e.g. --only 'alone, sized' --only 'two at once, sized'")
     parser.add_argument("--note", default="", help="what else ran on the machine (written into the result)")
     parser.add_argument("--out", default=str(HERE / "results" / "bench_share.json"))
     args = parser.parse_args(argv)
+    known = ("alone, sized", "alone, unsized", "two at once, unsized", "two at once, sized")
+    if args.only and set(args.only) - set(known):
+        parser.error(f"--only: choose among {', '.join(map(repr, known))}")
 
     import torch
 
@@ -90,34 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     load_before = list(os.getloadavg())
     others_before = LoadProbe().sample(2.0)
     device = detect_device()
-    with tempfile.TemporaryDirectory(prefix="bench_share-") as tmp:
-        work = Path(tmp)
-        env = dict(os.environ, CRAFTLIB_DATA_DIR=str(work / "data"))
-        subprocess.run([sys.executable, "-m", "craftlib", "data", "--profile", "smoke"], env=env, check=True,
-                       stdout=subprocess.DEVNULL)
-        res = {
-            "alone, sized": condition("alone, sized", 1, "auto", work, args.recipe, args.max_steps),
-            "alone, unsized": condition("alone, unsized", 1, str(cores), work, args.recipe, args.max_steps),
-            "two at once, unsized": condition("two at once, unsized", 2, str(cores), work, args.recipe,
-                                              args.max_steps),
-            "two at once, sized": condition("two at once, sized", 2, "auto", work, args.recipe, args.max_steps),
-        }
-    ratios = {
-        "unsized: two at once / alone": round(res["two at once, unsized"]["mean_train_seconds"]
-                                              / res["alone, unsized"]["mean_train_seconds"], 2),
-        "sized: two at once / alone": round(res["two at once, sized"]["mean_train_seconds"]
-                                            / res["alone, sized"]["mean_train_seconds"], 2),
-        "two at once: unsized / sized": round(res["two at once, unsized"]["mean_train_seconds"]
-                                              / res["two at once, sized"]["mean_train_seconds"], 2),
-    }
-    for k, v in ratios.items():
-        print(f"{k}: {v}")
     out = {
         "benchmark": "two smoke trainings at once vs one, with and without craftlib.threads sizing",
         "command": "python benchmarks/bench_share.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "recipe": args.recipe, "profile": "smoke", "max_steps": args.max_steps,
-        "conditions": res, "ratios": ratios,
+        "recipe": args.recipe, "profile": "smoke", "max_steps": args.max_steps, "complete": False,
+        "conditions": {}, "ratios": {},
         "hardware": f"{platform.machine()}, {cores} cores; {device.type}: {device.name}, {device.precision}",
         "torch_default_threads": torch.get_num_threads(),
         "load_average_1_5_15min_before": [round(x, 2) for x in load_before],
@@ -125,7 +118,21 @@ def main(argv: list[str] | None = None) -> int:
         "note": args.note,
         "versions": {k: v for k, v in versions().items() if k in ("python", "torch", "transformers", "craftlib")},
     }
+    plan = [("alone, sized", 1, "auto"), ("alone, unsized", 1, str(cores)), ("two at once, unsized", 2, str(cores)),
+            ("two at once, sized", 2, "auto")]
+    with tempfile.TemporaryDirectory(prefix="bench_share-") as tmp:
+        work = Path(tmp)
+        env = dict(os.environ, CRAFTLIB_DATA_DIR=str(work / "data"))
+        subprocess.run([sys.executable, "-m", "craftlib", "data", "--profile", "smoke"], env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+        for name, n, threads in [c for c in plan if args.only is None or c[0] in args.only]:  # written after each condition: a stopped run keeps what it measured
+            out["conditions"][name] = condition(name, n, threads, work, args.recipe, args.max_steps)
+            out["ratios"] = ratios(out["conditions"])
+            Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    out["complete"] = True
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    for k, v in out["ratios"].items():
+        print(f"{k}: {v}")
     print(f"wrote {args.out}")
     return 0
 
