@@ -205,8 +205,8 @@ def _git(repo: Path, *args: str) -> str:
 
 @pytest.mark.skipif(shutil.which("git") is None or shutil.which("make") is None, reason="needs git and make")
 def test_make_git_filter_keeps_the_checkout_clean_after_a_run(tmp_path):
-    """A notebook saved with outputs, execution counts and another Python version: git sees no change once `make
-    git-filter` has registered the filter, and sees one without it (the control)."""
+    """A notebook saved with outputs, execution counts and another Python version: `git diff` is empty and `git add`
+    stages nothing once `make git-filter` has registered the filter; without it (the control) both see the outputs."""
     import nbformat
 
     for with_filter in (True, False):
@@ -228,9 +228,14 @@ def test_make_git_filter_keeps_the_checkout_clean_after_a_run(tmp_path):
         code.outputs = [nbformat.v4.new_output("stream", name="stdout", text="profile=smoke\n")]
         nb.metadata["language_info"]["version"] = "3.99.0"
         nbformat.write(nb, path)
-        status = _git(repo, "status", "--porcelain")
+        # git status alone is not the check: git reports a file whose size changed as modified before it applies
+        # the filter (a known limit of clean filters); `git diff` and what `git add` would stage are the content
+        diff = _git(repo, "diff")
+        _git(repo, "add", "-u")
+        staged = _git(repo, "diff", "--cached", "--name-only")
         if with_filter:
-            assert status == "" and _git(repo, "diff") == "", status
+            assert diff == "" and staged == "", (diff, staged)
+            assert _git(repo, "status", "--porcelain") == ""  # once the index knows the file again
             assert "profile=smoke" in path.read_text()  # the learner's file keeps its outputs
         else:
-            assert status.strip() == f"M notebooks/{NOTEBOOKS[0].name}"
+            assert staged.strip() == f"notebooks/{NOTEBOOKS[0].name}" and "profile=smoke" in diff
