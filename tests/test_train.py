@@ -586,3 +586,17 @@ def test_matched_profile_gives_single_step_the_sub_tokens_of_two_step():
     assert matched_profile(smoke, 1000, 2000).max_steps == 16
     with pytest.raises(CraftlibError, match="token counts"):
         matched_profile(quick, 0, 10)
+
+
+def test_predict_cli_says_when_no_entity_is_found(monkeypatch, capsys):
+    """A text without entities gets the sentence back and one 'no entities found' line; one with entities lists
+    them and does not say so."""
+    from craftlib.cli import main
+
+    monkeypatch.setattr(train, "predict", lambda model, texts: [
+        {"tokens": ["a", "b"], "tags": ["O", "O"], "entities": []},
+        {"tokens": ["Pax6", "b"], "tags": ["B-Gene", "O"],
+         "entities": [{"text": "Pax6", "type": "Gene", "start": 0, "end": 1}]}])
+    assert main(["predict", "--model", "m", "--text", "a b", "--text", "Pax6 b"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["a b", "  no entities found", "Pax6/B-Gene b", "  Gene      Pax6"]
