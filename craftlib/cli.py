@@ -32,7 +32,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "craftlib.ontology",   # entity-lists
     "craftlib.augment",    # augment
     "craftlib.baseline",   # baseline (dictionary tagger)
-    "craftlib.train",      # train, predict
+    "craftlib.train",      # train
+    "craftlib.tagger",     # predict, export-onnx
+    "craftlib.concepts",   # concepts (linking scores)
     "craftlib.evaluate",   # evaluate, compare
     "craftlib.runs",       # results, publish
     "craftlib.peers",      # benchmark

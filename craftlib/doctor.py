@@ -321,6 +321,17 @@ def check_peers() -> Check:
                  + ", spaCy " + importlib.metadata.version("spacy"))
 
 
+def check_use() -> Check:
+    """Notebook 07 (`predict`): BioC/brat files through ``bioc``, ONNX export and the ONNX Runtime engines."""
+    missing = [m for m in ("bioc", "onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
+    if missing:
+        return Check("notebook 07 (predict)", FAIL, f"{', '.join(missing)} not installed (notebook 07 and "
+                     "`predict --format bioc/brat`, `export-onnx` need them)",
+                     "pip install -e \".[dev,peers]\" (make setup installs them)")
+    return Check("notebook 07 (predict)", OK, "bioc " + importlib.metadata.version("bioc") + ", onnxruntime "
+                 + importlib.metadata.version("onnxruntime"))
+
+
 def run_checks(profile: str | None = None, base_model: str = "minilm", source: str | None = None,
                sha256: str | None = None, data_dir=None, models_dir=None, ontology_dir=None,
                min_free_gb: float | None = None, model: bool = True) -> list[Check]:
@@ -328,7 +339,7 @@ def run_checks(profile: str | None = None, base_model: str = "minilm", source: s
     if model:
         checks.append(check_model(base_model))
     checks += [check_source(source, sha256, data_dir), check_ontologies(ontology_dir),
-               *check_resources(profile, data_dir, models_dir, min_free_gb), check_peers()]
+               *check_resources(profile, data_dir, models_dir, min_free_gb), check_peers(), check_use()]
     return checks
 
 

@@ -1197,21 +1197,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_predict(args: argparse.Namespace) -> int:
-    for result in predict(args.model, args.text):
-        if args.json:
-            print(json.dumps(result))
-            continue
-        print(" ".join(f"{t}/{g}" if g != "O" else t for t, g in zip(result["tokens"], result["tags"])))
-        for ent in result["entities"]:
-            print(f"  {ent['type']:<9} {ent['text']}")
-        if not result["entities"]:
-            print("  no entities found")
-    return 0
-
-
 def add_commands(subparsers) -> None:
-    """``train`` and ``predict`` sub-commands."""
+    """The ``train`` sub-command (``predict`` is :mod:`craftlib.tagger`'s)."""
     p = subparsers.add_parser(
         "train", help="fine-tune a transformer recipe (single, augmented, two-step)",
         description="Fine-tune a base model on CRAFT and write models/<run>/. Several GPUs: run the same command "
@@ -1247,11 +1234,4 @@ def add_commands(subparsers) -> None:
     g.add_argument("--case-markers", action=argparse.BooleanOptionalAction, default=None,
                    help="mark capitalised / all-caps / mixed-case words with a token the uncased model can see")
     p.set_defaults(func=_cmd_train)
-
-    q = subparsers.add_parser("predict", help="tag text with a trained model",
-                              description="Tag raw text with a model written by `train`.")
-    q.add_argument("--model", required=True, help="a models/<run> directory")
-    q.add_argument("--text", required=True, action="append", help="text to tag (repeat for several)")
-    q.add_argument("--json", action="store_true", help="one JSON object per text")
-    q.set_defaults(func=_cmd_predict)
 

@@ -290,6 +290,61 @@ def error_browser(errors, records=None, page_size: int = 5, interactive: bool | 
     return shown
 
 
+# ------------------------------------------------------------------------------------ a tagged document
+
+
+def tagged_html(doc, max_rows: int = 30) -> str:
+    """A tagged document (:class:`craftlib.export.TaggedDocument`): the colour legend, its text with the mentions
+    highlighted by type, then a table of the mentions with their score and ontology ids (the first ``max_rows``)."""
+    view = spans_html(doc.text, [(e.start, e.end, e.type) for e in doc.entities])
+    rows = []
+    for e in doc.entities[:max_rows]:
+        ids = "" if e.link is None else (
+            f"{html.escape(e.link)}: " + ", ".join(f"{html.escape(i)} ({html.escape(n)})" for i, n in zip(e.ids, e.names))
+            if e.ids else "no id")
+        rows.append(f"<tr><td>{e.start}–{e.end}</td><td>{html.escape(e.text)}</td><td>{html.escape(e.type)}</td>"
+                    f"<td>{e.score:.2f}</td><td>{ids}</td></tr>")
+    more = f"<p>… and {len(doc.entities) - max_rows} more</p>" if len(doc.entities) > max_rows else ""
+    table = ("<table><tr><th>offsets</th><th>mention</th><th>type</th><th>score</th><th>ids</th></tr>"
+             f"{''.join(rows)}</table>{more}") if rows else "<p><i>no mention found</i></p>"
+    return f"<p>{len(doc.entities)} mention(s) &nbsp; {legend_html(TYPE_COLORS)}</p>{view}{table}"
+
+
+def tag_widget(tag, value: str = ""):
+    """An ipywidgets text box: type or paste a text, press *Tag* (or leave the box), see its mentions highlighted
+    with their ids. ``tag`` is a function ``str -> TaggedDocument`` (e.g. a :class:`craftlib.tagger.Tagger`'s
+    ``tag_text``). Returns the box (not displayed)."""
+    import ipywidgets as widgets
+    from IPython.display import HTML, display
+
+    box = widgets.Textarea(value=value, placeholder="Type or paste a text to tag", rows=4,
+                           layout=widgets.Layout(width="95%"), continuous_update=False)
+    button = widgets.Button(description="Tag", button_style="primary")
+    out = widgets.Output()
+
+    def draw(*_):
+        out.clear_output()
+        with out:
+            text = box.value
+            display(HTML(tagged_html(tag(text)) if text.strip() else "<p><i>type a text above</i></p>"))
+
+    button.on_click(draw)
+    box.observe(draw, names="value")
+    draw()
+    return widgets.VBox([box, button, out])
+
+
+def tag_box(tag, value: str = "", interactive: bool | None = None):
+    """Show :func:`tag_widget` where a widget frontend draws it, else the tagged ``value`` as HTML (headless runs).
+    Displays it and returns what it displayed."""
+    from IPython.display import HTML, display
+
+    interactive = has_widget_frontend() if interactive is None else interactive
+    shown = tag_widget(tag, value) if interactive else HTML(tagged_html(tag(value)))
+    display(shown)
+    return shown
+
+
 def side_by_side_html(
     left: tuple[Sequence[str], Sequence[str]],
     right: tuple[Sequence[str], Sequence[str]],
@@ -308,5 +363,5 @@ def side_by_side_html(
 __all__ = [
     "CATEGORY_COLORS", "ENTITY_TYPES", "MODULE_COLORS", "TYPE_COLORS", "confusion_heatmap", "error_bars",
     "error_browser", "error_table", "error_widget", "example_html", "f1_bars", "legend_html", "side_by_side_html",
-    "spans_html", "tags_html",
+    "spans_html", "tag_box", "tag_widget", "tagged_html", "tags_html",
 ]

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 
 #: notebook → minimum number of figures drawn as images (``image/png`` outputs), of entity HTML views
-#: (``craftlib.viz`` renders each entity as a ``<mark>``), whether it shows the error-browser widget, and ``texts``:
-#: patterns (``re.search``) that its printed output must contain.
+#: (``craftlib.viz`` renders each entity as a ``<mark>``), whether it shows the error-browser widget (05) or the text
+#: box that tags what is typed (07), and ``texts``: patterns (``re.search``) that its printed output must contain.
 EXPECTED: dict[str, dict] = {
     "01_explore_craft.ipynb": {"figures": 2, "entity_views": 1},       # mentions per module, mention lengths
     "02_normalize_tags.ipynb": {"figures": 1, "entity_views": 1},      # label shares; tagged sentences
@@ -21,6 +21,8 @@ EXPECTED: dict[str, dict] = {
                                    "texts": [r"Plan: 3 trainings, about \d+ (s|min) on this (CPU|GPU) \("]},
     "05_error_analysis.ipynb": {"figures": 3, "entity_views": 2, "widget": True},  # F1, errors, confusions
     "06_compare_toolkits.ipynb": {"figures": 1, "entity_views": 0},    # accuracy against cost
+    # engines' speed; paragraph, article (model | gold), pasted text, tag box; the text box widget (browser tier)
+    "07_use_your_model.ipynb": {"figures": 1, "entity_views": 4, "tag_box": True},
 }
 
 

@@ -265,6 +265,28 @@ def _count_changes(page, before: int) -> bool:
     return True
 
 
+def _check_tag_box(page) -> list[str]:
+    """The text box of notebook 07 renders and tags what is typed: a new text gives a new mention count and view."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    box = page.locator(".jp-OutputArea-output .widget-textarea textarea")
+    if box.count() < 1:
+        return ["tag box: no text box rendered"]
+    typed = "This sentence was typed by the browser test. Glucose and insulin in mouse T cells express Pax6."
+    box.last.fill(typed)
+    page.locator(".jp-OutputArea-output .widget-button", has_text="Tag").last.click()
+    try:  # the output shows the new text (its last words are drawn) and a mention count
+        page.wait_for_function(
+            """() => [...document.querySelectorAll('.jp-OutputArea-output')]
+                 .some(e => !e.querySelector('textarea') && e.textContent.includes('was typed by the browser')
+                            && /\\d+ mention/.test(e.textContent))""",
+            timeout=60_000, polling=250)
+    except PlaywrightTimeout:
+        return ["tag box: typing a text and pressing Tag did not show it tagged within 60 s"]
+    print("tag box: the typed text was tagged")
+    return []
+
+
 @pytest.mark.parametrize("name", list(EXPECTED))
 def test_notebook_in_jupyterlab(page, lab, name):
     want = EXPECTED[name]
@@ -273,7 +295,8 @@ def test_notebook_in_jupyterlab(page, lab, name):
     try:
         found = _check_notebook(page, lab, name, want)
     finally:  # whatever happened: a screenshot, and the kernel shut down before the next notebook
-        show = ".jp-OutputArea-output .widget-dropdown" if want.get("widget") else ".jp-OutputArea-output img"
+        show = (".jp-OutputArea-output .widget-dropdown" if want.get("widget") else
+                ".jp-OutputArea-output .widget-textarea" if want.get("tag_box") else ".jp-OutputArea-output img")
         if page.locator(show).count():  # the screenshot shows the widget or the last figure
             page.locator(show).last.scroll_into_view_if_needed()
         page.screenshot(path=str(shot))
@@ -306,6 +329,8 @@ def _check_notebook(page, lab, name: str, want: dict) -> list[str]:
         found.append(f"{views} entity view(s) rendered in the page, expected at least {want['entity_views']}")
     if want.get("widget"):
         found += _check_error_browser(page)
+    if want.get("tag_box"):
+        found += _check_tag_box(page)
     if dirty:
         found.append(f"JupyterLab marked the notebook modified as soon as it was opened (metadata: {dirty})")
     found += _saved_and_clean(page, lab, name)

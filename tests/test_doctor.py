@@ -134,3 +134,13 @@ def test_cli_exit_code(capsys, tmp_path):
         assert rc == 1 and [line.split(":")[0] for line in failed] == ["[FAIL] JupyterLab"]
     else:
         assert rc == 0 and failed == [], out
+
+
+def test_notebook_07_packages(monkeypatch):
+    import importlib.util
+
+    assert doctor.check_use().status == doctor.OK  # installed with the package's dependencies
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a))
+    check = doctor.check_use()
+    assert check.status == doctor.FAIL and "onnxruntime not installed" in check.line() and "make setup" in check.line()

@@ -283,3 +283,35 @@ def test_06_compare_toolkits(workspace):
     assert crf_row.count(" / ") == 2 * 6  # precision / recall / F1 for each of the six types
     assert (workspace["results"] / "peers-smoke.png").stat().st_size > 0
 
+
+
+# --- 07_use_your_model ---
+def test_07_use_your_model(workspace):
+    from craftlib import engines, export
+
+    nb = run_notebook("07_use_your_model.ipynb", workspace, BENCH_SENTENCES=40)
+    out = workspace["results"] / "use_your_model-smoke"
+    summary = load_json(out / "summary.json")
+    article = summary["article"]
+    # the model's and the gold mentions of the article read back the same from BioC (XML, JSON) and brat
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    for name in ("model", "gold"):
+        assert f"{name}: " in text and "read back the same: BioC XML True, BioC JSON True, brat True" in text
+        docs = export.read_bioc(out / f"{article}-{name}.bioc.xml")
+        assert len(docs) == 1 and docs[0].id == article
+        for doc in (docs[0], export.read_brat(out / f"brat-{name}" / f"{article}.txt")):
+            export.check_offsets(doc)
+    gold = export.read_bioc(out / f"{article}-gold.bioc.xml")[0]
+    assert len(gold.entities) > 100 and all(e.ids for e in gold.entities)
+    assert "text[start:end] == mention for every one: True" in text
+    # every engine ran on the same sentences; ONNX fp32 tags like torch; the figure was saved
+    rows = {r["engine"]: r for r in summary["engines"]}
+    assert {"torch", "onnx", "onnx-int8"} <= set(rows) and all(r["sentences"] == 40 for r in rows.values())
+    assert rows["onnx"]["same_tags"] > 0.99 and rows["onnx-int8"]["size_mb"] < rows["onnx"]["size_mb"] / 2
+    assert summary["auto_engine"] == "onnx-int8" and summary["hardware"]["cores"] >= 1
+    assert engines.choose_engine(workspace["models"] / summary["run"]) == "onnx-int8"
+    assert (out / "engines.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    acc = summary["linking_on_gold_spans_article"]["all"]
+    assert acc["mentions"] > 100 and 0 < acc["accuracy"] <= acc["gold_in_candidates"] <= 1
+    for fmt in ("pubtator.txt", "conll", "html", "jsonl"):
+        assert (out / f"{article}-model.{fmt}").is_file(), fmt

@@ -87,7 +87,7 @@ def test_no_corpus_or_ontology_data_committed():
 
 #: Every command of ``python -m craftlib`` (README and the notebooks name them): removing one fails the test below.
 COMMANDS = {"doctor", "data", "gene-rules", "entity-lists", "augment", "baseline", "train", "predict", "evaluate",
-            "compare", "results", "publish", "benchmark", "bundle"}
+            "compare", "results", "publish", "benchmark", "bundle", "export-onnx", "concepts"}
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

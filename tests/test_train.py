@@ -589,14 +589,15 @@ def test_matched_profile_gives_single_step_the_sub_tokens_of_two_step():
 
 
 def test_predict_cli_says_when_no_entity_is_found(monkeypatch, capsys):
-    """A text without entities gets the sentence back and one 'no entities found' line; one with entities lists
-    them and does not say so."""
+    """A text without entities gets one 'no entities found' line; one with entities lists them and does not say so."""
+    from craftlib import tagger
     from craftlib.cli import main
+    from craftlib.export import Entity, TaggedDocument
 
-    monkeypatch.setattr(train, "predict", lambda model, texts: [
-        {"tokens": ["a", "b"], "tags": ["O", "O"], "entities": []},
-        {"tokens": ["Pax6", "b"], "tags": ["B-Gene", "O"],
-         "entities": [{"text": "Pax6", "type": "Gene", "start": 0, "end": 1}]}])
+    monkeypatch.setattr(tagger, "predict", lambda model, inputs, texts, **kw: [
+        TaggedDocument("text1", "a b"),
+        TaggedDocument("text2", "Pax6 b", [Entity(0, 4, "Gene", "Pax6", 0.9)])])
     assert main(["predict", "--model", "m", "--text", "a b", "--text", "Pax6 b"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out == ["a b", "  no entities found", "Pax6/B-Gene b", "  Gene      Pax6"]
+    assert out[:2] == ["text1: 0 mention(s)", "  no entities found"]
+    assert out[2] == "text2: 1 mention(s)" and "Pax6" in out[3] and "no entities" not in " ".join(out[2:])

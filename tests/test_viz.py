@@ -112,3 +112,18 @@ def test_seed_scores_shows_every_seed_the_mean_and_the_interval():
     assert (0.55, 0.66) in lines and (0.65, 0.75) in lines
     systems, _ = ev.bootstrap_tables({**result, "differences": []})
     assert list(systems.columns) == ["seeds", "F1", "sd", "95% low", "95% high"]
+
+
+def test_tagged_html_shows_mentions_ids_and_escapes():
+    from craftlib.export import Entity, TaggedDocument
+
+    text = "Pax6 <b> in mice"
+    doc = TaggedDocument("d", text, [Entity(0, 4, "Gene", "Pax6", 0.9, [], [], "none"),
+                                     Entity(12, 16, "Taxon", "mice", 0.8, ["NCBITaxon:10088", "NCBITaxon:10090"],
+                                            ["Mus <genus>", "Mus musculus"], "ambiguous")])
+    out = viz.tagged_html(doc)
+    assert "2 mention(s)" in out and "&lt;b&gt;" in out and "<b>" not in out
+    assert "ambiguous: NCBITaxon:10088 (Mus &lt;genus&gt;), NCBITaxon:10090 (Mus musculus)" in out
+    assert "<td>0–4</td><td>Pax6</td><td>Gene</td><td>0.90</td><td>no id</td>" in out
+    empty = viz.tagged_html(TaggedDocument("e", "nothing here"))
+    assert "0 mention(s)" in empty and "no mention found" in empty
