@@ -16,8 +16,9 @@ EXPECTED: dict[str, dict] = {
     "01_explore_craft.ipynb": {"figures": 2, "entity_views": 1},       # mentions per module, mention lengths
     "02_normalize_tags.ipynb": {"figures": 1, "entity_views": 1},      # label shares; tagged sentences
     "03_augment_with_ontologies.ipynb": {"figures": 2, "entity_views": 2},  # coverage, dictionary F1
-    # learning curves (after training!); the plan with its estimate, printed before training (craftlib.estimate)
-    "04_two_step_transfer.ipynb": {"figures": 1, "entity_views": 0,
+    # learning curves (after training!) and per-seed scores of the controlled comparison; the plan with its
+    # estimate, printed before training (craftlib.estimate)
+    "04_two_step_transfer.ipynb": {"figures": 2, "entity_views": 0,
                                    "texts": [r"Plan: 3 trainings, about \d+ (s|min) on this (CPU|GPU) \("]},
     "05_error_analysis.ipynb": {"figures": 3, "entity_views": 2, "widget": True},  # F1, errors, confusions
     "06_compare_toolkits.ipynb": {"figures": 1, "entity_views": 0},    # accuracy against cost
