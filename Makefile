@@ -23,14 +23,17 @@ PIP_REQ := $(if $(or $(LOCK),$(WHEELHOUSE)),-r $(LOCKFILE))
 BUNDLE  ?= /tmp/craft-room
 PLATFORM ?=
 PYVER   ?=
+# nbstripout's options for the git filter (make git-filter): keep cell ids; drop the learner's Python version.
+NBSTRIPOUT_ARGS := --keep-id --extra-keys metadata.language_info.version
 PROFILE ?= quick
 BUILD   ?= build
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
-.PHONY: setup lock wheelhouse check lab test test-fast test-browser tutorial data results lint clean help
+.PHONY: setup git-filter lock wheelhouse check lab test test-fast test-browser tutorial data results lint clean help
 
 help:
 	@echo "make setup                 create $(VENV), install torch $(TORCH) first, then craftlib[dev,peers]"
+	@echo "make git-filter            strip notebook outputs when git reads them (nbstripout; part of setup)"
 	@echo "make lab                   open JupyterLab on notebooks/ (a host can set CRAFTLIB_PROFILE=smoke)"
 	@echo "make setup LOCK=1          the same with the exact versions of $(LOCKFILE)"
 	@echo "make setup WHEELHOUSE=DIR  the same with no network, from a folder made by make wheelhouse (or DIR/wheels)"
@@ -52,6 +55,20 @@ setup: $(if $(filter $(VENV)/bin/python,$(PYTHON)),$(VENV)/bin/python)
 	$(PYTHON) -m pip install $(PIP_SRC) --upgrade pip
 	$(PYTHON) -m pip install $(PIP_SRC) $(TORCH_PIP) "torch==$(TORCH)"
 	$(PYTHON) -m pip install $(PIP_SRC) $(PIP_REQ) -e ".[dev,peers]"
+	@$(MAKE) --no-print-directory git-filter PYTHON="$(PYTHON)"
+
+# Running a notebook writes its outputs into the .ipynb file (JupyterLab autosaves). The clean filter below makes
+# git read every notebook without them (.gitattributes: *.ipynb filter=nbstripout): `git diff` stays empty and
+# nothing a learner ran can be committed by accident; the file on disk keeps the outputs for the learner. (`git
+# status` still lists a notebook whose size changed until `git add` refreshes the index: git's size shortcut.)
+# This checkout's git config only; outside a git checkout it does nothing.
+git-filter:
+	@if git rev-parse --git-dir >/dev/null 2>&1; then \
+	  py=$$($(PYTHON) -c 'import sys; print(sys.executable)') && \
+	  git config filter.nbstripout.clean "'$$py' -m nbstripout $(NBSTRIPOUT_ARGS)" && \
+	  git config filter.nbstripout.smudge cat && \
+	  echo "git filter nbstripout: notebook outputs are stripped when git reads a notebook"; \
+	else echo "not a git checkout: no notebook filter needed"; fi
 
 # The lock file of exact versions (needs `pip install uv`); torch's CUDA-only dependencies are left to
 # `make setup TORCH_PIP=...` (see requirements/uv.toml).

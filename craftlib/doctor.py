@@ -3,7 +3,9 @@
 A learner runs it first (``make check`` does the same). Items: Python, torch and its device (CPU/GPU, bf16),
 JupyterLab and the ``python3`` kernel, the offline base model, the CRAFT source (reachable or cached, and
 verified when its sha256 is known), the extra ontology files, free disk and memory against what the chosen
-profile needs, and the optional ``[peers]`` extra. The exit code is 1 when a required item fails, else 0.
+profile needs, and the optional ``[peers]`` extra. Then, when nothing failed, the time estimate of
+:mod:`craftlib.estimate`: a few training and prediction steps timed here, notebook 04 and the whole tutorial per
+profile, and a recommendation. The exit code is 1 when a required item fails, else 0.
 
 Status words: ``[ok]``, ``[warn]`` (optional or degraded: the tutorial still runs), ``[FAIL]`` (required: fix
 it first). Colours are used only when the output is a terminal (and ``NO_COLOR`` is unset).
@@ -23,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from craftlib import config
+from craftlib import config, estimate
 from craftlib.errors import CraftlibError
 from craftlib.options import add_profile_option
 
@@ -383,7 +385,10 @@ def _cmd_doctor(args) -> int:
     checks = run_checks(profile, args.base_model, args.source, args.sha256, args.data_dir, args.models_dir,
                         args.ontology_dir, args.min_free_gb, model=not args.no_model)
     print(report(checks, use_color()))
-    return 1 if any(c.status == FAIL for c in checks) else 0
+    failed = any(c.status == FAIL for c in checks)
+    if not (failed or args.no_model or args.no_estimate):  # the estimate needs torch and the base model
+        print("\n".join(estimate.report_lines(args.base_model, args.data_dir, force=args.recalibrate)))
+    return 1 if failed else 0
 
 
 def add_commands(subparsers) -> None:
@@ -398,5 +403,9 @@ def add_commands(subparsers) -> None:
     p.add_argument("--ontology-dir", default=None, help="default: $CRAFTLIB_ONTOLOGY_DIR")
     p.add_argument("--min-free-gb", type=float, default=None,
                    help="free disk space to require instead of the profile's measured need")
-    p.add_argument("--no-model", action="store_true", help="skip loading the base model (faster)")
+    p.add_argument("--no-model", action="store_true", help="skip loading the base model (and the time estimate)")
+    p.add_argument("--no-estimate", action="store_true",
+                   help="skip the time estimate (a few training and prediction steps timed on this machine)")
+    p.add_argument("--recalibrate", action="store_true",
+                   help="time the training and prediction steps again instead of reusing the cached calibration")
     p.set_defaults(func=_cmd_doctor)

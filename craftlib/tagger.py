@@ -413,6 +413,8 @@ def compare_engines(model_dir: str | os.PathLike, sentences: Sequence[Sequence[s
 def _print_plain(docs: Sequence[TaggedDocument]) -> None:
     for doc in docs:
         print(f"{doc.id}: {len(doc.entities)} mention(s)")
+        if not doc.entities:
+            print("  no entities found")
         for e in doc.entities:
             ids = "" if e.link is None else f"  {e.link}: {', '.join(e.ids) or '-'}"
             print(f"  {e.start:>6}-{e.end:<6} {e.type:<9} {e.score:.2f}  {e.text}{ids}")

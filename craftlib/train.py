@@ -49,6 +49,7 @@ from craftlib.options import (
 )
 from craftlib.runs import RECIPES
 from craftlib.tags import check_dataset, load_dataset, profile_splits
+from craftlib.threads import sized_for_sharing, training_callback
 
 #: Columns of a windowed feature that are bookkeeping, not model inputs.
 META_COLUMNS = ("sentence", "word_start", "word_end", "word_ids")
@@ -618,7 +619,7 @@ def fine_tune(
         data_collator=DataCollatorForTokenClassification(tokenizer),
         train_dataset=train_feats.remove_columns(list(META_COLUMNS)),
         processing_class=tokenizer,
-        callbacks=[dev_eval.callback()],
+        callbacks=[dev_eval.callback(), training_callback()],  # training_callback: follows the CPU load
     )
     _use_craftlib_progress(trainer, progress)  # bars in a live kernel, short lines elsewhere (no raw dicts)
     start = time.perf_counter()
@@ -894,6 +895,7 @@ def _reusable_step1(run_dir: Path, expected: dict) -> bool:
     return isinstance(metrics, dict) and all(metrics.get(k) == v for k, v in expected.items())
 
 
+@sized_for_sharing  # threads sized to the cores other processes leave free; the caller's count restored
 def train_recipe(
     recipe: str,
     profile: str | config.Profile | None = None,

@@ -7,14 +7,19 @@ that loses one, or any error output, fails both tiers.
 
 from __future__ import annotations
 
+import re
+
 #: notebook → minimum number of figures drawn as images (``image/png`` outputs), of entity HTML views
-#: (``craftlib.viz`` renders each entity as a ``<mark>``), and whether it shows the error-browser widget (05) or the
-#: text box that tags what is typed (07).
+#: (``craftlib.viz`` renders each entity as a ``<mark>``), whether it shows the error-browser widget (05) or the text
+#: box that tags what is typed (07), and ``texts``: patterns (``re.search``) that its printed output must contain.
 EXPECTED: dict[str, dict] = {
     "01_explore_craft.ipynb": {"figures": 2, "entity_views": 1},       # mentions per module, mention lengths
     "02_normalize_tags.ipynb": {"figures": 1, "entity_views": 1},      # label shares; tagged sentences
     "03_augment_with_ontologies.ipynb": {"figures": 2, "entity_views": 2},  # coverage, dictionary F1
-    "04_two_step_transfer.ipynb": {"figures": 1, "entity_views": 0},   # learning curves (after training!)
+    # learning curves (after training!) and per-seed scores of the controlled comparison; the plan with its
+    # estimate, printed before training (craftlib.estimate)
+    "04_two_step_transfer.ipynb": {"figures": 2, "entity_views": 0,
+                                   "texts": [r"Plan: 3 trainings, about \d+ (s|min) on this (CPU|GPU) \("]},
     "05_error_analysis.ipynb": {"figures": 3, "entity_views": 2, "widget": True},  # F1, errors, confusions
     "06_compare_toolkits.ipynb": {"figures": 1, "entity_views": 0},    # accuracy against cost
     # engines' speed; paragraph, article (model | gold), pasted text, tag box; the text box widget (browser tier)
@@ -45,6 +50,12 @@ def stderr_texts(cells) -> list[str]:
             if o.get("output_type") == "stream" and o.get("name") == "stderr" and _text(o.get("text", "")).strip()]
 
 
+def stdout_text(cells) -> str:
+    """Everything the notebook printed (stdout streams), in order."""
+    return "".join(_text(o.get("text", "")) for o in _outputs(cells)
+                   if o.get("output_type") == "stream" and o.get("name") == "stdout")
+
+
 def _text(value) -> str:
     return "".join(value) if isinstance(value, list) else str(value)
 
@@ -59,4 +70,7 @@ def problems(name: str, cells) -> list[str]:
         found.append(f"{count_images(cells)} figure(s) drawn as images, expected at least {want['figures']}")
     if count_entity_views(cells) < want["entity_views"]:
         found.append(f"{count_entity_views(cells)} entity HTML view(s), expected at least {want['entity_views']}")
+    printed = stdout_text(cells)
+    found += [f"no printed line matches {pattern!r}" for pattern in want.get("texts", [])
+              if not re.search(pattern, printed)]
     return found

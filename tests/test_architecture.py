@@ -21,6 +21,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("craftlib.errors",),
     ("craftlib.config",),
     ("craftlib.runtime",),
+    ("craftlib.threads",),
     ("craftlib",),  # the package: re-exports config and runtime names
     ("craftlib.cache",),
     ("craftlib.bio",),
@@ -34,6 +35,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("craftlib.models",),
     ("craftlib.baseline",),
     ("craftlib.train",),
+    ("craftlib.estimate",),
     ("craftlib.engines", "craftlib.linking", "craftlib.export"),
     ("craftlib.tagger",),
     ("craftlib.concepts",),

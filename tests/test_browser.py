@@ -10,7 +10,11 @@ HTML views) and, in notebook 05, that the error browser widget renders and answe
 per notebook is saved under the test's temporary folder (the path is printed).
 
 The notebooks run from a temporary copy and write data, models and results to a temporary folder: the
-repository is not touched. Run with ``make test-browser`` (``pytest -m browser``); it needs
+repository is not touched. That copy is a git checkout of its own with the repository's ``.gitattributes``,
+``.gitignore`` and ``make git-filter``: after each notebook has run, it is saved (as JupyterLab's autosave
+would), must hold its outputs on disk, and git must see no change in it (``git diff`` empty, nothing staged by
+``git add -u``: outputs never land in tracked files). ``git status`` itself lists such a notebook as modified
+until ``git add`` refreshes the index (git compares file sizes before it applies a clean filter). Run with ``make test-browser`` (``pytest -m browser``); it needs
 ``pip install -e .[browser]`` and ``apt-get install chromium``. Without them the tier is skipped, unless
 ``CRAFTLIB_REQUIRE_BROWSER=1`` (CI) turns that into a failure.
 """
@@ -55,6 +59,7 @@ def _require_browser():
         import jupyterlab  # noqa: F401
     except ImportError:
         missing.append("JupyterLab (make setup)")
+    missing += [f"{tool} (the clean-checkout check)" for tool in ("git", "make") if shutil.which(tool) is None]
     if missing:
         msg = "browser tier needs " + " and ".join(missing)
         if os.environ.get("CRAFTLIB_REQUIRE_BROWSER") == "1":
@@ -89,10 +94,12 @@ def lab(tmp_path_factory):
     _require_browser()
     require_local_craft()
     root = tmp_path_factory.mktemp("browser")
-    nbdir = root / "notebooks"
-    nbdir.mkdir()
+    repo = root / "repo"  # a checkout of its own: the notebooks, and what keeps their outputs out of git
+    nbdir = repo / "notebooks"
+    nbdir.mkdir(parents=True)
     for name in EXPECTED:
         shutil.copy(ROOT / "notebooks" / name, nbdir / name)
+    _init_checkout(repo)
     for sub in ("data", "models", "results", "settings", "workspaces", "config", "runtime", "ipython",
                 "screenshots"):
         (root / sub).mkdir()
@@ -133,10 +140,26 @@ def lab(tmp_path_factory):
                 pytest.fail(f"JupyterLab did not answer on {base} within 120 s; see {root / 'jupyterlab.log'}")
             time.sleep(1)
         print(f"\nJupyterLab {base} (root {nbdir}); log {root / 'jupyterlab.log'}; screenshots {root / 'screenshots'}")
-        yield {"base": base, "token": token, "root": root, "nbdir": nbdir}
+        yield {"base": base, "token": token, "root": root, "nbdir": nbdir, "repo": repo}
     finally:
         _stop(proc)
         log.close()
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-c", "user.name=test", "-c", "user.email=test@craftlib.invalid", *args],
+                          cwd=repo, capture_output=True, text=True, check=True).stdout
+
+
+def _init_checkout(repo: Path) -> None:
+    """``repo`` as a fresh clone would be after ``make setup``: committed notebooks, the filter registered."""
+    for name in ("Makefile", ".gitattributes", ".gitignore"):
+        shutil.copy(ROOT / name, repo / name)
+    _git(repo, "init", "-q")
+    subprocess.run(["make", "--no-print-directory", "git-filter", f"PYTHON={sys.executable}"], cwd=repo,
+                   check=True, capture_output=True)
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "the notebooks as committed")
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -310,5 +333,30 @@ def _check_notebook(page, lab, name: str, want: dict) -> list[str]:
         found += _check_tag_box(page)
     if dirty:
         found.append(f"JupyterLab marked the notebook modified as soon as it was opened (metadata: {dirty})")
+    found += _saved_and_clean(page, lab, name)
     print(f"{name}: ran in {seconds:.0f} s, {images} images, {views} entity views")
     return found
+
+
+def _saved_and_clean(page, lab, name: str) -> list[str]:
+    """Save the run notebook (what autosave does); its file keeps the outputs, and git still sees no change."""
+    page.evaluate("async () => { await window.jupyterapp.commands.execute('docmanager:save'); return true; }")
+    page.wait_for_function(f"() => !{_PANEL}.context.model.dirty", timeout=60_000, polling=500)
+    saved = json.loads((lab["nbdir"] / name).read_text())
+    if not any(c.get("outputs") for c in saved["cells"] if c["cell_type"] == "code"):
+        return [f"saved {name} holds no outputs: the clean-checkout check would prove nothing"]
+    # `git status` alone lists a notebook whose file size changed before it applies the filter (a limit of git's
+    # clean filters), so the check is the content: no diff, nothing `git add -u` would stage, nothing untracked
+    problems_found = []
+    diff = _git(lab["repo"], "diff", "--stat")
+    if diff.strip():
+        problems_found.append(f"after running and saving {name}, git diff shows outputs in tracked files: {diff!r}")
+    _git(lab["repo"], "add", "-u")
+    staged = _git(lab["repo"], "diff", "--cached", "--name-only")
+    untracked = _git(lab["repo"], "ls-files", "--others", "--exclude-standard")
+    if staged.strip() or untracked.strip():
+        problems_found.append(f"after running and saving {name}: staged {staged!r}, untracked {untracked!r}")
+    status = _git(lab["repo"], "status", "--porcelain", "--untracked-files=all")
+    if status.strip():
+        problems_found.append(f"git status after `git add -u`: {status!r}")
+    return problems_found

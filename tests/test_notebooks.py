@@ -207,6 +207,19 @@ def test_04_two_step_transfer(workspace):
     assert all(v["low"] <= v["f1"] <= v["high"] for v in boot["systems"].values())
     assert len(boot["differences"]) == 3 and boot["n_resamples"] == 2000
     assert (workspace["results"] / "two_step_transfer-smoke" / "learning_curves.png").is_file()
+    # section 6: the two controls, trained on smoke, and the comparison they enter
+    controls = summary["controls"]
+    assert controls["two-step, no names (p = 0)"] == "two-step-minilm-smoke-p0"
+    assert re.fullmatch(r"single-minilm-smoke-steps\d+", controls["single, as many sub-tokens"])
+    p0 = load_json(workspace["models"] / "two-step-minilm-smoke-p0" / "metrics.json")
+    assert p0["hyperparameters"]["replace_prob"] == 0.0 and two["hyperparameters"]["replace_prob"] == 0.2
+    assert p0["steps"][0]["train_sentences"] == two["steps"][0]["train_sentences"]  # the same copies, no names
+    matched = load_json(workspace["models"] / controls["single, as many sub-tokens"] / "metrics.json")
+    assert abs(matched["tokens_seen"] / two["tokens_seen"] - 1) < 0.1  # as many sub-tokens as two-step
+    seeds = summary["seed_comparison"]
+    assert set(seeds["systems"]) == {"single-step", "augmented, one step", "two-step", *summary["controls"]}
+    assert all(v["low"] <= v["f1"] <= v["high"] for v in seeds["systems"].values())
+    assert (workspace["results"] / "two_step_transfer-smoke" / "seed_scores.png").is_file()
 
 
 # --- 05_error_analysis ---

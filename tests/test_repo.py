@@ -6,6 +6,7 @@ import argparse
 import ast
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -180,3 +181,61 @@ def test_package_data_ships_the_templates():
     files = [p.relative_to(ROOT / "craftlib").as_posix() for p in (ROOT / "craftlib" / "templates").rglob("*")
              if p.is_file()]
     assert files and all(any(fnmatch(f, g) for g in globs) for f in files), (files, globs)
+
+
+def _nbstripout_args() -> list[str]:
+    m = re.search(r"^NBSTRIPOUT_ARGS\s*:?=\s*(.+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert m, "Makefile has no NBSTRIPOUT_ARGS"
+    return m.group(1).split()
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_committed_notebooks_are_what_the_git_filter_writes(path: Path):
+    """Else the filter (make git-filter) would show a notebook modified as soon as JupyterLab saves it."""
+    assert "*.ipynb filter=nbstripout" in (ROOT / ".gitattributes").read_text().splitlines()
+    done = subprocess.run([sys.executable, "-m", "nbstripout", *_nbstripout_args(), "--textconv", str(path)],
+                          capture_output=True, text=True, check=True)
+    assert done.stdout == path.read_text(), f"{path.name}: run `python -m nbstripout {' '.join(_nbstripout_args())} {path}`"
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t.invalid", *args], cwd=repo,
+                          capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.skipif(shutil.which("git") is None or shutil.which("make") is None, reason="needs git and make")
+def test_make_git_filter_keeps_the_checkout_clean_after_a_run(tmp_path):
+    """A notebook saved with outputs, execution counts and another Python version: `git diff` is empty and `git add`
+    stages nothing once `make git-filter` has registered the filter; without it (the control) both see the outputs."""
+    import nbformat
+
+    for with_filter in (True, False):
+        repo = tmp_path / f"repo-{with_filter}"
+        (repo / "notebooks").mkdir(parents=True)
+        for name in ("Makefile", ".gitattributes", ".gitignore"):
+            shutil.copy(ROOT / name, repo / name)
+        shutil.copy(NOTEBOOKS[0], repo / "notebooks" / NOTEBOOKS[0].name)
+        _git(repo, "init", "-q")
+        if with_filter:
+            subprocess.run(["make", "git-filter", f"PYTHON={sys.executable}"], cwd=repo, check=True,
+                           capture_output=True)
+        _git(repo, "add", "-A")
+        _git(repo, "commit", "-qm", "start")
+        path = repo / "notebooks" / NOTEBOOKS[0].name
+        nb = nbformat.read(path, as_version=4)
+        code = next(c for c in nb.cells if c.cell_type == "code")
+        code.execution_count = 3
+        code.outputs = [nbformat.v4.new_output("stream", name="stdout", text="profile=smoke\n")]
+        nb.metadata["language_info"]["version"] = "3.99.0"
+        nbformat.write(nb, path)
+        # git status alone is not the check: git reports a file whose size changed as modified before it applies
+        # the filter (a known limit of clean filters); `git diff` and what `git add` would stage are the content
+        diff = _git(repo, "diff")
+        _git(repo, "add", "-u")
+        staged = _git(repo, "diff", "--cached", "--name-only")
+        if with_filter:
+            assert diff == "" and staged == "", (diff, staged)
+            assert _git(repo, "status", "--porcelain") == ""  # once the index knows the file again
+            assert "profile=smoke" in path.read_text()  # the learner's file keeps its outputs
+        else:
+            assert staged.strip() == f"notebooks/{NOTEBOOKS[0].name}" and "profile=smoke" in diff

@@ -73,7 +73,8 @@ def workspace(tmp_path_factory):
 def test_solution_runs_on_smoke(path, workspace):
     root, dirs = workspace
     blocks = python_blocks(path)
-    params = {"PROFILE": "smoke", "DATA_DIR": str(dirs["data"]), "MODELS_DIR": str(dirs["models"]),
+    # PROFILE stays None, as in the files: CRAFTLIB_PROFILE=smoke below sets it, the way a workshop host does
+    params = {"DATA_DIR": str(dirs["data"]), "MODELS_DIR": str(dirs["models"]),
               "RESULTS_DIR": str(dirs["results"]), **OVERRIDES.get(path.name, {})}
     declared = set(re.findall(r"^([A-Z_]+) = ", blocks[0], re.MULTILINE))
     injected = "\n".join(f"{k} = {v!r}" for k, v in params.items() if k in declared)

@@ -586,3 +586,18 @@ def test_matched_profile_gives_single_step_the_sub_tokens_of_two_step():
     assert matched_profile(smoke, 1000, 2000).max_steps == 16
     with pytest.raises(CraftlibError, match="token counts"):
         matched_profile(quick, 0, 10)
+
+
+def test_predict_cli_says_when_no_entity_is_found(monkeypatch, capsys):
+    """A text without entities gets one 'no entities found' line; one with entities lists them and does not say so."""
+    from craftlib import tagger
+    from craftlib.cli import main
+    from craftlib.export import Entity, TaggedDocument
+
+    monkeypatch.setattr(tagger, "predict", lambda model, inputs, texts, **kw: [
+        TaggedDocument("text1", "a b"),
+        TaggedDocument("text2", "Pax6 b", [Entity(0, 4, "Gene", "Pax6", 0.9)])])
+    assert main(["predict", "--model", "m", "--text", "a b", "--text", "Pax6 b"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[:2] == ["text1: 0 mention(s)", "  no entities found"]
+    assert out[2] == "text2: 1 mention(s)" and "Pax6" in out[3] and "no entities" not in " ".join(out[2:])

@@ -1,0 +1,299 @@
+"""How long notebook 04 (and the tutorial) will take on *this* machine, measured before the wait.
+
+:func:`calibrate` times a few optimizer steps and prediction batches of the real model (the base model with its
+13-label head, AdamW as training uses it, the device's precision, the thread count training would use now) at
+the batch shapes training uses, about 20-40 s on a 2-core CPU. From two batch lengths it fits seconds per optimizer
+step = ``step_s + token_s x sub-tokens`` (a fixed cost per step, the optimizer's, plus a cost per sub-token) and
+seconds per predicted window. The result is cached in ``<data>/calibration.json``, keyed on the hardware, torch
+version, precision, thread count and base model (:func:`calibration_key`), so ``doctor`` and notebook 04 share it.
+
+:func:`workload` says what each profile's notebook 04 trains: optimizer steps, sub-tokens and scored windows per
+recipe, from the committed measured run of that name (``results/<run>/metrics.json``: the same data on any
+machine) or, for ``smoke``, from the profile's ``max_steps``. :func:`estimate` multiplies the two; it counts
+training and scoring, not building a missing dataset, entity lists or augmented set (notebooks 01-03 do that).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass
+
+from craftlib import cache, config, runs
+from craftlib.threads import LoadProbe, plan_threads
+
+#: Batch lengths (sub-tokens per window) timed by :func:`calibrate`: short and long windows, so that the per-step
+#: and per-sub-token costs separate. Windows average about 35 sub-tokens on CRAFT (tokens_seen / windows of the
+#: committed quick and full runs).
+CALIBRATION_LENGTHS = (24, 96)
+#: Timed optimizer steps per length (after 2 warm-up steps) and timed prediction batches.
+CALIBRATION_STEPS = 10
+#: Sub-tokens of an average window, for profiles without a committed run (see :data:`CALIBRATION_LENGTHS`).
+MEAN_WINDOW_TOKENS = 35
+#: Notebook 04's recipes in the order it trains them (two-step reuses augmented as its step 1).
+RECIPES = ("single", "augmented", "two-step")
+#: Whole-notebook times of the other notebooks (01-03, 05, 06), seconds, measured on the tutorial's 2-core CPU
+#: with native bf16 (README notebook table: smoke by `make test` on 2026-11-25, quick with papermill on
+#: 2026-11-26; 06 on quick reads the committed benchmark). Not scaled to this machine: they do little training.
+OTHER_NOTEBOOKS_S = {"smoke": 7 + 6 + 9 + 7 + 37, "quick": 19 + 23 + 17 + 46 + 9}
+
+
+def calibration_key(base_model: str = "minilm", threads: int | None = None) -> str:
+    """What a calibration depends on: CPU/GPU, cores, torch version, precision, threads, base model."""
+    import torch
+
+    from craftlib.runtime import detect_device
+
+    device = detect_device()
+    threads = threads or torch.get_num_threads()
+    return (f"{device.type}:{device.name}|torch {torch.__version__}|{device.precision}|{threads} threads|"
+            f"{base_model}")
+
+
+def _cache_path(data_dir=None):
+    return config.data_dir(data_dir) / "calibration.json"
+
+
+def _synthetic_batch(tokenizer, batch: int, length: int, seed: int):
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1000, tokenizer.vocab_size, (batch, length), generator=g)
+    ids[:, 0], ids[:, -1] = tokenizer.cls_token_id or 101, tokenizer.sep_token_id or 102
+    labels = torch.randint(0, len(config.LABELS), (batch, length), generator=g)
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
+
+
+def _measure(base_model: str, batch_size: int, eval_batch_size: int) -> dict:
+    import torch
+
+    from craftlib.models import load_model, load_tokenizer
+    from craftlib.runtime import detect_device
+    from craftlib.train import _optimizer_name, autocast
+
+    device = detect_device()
+    tokenizer, model = load_tokenizer(base_model), load_model(base_model)
+    where = "cuda" if device.type == "cuda" else "cpu"
+    model.to(where)
+    fused = _optimizer_name(device) == "adamw_torch_fused"
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=fused or None)
+    step_times = {}
+    model.train()
+    for length in CALIBRATION_LENGTHS:
+        batch = {k: v.to(where) for k, v in _synthetic_batch(tokenizer, batch_size, length, length).items()}
+        times = []
+        for i in range(2 + CALIBRATION_STEPS):
+            start = time.perf_counter()
+            with autocast(device):
+                loss = model(**batch).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if where == "cuda":
+                torch.cuda.synchronize()
+            if i >= 2:
+                times.append(time.perf_counter() - start)
+        step_times[length] = sorted(times)[len(times) // 2]  # the median step
+    (short, t_short), (long, t_long) = sorted(step_times.items())
+    token_s = max(0.0, (t_long - t_short) / (batch_size * (long - short)))
+    step_s = max(0.0, t_short - token_s * batch_size * short)
+    model.eval()
+    batch = _synthetic_batch(tokenizer, eval_batch_size, MEAN_WINDOW_TOKENS, 0)
+    batch = {k: v.to(where) for k, v in batch.items() if k != "labels"}
+    times = []
+    with torch.inference_mode(), autocast(device):
+        for i in range(1 + CALIBRATION_STEPS // 2):
+            start = time.perf_counter()
+            model(**batch)
+            if where == "cuda":
+                torch.cuda.synchronize()
+            if i:
+                times.append(time.perf_counter() - start)
+    window_s = sorted(times)[len(times) // 2] / eval_batch_size
+    return {"step_s": step_s, "token_s": token_s, "window_s": window_s,
+            "step_times": {str(k): v for k, v in step_times.items()}}
+
+
+def calibrate(base_model: str = "minilm", data_dir=None, force: bool = False, verbose: bool = True) -> dict:
+    """The calibration of this machine (cached per :func:`calibration_key`; ``force`` measures again). Runs with
+    the thread count training would use now (:func:`craftlib.threads.plan_threads`), restored afterwards."""
+    import torch
+
+    plan = plan_threads(LoadProbe(), announce=False)
+    key = calibration_key(base_model, plan.threads)
+    path = _cache_path(data_dir)
+    try:
+        saved = json.loads(path.read_text())
+        saved = saved if isinstance(saved, dict) else {}
+    except (OSError, ValueError):
+        saved = {}
+    if not force and isinstance(saved.get(key), dict) and {"step_s", "token_s", "window_s"} <= set(saved[key]):
+        return {**saved[key], "cached": True}
+    if verbose:
+        print(f"calibrating: timing a few training and prediction steps of {base_model} on this machine "
+              "(about half a minute, once; cached in " + str(path) + ")", flush=True)
+    before = torch.get_num_threads()
+    probe = LoadProbe()
+    probe.read()
+    start = time.perf_counter()
+    try:
+        torch.set_num_threads(plan.threads)
+        # the quick/full batch shapes: 8 windows per optimizer step, prediction batches of 32
+        result = _measure(base_model, config.get_profile("quick").batch_size, 32)
+    finally:
+        torch.set_num_threads(before)
+    own = probe.read()
+    result.update({"key": key, "seconds": time.perf_counter() - start, "threads": plan.threads,
+                   "others_busy_before": plan.others_busy, "others_busy_during": own,
+                   "machine": platform.processor() or platform.machine(), "measured": runs.now()})
+    saved[key] = result
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cache.atomic_write_json(path, saved)
+    except OSError:
+        pass  # a read-only data folder: the estimate still works, it is just not cached
+    return {**result, "cached": False}
+
+
+@dataclass(frozen=True)
+class Training:
+    """What one training of notebook 04 does (one fine-tuning step of a recipe)."""
+
+    run: str
+    steps: int
+    tokens: int
+    scored_windows: int
+    source: str
+
+
+def workload(profile: str | config.Profile | None = None, base_model: str = "minilm",
+             results_dir=None) -> list[Training] | None:
+    """Notebook 04's trainings on ``profile`` (``augmented`` first, then two-step's step 2 on it, as the notebook
+    reuses it): steps, sub-tokens and scored windows (dev after each epoch, test once) per training. From the
+    committed run of each name under ``results/``; ``smoke`` from its ``max_steps``; ``None`` when unknown."""
+    prof = config.get_profile(profile)
+    out = []
+    for recipe in RECIPES:
+        run = runs.system_run_name(recipe, prof, base_model)
+        path = config.published_dir(results_dir) / run / "metrics.json"
+        try:
+            m = json.loads(path.read_text())
+        except (OSError, ValueError):
+            m = None
+        if m is not None:
+            step = m["steps"][-1]
+            epochs = max(1, len(m.get("dev_epochs", [])) // len(m["steps"]))
+            scored = m["dev"]["sentences"] * epochs + m["test"]["sentences"]
+            out.append(Training(run, int(step["global_step"]), int(step["tokens_seen"]), int(scored),
+                                f"results/{run}/metrics.json"))
+        elif prof.max_steps > 0:
+            n_eval = prof.max_eval_sentences or 0
+            out.append(Training(run, prof.max_steps, prof.max_steps * prof.batch_size * MEAN_WINDOW_TOKENS,
+                                2 * n_eval, f"profile {prof.name}: max_steps={prof.max_steps}"))
+        else:
+            return None
+    return out
+
+
+def training_seconds(t: Training, cal: dict) -> float:
+    return t.steps * cal["step_s"] + t.tokens * cal["token_s"] + t.scored_windows * cal["window_s"]
+
+
+def estimate(profile: str | config.Profile | None = None, base_model: str = "minilm", cal: dict | None = None,
+             trainings: list[str] | None = None, results_dir=None) -> dict | None:
+    """Expected seconds of notebook 04 on ``profile`` (its trainings, or only the runs in ``trainings``) and of the
+    whole tutorial, from calibration ``cal``; ``None`` when the profile's workload is unknown."""
+    work = workload(profile, base_model, results_dir)
+    if work is None:
+        return None
+    cal = cal or calibrate(base_model)
+    chosen = [t for t in work if trainings is None or t.run in trainings]
+    per_run = {t.run: training_seconds(t, cal) for t in chosen}
+    nb04 = sum(per_run.values())
+    prof = config.get_profile(profile)
+    other = OTHER_NOTEBOOKS_S.get(prof.name)
+    return {"profile": prof.name, "trainings": len(chosen), "per_run_s": per_run, "notebook04_s": nb04,
+            "tutorial_s": None if other is None else nb04 + other, "other_notebooks_s": other}
+
+
+def minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def where(cal: dict) -> str:
+    """'this CPU (2 cores, native bf16, bf16, 1 thread)'-like description of the calibrated machine."""
+    device, _, rest = cal["key"].partition("|")
+    kind = "this GPU" if device.startswith("cuda") else "this CPU"
+    precision = rest.split("|")[1]
+    busy = cal.get("others_busy_before")
+    load = (f"; measured while other processes kept {busy:.1f} cores busy" if busy is not None and busy >= 0.5
+            else "")
+    return f"{kind} ({precision}, {cal['threads']} thread(s){load})"
+
+
+def recommendation(quick_s: float | None, smoke_s: float | None) -> str:
+    """What a learner on this machine should run."""
+    if quick_s is None:
+        return "no estimate for quick: run the smoke profile first and time it"
+    if quick_s <= 20 * 60:
+        return f"quick fits a workshop session here (notebook 04 about {minutes(quick_s)}): use the default"
+    if quick_s <= 60 * 60:
+        return (f"quick takes about {minutes(quick_s)} for notebook 04 here: start its training cell before a "
+                "break, or use smoke (CRAFTLIB_PROFILE=smoke) to follow the code")
+    return (f"quick would take about {minutes(quick_s)} for notebook 04 here: use smoke (CRAFTLIB_PROFILE=smoke), "
+            "read the committed quick results in the README, and train quick or full on a GPU")
+
+
+def report_lines(base_model: str = "minilm", data_dir=None, force: bool = False) -> list[str]:
+    """The estimate block of ``doctor``: one line per profile, then the recommendation."""
+    cal = calibrate(base_model, data_dir, force=force)
+    how = (f"cached calibration of {cal['measured'][:16]}" if cal.get("cached")
+           else f"calibrated now in {cal['seconds']:.0f} s")
+    first = (f"time estimate on {where(cal)}, {how}: {cal['step_s'] * 1000:.0f} ms per optimizer step + "
+             f"{cal['token_s'] * 1e6:.0f} us per sub-token, {cal['window_s'] * 1000:.1f} ms per scored window")
+    lines = [first]
+    found = {}
+    for name in config.PROFILES:
+        est = estimate(name, base_model, cal)
+        found[name] = est
+        if est is None:
+            lines.append(f"  {name:<6} notebook 04: no estimate (no committed {name} run to size it by)")
+            continue
+        tut = (f", whole tutorial about {minutes(est['tutorial_s'])}" if est["tutorial_s"] is not None
+               else " (the other notebooks were not timed on this profile)")
+        lines.append(f"  {name:<6} notebook 04: {est['trainings']} trainings, about {minutes(est['notebook04_s'])}"
+                     f"{tut}")
+    q, s = found.get("quick"), found.get("smoke")
+    lines.append("  recommendation: " + recommendation(q and q["notebook04_s"], s and s["notebook04_s"]))
+    return lines
+
+
+def notebook_plan(profile: str | config.Profile | None, recipes=RECIPES, base_model: str = "minilm",
+                  seed: int = 42, annotation_set: str = "proper", models_dir=None, data_dir=None) -> str:
+    """The line notebook 04 prints before training: how many trainings it will run (a finished run of the same
+    name is reused, not retrained) and about how long they take on this machine."""
+    prof = config.get_profile(profile)
+    todo, done = [], []
+    for recipe in recipes:
+        run = runs.system_run_name(recipe, prof, base_model, seed=seed, annotation_set=annotation_set)
+        (done if (config.models_dir(models_dir) / run / "metrics.json").is_file() else todo).append(run)
+    step1 = runs.system_run_name("augmented", prof, base_model, seed=seed, annotation_set=annotation_set)
+    if any(r.startswith("two-step-") for r in todo) and step1 not in todo + done:
+        todo.insert(0, step1)  # two-step trains its step 1 (the augmented run) first
+    if not todo:
+        return f"Plan: nothing to train, the {len(done)} runs exist under {config.models_dir(models_dir)}."
+    cal = calibrate(base_model, data_dir)
+    names = {runs.system_run_name(r, prof, base_model): runs.system_run_name(r, prof, base_model, seed=seed,
+                                                                             annotation_set=annotation_set)
+             for r in RECIPES}
+    est = estimate(prof, base_model, cal, trainings=[k for k, v in names.items() if v in todo])
+    reused = f" ({len(done)} already trained: reused)" if done else ""
+    if est is None:
+        return f"Plan: {len(todo)} trainings{reused}; no time estimate for profile {prof.name}."
+    return (f"Plan: {len(todo)} trainings{reused}, about {minutes(est['notebook04_s'])} on {where(cal)} "
+            f"({', '.join(f'{r} {minutes(s)}' for r, s in est['per_run_s'].items())}).")
+
+
+__all__ = ["calibrate", "calibration_key", "estimate", "notebook_plan", "report_lines", "workload"]
+
