@@ -239,3 +239,25 @@ def test_make_git_filter_keeps_the_checkout_clean_after_a_run(tmp_path):
             assert "profile=smoke" in path.read_text()  # the learner's file keeps its outputs
         else:
             assert staged.strip() == f"notebooks/{NOTEBOOKS[0].name}" and "profile=smoke" in diff
+
+
+#: Folders of the machines runs were made on: a committed record naming one does not travel.
+_MACHINE_PATH = re.compile(r"(?<![\w.])/(work|tmp|root|home)/")
+
+
+def test_committed_records_name_no_folder_of_a_machine():
+    """Results, benchmarks, docs, notebooks and solutions quote commands others must be able to run: no absolute
+    path of the machine a run was made on (``/work/...``, ``/tmp/...``, a home folder)."""
+    import subprocess
+
+    files = subprocess.run(["git", "ls-files", "README.md", "results", "benchmarks/results", "docs", "data",
+                            "notebooks", "solutions"], cwd=ROOT, capture_output=True, text=True, check=True)
+    bad = []
+    for name in files.stdout.split():
+        path = ROOT / name
+        if path.suffix in (".png", ".gz", ".zip") or not path.is_file():
+            continue
+        for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            if _MACHINE_PATH.search(line):
+                bad.append(f"{name}:{n}: {line.strip()[:120]}")
+    assert not bad, "machine paths in committed files:\n" + "\n".join(bad)
