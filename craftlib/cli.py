@@ -28,9 +28,8 @@ from craftlib.errors import CraftlibError, os_error_message
 #: Modules that contribute commands, in the order of the data flow.
 COMMAND_MODULES: tuple[str, ...] = (
     "craftlib.doctor",     # doctor (is this machine ready?)
-    "craftlib.tags",       # data
-    "craftlib.ontology",   # entity-lists
-    "craftlib.augment",    # augment
+    "craftlib.stages",     # data, entity-lists, augment
+    "craftlib.tags",       # gene-rules
     "craftlib.baseline",   # baseline (dictionary tagger)
     "craftlib.train",      # train, predict
     "craftlib.evaluate",   # evaluate, compare

@@ -67,7 +67,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from craftlib import cache, config
-from craftlib.bio import bio_entities, spans_to_bio, validate_iob2  # re-exported: notebook 02 calls tags.*
+from craftlib.bio import spans_to_bio, validate_iob2
 from craftlib.corpus import (
     NER_MODULES,
     Document,
@@ -79,7 +79,7 @@ from craftlib.corpus import (
     select_ids,
     source_identity,
 )
-from craftlib.errors import CraftlibError, DatasetError
+from craftlib.errors import DatasetError
 from craftlib.options import add_profile_option
 
 log = logging.getLogger(__name__)
@@ -736,154 +736,88 @@ TAGS_FORMAT = 1
 DATASET_ENTRIES = ("dataset", "conll", "stats.json")
 
 
-def dataset_inputs(profile: str | config.Profile | None, annotation_set: str, source_id: dict | None,
-                   policies: TagPolicies) -> dict:
+def settle_dataset(spec: config.DataSpec, folder: Path) -> config.DataSpec:
+    """``spec`` with what its caller left unstated taken from the dataset saved in ``folder`` (its ``stats.json``):
+    a dataset built by ``python -m craftlib data --source X --gene-rule italic`` stays built from ``X`` with that
+    rule (and is rebuilt when ``X`` changed); without a saved one, the setting (``CRAFT_SOURCE``) and the default
+    :class:`TagPolicies`."""
+    try:
+        saved = json.loads((folder / "stats.json").read_text())
+    except (OSError, ValueError):
+        saved = {}
+    saved = saved if isinstance(saved, dict) else {}
+    policies = spec.policies
+    if policies is None:
+        try:
+            policies = TagPolicies(**{**saved["policies"],
+                                      "module_priority": tuple(saved["policies"]["module_priority"])})
+        except (KeyError, TypeError, ValueError):
+            policies = TagPolicies()
+    return spec.but(source=spec.source or saved.get("source") or None, policies=policies)
+
+
+def dataset_inputs(spec: config.DataSpec, needs: dict) -> dict | None:
     """What a tagged dataset is built from, as recorded in ``processed/<dataset>/inputs.json``: the corpus
     source (:func:`craftlib.corpus.source_identity`), the documents (profile's ``max_docs``), annotation set,
-    policies and labels. A saved dataset is reused only for exactly these inputs."""
-    prof = config.get_profile(profile)
+    policies and labels. ``None`` when the source no longer exists (nothing to compare a saved dataset with)."""
+    source_id = source_identity(spec.source)
+    if source_id is None:
+        return None
     return {"tags_format": TAGS_FORMAT, "craft_version": config.CRAFT_VERSION, "source": source_id,
-            "annotation_set": annotation_set, "max_docs": prof.max_docs, "policies": policies.to_dict(),
-            "labels": list(config.LABELS)}
+            "annotation_set": spec.annotation_set, "max_docs": spec.profile.max_docs,
+            "policies": spec.policies.to_dict(), "labels": list(config.LABELS)}
 
 
-def _saved_settings(out_dir: Path) -> dict:
-    """The source and policies a saved dataset was built with (its ``stats.json``), ``{}`` when there is none."""
-    try:
-        stats = json.loads((out_dir / "stats.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return stats if isinstance(stats, dict) else {}
-
-
-def build_dataset(
-    profile: str | config.Profile | None = None,
-    annotation_set: str = "proper",
-    source: str | os.PathLike | None = None,
-    sha256: str | None = None,
-    data_dir: str | os.PathLike | None = None,
-    policies: TagPolicies | None = None,
-    force: bool = False,
-    progress: bool = True,
-    workers: int | None = None,
-    reuse: bool = False,
-):
-    """Build the IOB2 ``DatasetDict`` (train/validation/test) of a profile and annotation set.
-
-    Gets the corpus (:func:`craftlib.corpus.fetch_craft`), tags its documents (:func:`tag_corpus`), and writes
-    ``config.processed_dir(profile, annotation_set, data_dir)`` / ``dataset/`` (:func:`to_dataset_dict`,
-    ``save_to_disk``), ``conll/`` (:func:`export_conll`) and ``stats.json`` (:func:`dataset_stats`) through
-    :func:`craftlib.cache.load_or_build`: built in a temporary folder, renamed into place, with the inputs they
-    were built from (:func:`dataset_inputs`) recorded last in ``inputs.json``. ``reuse``: return the saved
-    dataset when it was built from the same inputs (:func:`load_dataset` does); otherwise it is always rebuilt.
-    ``force`` also re-extracts the corpus. ``workers``: see :func:`tag_corpus`. Returns the DatasetDict.
-    """
+def write_dataset(tmp: Path, spec: config.DataSpec, needs: dict) -> None:
+    """Get the corpus (:func:`craftlib.corpus.fetch_craft`), tag the profile's documents (:func:`tag_corpus`) and
+    write ``dataset/`` (:func:`to_dataset_dict`, ``save_to_disk``), ``conll/`` (:func:`export_conll`) and
+    ``stats.json`` (:func:`dataset_stats`) into ``tmp`` (the stage loader renames them into place)."""
     import datasets
 
-    prof = config.get_profile(profile)
-    policies = policies or TagPolicies()
-    out_dir = config.processed_dir(prof, annotation_set, data_dir)
-    inputs = dataset_inputs(prof, annotation_set, source_identity(source), policies)
-
-    def build(tmp: Path) -> None:
-        t0 = time.perf_counter()
-        root = fetch_craft(source, sha256=sha256, data_dir=data_dir, force=force, progress=progress)
-        wanted = select_ids(read_split_ids(root), config.SPLITS, prof.max_docs)
-        records, counts, docs = tag_corpus(root, wanted, annotation_set, policies, workers, progress,
-                                           desc=f"building {out_dir.name}")
-        dsd = to_dataset_dict(records)
-        bars = datasets.is_progress_bar_enabled()
-        datasets.disable_progress_bars()  # one bar (documents) is enough
-        try:
-            dsd.save_to_disk(str(tmp / "dataset"))
-        finally:
-            if bars:
-                datasets.enable_progress_bars()
-        export_conll(records, tmp / "conll")
-        cache.atomic_write_json(tmp / "stats.json", {
-            "dataset": out_dir.name,
-            "annotation_set": annotation_set,
-            "profile": prof.name,
-            "max_docs": prof.max_docs,
-            "craft_version": config.CRAFT_VERSION,
-            "source": resolved_source(source),  # reused by load_dataset from any working directory
-            "corpus_root": str(root),
-            "corpus": _corpus_identity(root),
-            "labels": list(config.LABELS),
-            "policies": policies.to_dict(),
-            **dataset_stats(records, counts, docs, wanted),
-            "files": _dataset_files(tmp / "dataset"),  # checked by every load
-            "build_seconds": round(time.perf_counter() - t0, 2),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        })
-        log.info("wrote %s in %.1f s", out_dir, time.perf_counter() - t0)
-
-    return cache.load_or_build(out_dir, inputs, build, lambda d: _load_saved(d, prof, annotation_set),
-                               force=not reuse, entries=DATASET_ENTRIES)
-
-
-def load_dataset(
-    profile: str | config.Profile | None = None,
-    annotation_set: str = "proper",
-    data_dir: str | os.PathLike | None = None,
-    source: str | os.PathLike | None = None,
-    build_if_missing: bool = True,
-    progress: bool = True,
-):
-    """The saved ``DatasetDict`` of a profile/annotation set: reused when it is current, (re)built otherwise.
-
-    Current means built from the same inputs (:func:`dataset_inputs`, recorded in ``inputs.json``). A caller
-    that names no ``source`` uses the source and policies the saved dataset was built with (its ``stats.json``):
-    a dataset built by ``python -m craftlib data --source X --gene-rule italic`` stays built from ``X`` with
-    that rule, and is rebuilt when ``X`` changed (another archive at that path, or a folder's files), when its
-    record is missing (built by an older craftlib, or interrupted) or when craftlib's labels changed. A saved
-    source that no longer exists cannot be compared: the saved dataset is used as it is.
-
-    A saved dataset is checked before it is used: every file listed in its ``stats.json`` must be there with
-    its recorded size (a missing or truncated ``*.arrow`` / ``state.json`` is refused), and every split must hold
-    craftlib's labels in valid IOB2 (:func:`check_dataset`). A damaged dataset raises
-    :class:`~craftlib.errors.DatasetError` saying how to rebuild it. ``build_if_missing=False``: the saved
-    dataset as it is (nothing is resolved or rebuilt); its absence is an error.
-    """
-    prof = config.get_profile(profile)
-    out_dir = config.processed_dir(prof, annotation_set, data_dir)
-    # complete: every entry there and the record of its inputs written last (see cache.commit_entries)
-    complete = ((out_dir / "dataset").is_dir() and (out_dir / "stats.json").is_file()
-                and (out_dir / cache.INPUTS_FILE).is_file())
-    if not build_if_missing:
-        if not complete:
-            raise CraftlibError(
-                f"No complete dataset at {out_dir / 'dataset'} (never built, interrupted, or built by an older "
-                f"craftlib). Build it with `python -m craftlib data --annotation-set {annotation_set}"
-                f"{' --profile ' + prof.name if profile else ''}` or pass build_if_missing=True.")
-        return _load_saved(out_dir, prof, annotation_set)
-    saved = _saved_settings(out_dir)  # also from a dataset without a record: rebuilt with the same settings
-    if source is None and saved.get("source"):
-        source = saved["source"]
-    source_id = source_identity(source)
-    if source_id is None and complete:  # the saved source is gone: nothing to compare with
-        return _load_saved(out_dir, prof, annotation_set)
+    t0 = time.perf_counter()
+    root = fetch_craft(spec.source, sha256=spec.sha256, data_dir=spec.data_dir, progress=spec.progress)
+    wanted = select_ids(read_split_ids(root), config.SPLITS, spec.profile.max_docs)
+    records, counts, docs = tag_corpus(root, wanted, spec.annotation_set, spec.policies, spec.workers,
+                                       spec.progress, desc=f"building {spec.dataset_name}")
+    dsd = to_dataset_dict(records)
+    bars = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()  # one bar (documents) is enough
     try:
-        policies = TagPolicies(**{**saved["policies"], "module_priority": tuple(saved["policies"]["module_priority"])})
-    except (KeyError, TypeError, ValueError):
-        policies = TagPolicies()
-    reason = cache.stale_reason(out_dir, dataset_inputs(prof, annotation_set, source_id, policies))
-    if reason and (out_dir / "dataset").is_dir():
-        print(f"Rebuilding the tagged dataset in {out_dir} ({reason}).")
-    return build_dataset(prof, annotation_set, source=source, data_dir=data_dir, policies=policies,
-                         progress=progress, reuse=True)
+        dsd.save_to_disk(str(tmp / "dataset"))
+    finally:
+        if bars:
+            datasets.enable_progress_bars()
+    export_conll(records, tmp / "conll")
+    cache.atomic_write_json(tmp / "stats.json", {
+        "dataset": spec.dataset_name,
+        "annotation_set": spec.annotation_set,
+        "profile": spec.profile.name,
+        "max_docs": spec.profile.max_docs,
+        "craft_version": config.CRAFT_VERSION,
+        "source": resolved_source(spec.source),  # reused by the next load from any working directory
+        "corpus_root": str(root),
+        "corpus": _corpus_identity(root),
+        "labels": list(config.LABELS),
+        "policies": spec.policies.to_dict(),
+        **dataset_stats(records, counts, docs, wanted),
+        "files": _dataset_files(tmp / "dataset"),  # checked by every load
+        "build_seconds": round(time.perf_counter() - t0, 2),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    })
 
 
-def _load_saved(out_dir: Path, profile: config.Profile, annotation_set: str):
-    """Load a saved dataset after checking its files against ``stats.json`` and its tags (see
-    :func:`load_dataset`)."""
-    path = out_dir / "dataset"
-    rebuild = (f"rebuild it with `python -m craftlib data --annotation-set {annotation_set} --profile "
-               f"{profile.name}`")
+def read_dataset(folder: Path, spec: config.DataSpec):
+    """Load a saved dataset after checking its files against ``stats.json`` and its tags: every file listed
+    there must be present with its recorded size (a missing or truncated ``*.arrow`` / ``state.json`` is refused),
+    and every split must hold craftlib's labels in valid IOB2 (:func:`check_dataset`); a damaged dataset raises
+    :class:`~craftlib.errors.DatasetError` saying how to rebuild it."""
+    path = folder / "dataset"
+    rebuild = (f"rebuild it with `python -m craftlib data --annotation-set {spec.annotation_set} --profile "
+               f"{spec.profile.name}`")
     try:
-        recorded = json.loads((out_dir / "stats.json").read_text()).get("files")
+        recorded = json.loads((folder / "stats.json").read_text()).get("files")
     except (OSError, ValueError, AttributeError) as err:
-        raise DatasetError(f"{out_dir / 'stats.json'} is unreadable ({err}): {rebuild}.") from err
+        raise DatasetError(f"{folder / 'stats.json'} is unreadable ({err}): {rebuild}.") from err
     if recorded:  # datasets built before craftlib recorded their files are checked by loading only
         actual = _dataset_files(path)
         for name, size in recorded.items():
@@ -927,46 +861,7 @@ def _load_from_disk(path: Path):
     return DatasetDict(out)
 
 
-def load_stats(
-    profile: str | config.Profile | None = None,
-    annotation_set: str = "proper",
-    data_dir: str | os.PathLike | None = None,
-) -> dict:
-    """The ``stats.json`` written beside the dataset."""
-    return cache.read_stats(config.processed_dir(profile, annotation_set, data_dir), "python -m craftlib data",
-                            CraftlibError)
-
-
 # ------------------------------------------------------------------------------------------ CLI
-
-
-def _cmd_data(args: argparse.Namespace) -> int:
-    t0 = time.perf_counter()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    policies = TagPolicies(
-        gene_rule=args.gene_rule, discontinuous=args.discontinuous, boundary=args.boundary, overlap=args.overlap
-    )
-    dsd = build_dataset(
-        profile=args.profile,
-        annotation_set=args.annotation_set,
-        source=args.source,
-        sha256=args.sha256,
-        data_dir=args.data_dir,
-        policies=policies,
-        force=args.force,
-    )
-    elapsed = time.perf_counter() - t0
-    stats = load_stats(args.profile, args.annotation_set, args.data_dir)
-    out = config.processed_dir(args.profile, args.annotation_set, args.data_dir)
-    print(f"dataset {stats['dataset']} -> {out}")
-    for name in dsd:
-        s = stats["splits"][name]
-        ents = ", ".join(f"{t} {n}" for t, n in s["entities"].items())
-        print(f"  {name:<10} {s['documents']:>3} docs {s['sentences']:>6} sentences {s['tokens']:>7} tokens | {ents}")
-    g = stats["total"]["gene_rule"]
-    print(f"  Gene rule: {g['Gene']} Gene / {g['Protein']} Protein PR mentions ({g['gene_share']:.1%} Gene)")
-    print(f"built in {elapsed:.1f} s")
-    return 0
 
 
 def _cmd_gene_rules(args: argparse.Namespace) -> int:
@@ -988,24 +883,6 @@ def _cmd_gene_rules(args: argparse.Namespace) -> int:
 
 
 def add_commands(subparsers) -> None:
-    p = subparsers.add_parser(
-        "data",
-        help="get CRAFT and build the IOB2 dataset + stats.json + CoNLL export",
-        description="Get CRAFT (URL, .tar.gz or folder) and build data/processed/<dataset>/.",
-    )
-    p.add_argument("--source", default=None, help="URL, .tar.gz or extracted folder (default: $CRAFT_SOURCE or the release URL)")
-    p.add_argument("--sha256", default=None, help="expected sha256 of the archive (default: $CRAFT_SHA256)")
-    p.add_argument("--annotation-set", default="proper", choices=config.ANNOTATION_SETS)
-    add_profile_option(p)
-    p.add_argument("--data-dir", default=None, help="default: $CRAFTLIB_DATA_DIR or <repo>/data")
-    p.add_argument("--force", action="store_true", help="re-extract the corpus and rebuild")
-    d = TagPolicies()
-    p.add_argument("--gene-rule", default=d.gene_rule, choices=GENE_RULE_CHOICES)
-    p.add_argument("--discontinuous", default=d.discontinuous, choices=DISCONTINUOUS_CHOICES)
-    p.add_argument("--boundary", default=d.boundary, choices=BOUNDARY_CHOICES)
-    p.add_argument("--overlap", default=d.overlap, choices=OVERLAP_CHOICES)
-    p.set_defaults(func=_cmd_data)
-
     g = subparsers.add_parser(
         "gene-rules",
         help="measure the Gene/Protein rules on the PR mentions (Gene share, contradictions, agreement)",
@@ -1025,11 +902,10 @@ __all__ = [
     "PROTEIN_CONTEXT_WORDS",
     "TagPolicies",
     "add_commands",
-    "bio_entities",
-    "build_dataset",
     "check_dataset",
     "cohen_kappa",
     "context_words",
+    "dataset_inputs",
     "dataset_stats",
     "eval_subset",
     "export_conll",
@@ -1039,15 +915,14 @@ __all__ = [
     "has_gene_context",
     "has_protein_context",
     "is_italic",
-    "load_dataset",
-    "load_stats",
     "mention_type",
     "profile_splits",
+    "read_dataset",
     "read_gene_rule_report",
-    "spans_to_bio",
+    "settle_dataset",
     "tag_corpus",
     "tag_document",
     "to_dataset_dict",
     "train_subset",
-    "validate_iob2",
+    "write_dataset",
 ]
