@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from craftlib import baseline, bio, config, ontology, stages, tags
+from craftlib import baseline, bio, config, ontology, stages
 from craftlib.evaluate import score
 from tests.conftest import FIXTURES
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from seqeval.metrics.sequence_labeling import get_entities
 
-from craftlib import evaluate as ev
 from craftlib import config, pipeline, runs
+from craftlib import evaluate as ev
 from craftlib.config import ENTITY_TYPES, LABELS
 from craftlib.errors import CraftlibError
 

@@ -121,7 +121,7 @@ def test_02_normalize_tags(workspace):
 
 # --- 03_augment_with_ontologies ---
 def test_03_augment_with_ontologies(workspace):
-    from craftlib import augment, config, ontology, stages, tags
+    from craftlib import config, stages
     from craftlib.evaluate import score
 
     nb = run_notebook("03_augment_with_ontologies.ipynb", workspace)

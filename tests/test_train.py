@@ -53,14 +53,14 @@ def test_windows_cover_every_word(seed):
     rng = random.Random(seed)
     lengths = [rng.randint(1, 6) for _ in range(rng.randint(1, 80))]
     budget, stride = rng.randint(8, 20), rng.randint(0, 7)
-    windows = windows.make_windows(lengths, budget, stride)
+    cuts = windows.make_windows(lengths, budget, stride)
     covered = set()
-    for k, (s, e) in enumerate(windows):
+    for k, (s, e) in enumerate(cuts):
         assert s < e
         assert sum(lengths[s:e]) <= budget or e - s == 1
         if k:
-            assert s > windows[k - 1][0]  # progress
-            assert s <= windows[k - 1][1]  # no gap
+            assert s > cuts[k - 1][0]  # progress
+            assert s <= cuts[k - 1][1]  # no gap
         covered.update(range(s, e))
     assert covered == set(range(len(lengths)))
 
@@ -472,7 +472,6 @@ def test_progress_callbacks_without_ipython(monkeypatch):
     """A machine without IPython (a bare GPU server) still trains: the notebook printer is optional."""
     from transformers.trainer_callback import PrinterCallback
 
-    from craftlib import train
 
     class FakeTrainer:
         def __init__(self):
