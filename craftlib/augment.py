@@ -23,6 +23,14 @@ How the term is drawn (``sampling``, see :data:`SAMPLINGS`):
   ≈ 3 × 1,360 for original + augmented + translated data: full-size copies. The ``full`` profile uses this
   variant (``Profile.augment_keep_unchanged``).
 
+**The control** (``ratio`` below :data:`PICK_FLOOR`, the reference's 20 %). Each mention is *picked* with
+probability ``max(ratio, PICK_FLOOR)``, and a picked mention gets an ontology name with probability
+``ratio / max(ratio, PICK_FLOOR)``; a sentence is copied (replaced-only variant) when one of its mentions was
+picked. At ``ratio = 0.2`` every picked mention is replaced: the reference method, unchanged. At ``ratio = 0`` the
+same sentences are copied, in the same order, with the same random draws, but every mention keeps its own words:
+the same pipeline (sentences, copies, steps, sub-tokens within a few per cent) minus the ontology names. That
+control answers "is it the names, or just more training?" (``python -m craftlib train --replace-prob 0``).
+
 ``validation`` and ``test`` are returned untouched. One ``random.Random(seed)`` drives every draw, in
 sentence then mention order, so the same seed and data give the same output. The saved set records its
 inputs (dataset, entity lists, ratio, seed, variant, sampling) and is rebuilt when one of them changes.
@@ -47,8 +55,12 @@ MAX_DRAWS = 20
 #: How a replacement term is drawn (see the module docstring).
 SAMPLINGS = ("length", "uniform")
 DEFAULT_SAMPLING = "length"
-#: Version of the augmentation's rules: bumped when the output for the same inputs changes.
-AUGMENT_FORMAT = 2
+#: Version of the augmentation's rules: bumped when the output for the same inputs changes (3: ratios below
+#: :data:`PICK_FLOOR` keep the reference's copies).
+AUGMENT_FORMAT = 3
+#: The reference's replacement rate: mentions are picked at ``max(ratio, PICK_FLOOR)``, so that a lower ratio (the
+#: control, 0) keeps the reference's copies and only writes fewer names (module docstring).
+PICK_FLOOR = 0.2
 
 
 def _tokenized_lists(entity_lists: Mapping[str, Sequence[str]]) -> dict[str, list[tuple[str, list[str], str]]]:
@@ -124,23 +136,38 @@ def augment_sentence(
     term_key)`` triples. ``counts`` (optional) receives ``mentions/<type>``, ``replaced/<type>``,
     ``no_candidate/<type>``, and the token counts ``tokens_replaced/<type>``, ``tokens_replacement/<type>``.
     """
+    new_tokens, new_tags, replacements, _ = _augment(tokens, tags, lists, ratio, rng, counts)
+    return new_tokens, new_tags, replacements
+
+
+def _augment(tokens, tags, lists, ratio: float, rng: random.Random, counts: Counter | None = None):
+    """:func:`augment_sentence` plus whether a mention of the sentence was picked (module docstring: a picked
+    mention is replaced with probability ``ratio / max(ratio, PICK_FLOOR)``, so the copies do not depend on
+    ``ratio`` below the floor)."""
     if not isinstance(lists, ReplacementPool):
         pool = ReplacementPool({}, "uniform")
         pool.items = {t: list(v) for t, v in lists.items()}
         lists = pool
     counts = counts if counts is not None else Counter()
+    pick = max(ratio, PICK_FLOOR)
     new_tokens: list[str] = []
     new_tags: list[str] = []
     replacements: list[dict] = []
+    picked = False
     pos = 0
     for start, end, kind in bio_spans(tags):
         counts[f"mentions/{kind}"] += 1
-        if rng.random() >= ratio:
+        draw = rng.random()
+        if draw >= pick:
             continue
         original = list(tokens[start:end])
         choice = lists.draw(kind, original, rng)
         if choice is None:
             counts[f"no_candidate/{kind}"] += 1
+            continue
+        picked = True
+        if draw >= ratio:  # picked, but the name stays: the control's copy keeps the mention's own words
+            counts[f"kept/{kind}"] += 1
             continue
         counts[f"replaced/{kind}"] += 1
         counts[f"tokens_replaced/{kind}"] += len(original)
@@ -155,7 +182,7 @@ def augment_sentence(
         pos = end
     new_tokens.extend(tokens[pos:])
     new_tags.extend(tags[pos:])
-    return new_tokens, new_tags, replacements
+    return new_tokens, new_tags, replacements, picked
 
 
 def augment_dataset(
@@ -177,7 +204,7 @@ def augment_dataset(
     import datasets
 
     if not 0.0 <= ratio <= 1.0:
-        raise CraftlibError(f"ratio must be between 0 and 1, got {ratio}.")
+        raise CraftlibError(f"ratio (replace_prob) must be between 0 and 1, got {ratio}.")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise CraftlibError(f"seed must be an integer >= 0, got {seed!r} (random.Random(-1) would equal seed 1).")
     train = dsd["train"]
@@ -192,14 +219,14 @@ def augment_dataset(
     copies = {c: [] for c in rows}
     for ex in train:
         tags = [names[i] for i in ex["ner_tags"]]
-        new_tokens, new_tags, reps = augment_sentence(ex["tokens"], tags, lists, ratio, rng, counts)
+        new_tokens, new_tags, reps, picked = _augment(ex["tokens"], tags, lists, ratio, rng, counts)
         for c in extra_cols:
             rows[c].append(ex[c])
         rows["tokens"].append(ex["tokens"])
         rows["ner_tags"].append(ex["ner_tags"])
         rows["origin"].append("original")
         rows["replacements"].append("[]")
-        if reps or keep_unchanged:
+        if picked or keep_unchanged:
             validate_iob2(new_tags)
             for c in extra_cols:
                 copies[c].append(ex[c])
@@ -219,18 +246,20 @@ def augment_dataset(
     per_type = {}
     for t in config.ENTITY_TYPES:
         m, r = counts[f"mentions/{t}"], counts[f"replaced/{t}"]
-        per_type[t] = {"mentions": m, "replaced": r, "no_candidate": counts[f"no_candidate/{t}"],
+        per_type[t] = {"mentions": m, "replaced": r, "kept": counts[f"kept/{t}"],
+                       "no_candidate": counts[f"no_candidate/{t}"],
                        "realised_ratio": r / m if m else 0.0, "list_terms": len(entity_lists.get(t, [])),
                        "mean_tokens_replaced": counts[f"tokens_replaced/{t}"] / r if r else None,
                        "mean_tokens_replacement": counts[f"tokens_replacement/{t}"] / r if r else None}
     total_m = sum(v["mentions"] for v in per_type.values())
     total_r = sum(v["replaced"] for v in per_type.values())
     stats = {
-        "ratio": ratio, "seed": seed, "keep_unchanged": keep_unchanged,
+        "ratio": ratio, "pick_prob": max(ratio, PICK_FLOOR), "seed": seed, "keep_unchanged": keep_unchanged,
         "variant": "full-copy" if keep_unchanged else "replaced-only", "sampling": sampling,
         "original_sentences": len(train), "augmented_sentences": len(copies["tokens"]),
         "train_sentences": len(train) + len(copies["tokens"]),
-        "mentions": total_m, "replaced": total_r, "realised_ratio": total_r / total_m if total_m else 0.0,
+        "mentions": total_m, "replaced": total_r, "kept": sum(v["kept"] for v in per_type.values()),
+        "realised_ratio": total_r / total_m if total_m else 0.0,
         "per_type": per_type,
     }
     return out, stats

@@ -140,6 +140,10 @@ class Profile:
     #: augmented set: True = full-copy variant (every train sentence copied), False = replaced-only
     #: (see :mod:`craftlib.augment`)
     augment_keep_unchanged: bool = False
+    #: probability that a mention of an augmented copy is replaced by a same-type ontology name (the reference's
+    #: 20 %); 0 keeps the same copies with nothing replaced: the control that isolates the names
+    #: (:data:`craftlib.augment.PICK_FLOOR`)
+    replace_prob: float = 0.2
 
     def __post_init__(self) -> None:
         problems = []
@@ -152,12 +156,14 @@ class Profile:
         for name in ("batch_size", "eval_batch_size", "max_length"):
             if getattr(self, name) < 1:
                 problems.append(f"{name}={getattr(self, name)} (must be >= 1)")
+        if not 0.0 <= self.replace_prob <= 1.0:
+            problems.append(f"replace_prob={self.replace_prob} (must be between 0 and 1)")
         for name in ("max_train_sentences", "max_eval_sentences"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 problems.append(f"{name}={getattr(self, name)} (must be >= 1, or None for all)")
         if problems:
             raise ConfigError(f"Profile {self.name!r}: {'; '.join(problems)}. Fix the value (e.g. --epochs, "
-                              "--learning-rate, --max-steps on the command line).")
+                              "--learning-rate, --max-steps, --replace-prob on the command line).")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -279,8 +285,8 @@ class DataSpec:
     sources: Mapping[str, Sequence[str]] | None = None
     #: entity-list name filters (``None``: all of ``craftlib.ontology.FILTERS``)
     filters: tuple[str, ...] | None = None
-    #: the augmented set: seed, replacement probability (``None``: the reference's 0.2), full-copy variant
-    #: (``None``: the profile's), term sampling
+    #: the augmented set: seed, replacement probability (``None``: the profile's ``replace_prob``), full-copy
+    #: variant (``None``: the profile's), term sampling
     seed: int = 42
     ratio: float | None = None
     keep_unchanged: bool | None = None
@@ -305,7 +311,7 @@ class DataSpec:
 
     @property
     def augment_ratio(self) -> float:
-        return 0.2 if self.ratio is None else self.ratio
+        return self.profile.replace_prob if self.ratio is None else self.ratio
 
     @property
     def augment_keep_unchanged(self) -> bool:

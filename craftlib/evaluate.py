@@ -191,26 +191,42 @@ def _f1_from_counts(counts):
     return np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)
 
 
+def _seed_runs(value) -> list[list[dict]]:
+    """A system's runs: one run (a sequence of records) or several seeds' runs (a sequence of such sequences)."""
+    value = list(value)
+    if value and isinstance(value[0], dict):
+        return [value]
+    runs = [list(v) for v in value]
+    if not runs:
+        raise CraftlibError("bootstrap(): a system has no run.")
+    return runs
+
+
 def bootstrap(
-    records_by_system: dict[str, Sequence[dict]],
+    records_by_system: dict[str, Sequence],
     n: int = 2000,
     seed: int = 42,
     confidence: float = 0.95,
     pairs: Sequence[tuple[str, str]] | None = None,
     merge: bool = False,
 ) -> dict:
-    """Paired bootstrap over test **documents** (the unit CRAFT sampled): an interval for each system's micro
-    F1 and for each difference between two systems.
+    """Paired bootstrap over test **documents** (the unit CRAFT sampled) and, for a system trained with several
+    seeds, over its **seeds**: an interval for each system's micro F1 and for each difference between two systems.
 
-    The systems are first restricted to their common sentences (:func:`align_runs`). Each resample draws as
-    many documents as there are, with replacement, and recomputes every system's F1 from the drawn
-    documents' span counts (the same documents for every system: *paired*). The interval is the central
-    ``confidence`` share of the ``n`` resampled values (percentile method). A difference ``b - a`` whose
-    interval contains 0 is called ``"indistinguishable"``; otherwise the verdict names the higher system (with
-    fewer than 2 documents nothing can be said: ``"undetermined: ..."``).
-    ``pairs`` defaults to every pair in the order given. Same inputs and seed → same intervals.
-    Returns a JSON-serialisable dict (no corpus text): ``systems`` ``{name: {f1, low, high}}``,
-    ``differences`` ``[{a, b, difference, low, high, verdict}]`` and the settings.
+    ``records_by_system`` maps a system to its records (one run), or to a list of runs (one per seed). A system's
+    F1 is the mean over its seeds of each seed's micro F1 (the point estimate uses every document). All runs are
+    first restricted to their common sentences (:func:`align_runs`). Each resample draws as many documents as there
+    are, with replacement (the same documents for every system: *paired*), and, for each system with ``k > 1``
+    seeds, ``k`` of its seeds with replacement; the system's resampled F1 is the mean over the drawn seeds of their
+    F1 on the drawn documents. So an interval covers both sources of noise: which articles were tested and which
+    seed trained the model (with a single seed it is the plain document bootstrap). The interval is the central
+    ``confidence`` share of the ``n`` resampled values (percentile method). A difference ``b - a`` whose interval
+    contains 0 is called ``"indistinguishable"``; otherwise the verdict names the higher system (with fewer than 2
+    documents nothing can be said: ``"undetermined: ..."``). ``pairs`` defaults to every pair in the order given.
+    Same inputs and seed → same intervals.
+    Returns a JSON-serialisable dict (no corpus text): ``systems`` ``{name: {f1, low, high, seeds, sd, seed_f1}}``
+    (``sd``: standard deviation of the seeds' F1, ``None`` for one seed), ``differences``
+    ``[{a, b, difference, low, high, verdict}]`` and the settings.
     """
     import numpy as np
 
@@ -218,31 +234,50 @@ def bootstrap(
         raise CraftlibError(f"bootstrap(): n must be at least 1 resample, got {n}.")
     if not 0 < confidence < 1:
         raise CraftlibError(f"bootstrap(): confidence must be between 0 and 1, got {confidence}.")
-    runs = align_runs({name: list(recs) for name, recs in records_by_system.items()})
-    names = list(runs)
+    by_system = {name: _seed_runs(value) for name, value in records_by_system.items()}
+    names = list(by_system)
     pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]] if pairs is None else list(pairs)
     unknown = sorted({x for pair in pairs for x in pair} - set(names))
     if unknown:
         raise CraftlibError(f"bootstrap(): pairs name unknown systems {unknown}; known: {names}.")
+    def key(name: str, j: int) -> str:
+        return name if len(by_system[name]) == 1 else f"{name}[seed run {j + 1}]"
+
+    flat = {key(name, j): recs for name, runs in by_system.items() for j, recs in enumerate(runs)}
+    aligned = align_runs(flat)
     docs, counts = None, {}
-    for name in names:
-        d, c = document_counts(runs[name], merge=merge)
+    for run in flat:
+        d, c = document_counts(aligned[run], merge=merge)
         docs = d if docs is None else docs
-        counts[name] = c  # same documents in the same order: align_runs sorted the sentences
+        counts[run] = c  # same documents in the same order: align_runs sorted the sentences
     rng = np.random.default_rng(seed)
     n_docs = len(docs)
     drawn = rng.integers(0, n_docs, size=(n, n_docs))
     weights = np.zeros((n, n_docs))
     np.add.at(weights, (np.repeat(np.arange(n), n_docs), drawn.ravel()), 1.0)  # times each document is drawn
-    point = {name: float(_f1_from_counts(c.sum(axis=0))) for name, c in counts.items()}
-    samples = {name: _f1_from_counts(weights @ c) for name, c in counts.items()}
     q = [50 * (1 - confidence), 50 * (1 + confidence)]
+    point, samples, seed_f1 = {}, {}, {}
+    for name, runs in by_system.items():
+        k = len(runs)
+        seed_f1[name] = [float(_f1_from_counts(counts[key(name, j)].sum(axis=0))) for j in range(k)]
+        point[name] = float(np.mean(seed_f1[name]))
+        per_seed = np.stack([_f1_from_counts(weights @ counts[key(name, j)]) for j in range(k)])  # (k, n)
+        if k == 1:
+            samples[name] = per_seed[0]
+        else:  # k seeds drawn with replacement for every resample
+            picks = rng.integers(0, k, size=(n, k))
+            samples[name] = per_seed[picks, np.arange(n)[:, None]].mean(axis=1)
 
     def interval(values) -> tuple[float, float]:
         low, high = np.percentile(values, q)
         return float(low), float(high)
 
-    systems = {name: dict(zip(("low", "high"), interval(samples[name])), f1=point[name]) for name in names}
+    systems = {}
+    for name in names:
+        low, high = interval(samples[name])
+        k = len(seed_f1[name])
+        systems[name] = {"f1": point[name], "low": low, "high": high, "seeds": k,
+                         "sd": float(np.std(seed_f1[name], ddof=1)) if k > 1 else None, "seed_f1": seed_f1[name]}
     differences = []
     for a, b in pairs:
         low, high = interval(samples[b] - samples[a])
@@ -252,12 +287,15 @@ def bootstrap(
             verdict = "indistinguishable" if low <= 0 <= high else (f"{b} higher" if low > 0 else f"{a} higher")
         differences.append({"a": a, "b": b, "difference": point[b] - point[a], "low": low, "high": high,
                             "verdict": verdict})
+    several = any(v["seeds"] > 1 for v in systems.values())
     return {
-        "method": "paired bootstrap over test documents (percentile interval)",
-        "score": "seqeval default-mode micro F1" + (", Gene and Protein merged" if merge else ""),
+        "method": ("paired bootstrap over test documents and, per system, over its seeds (percentile interval)"
+                   if several else "paired bootstrap over test documents (percentile interval)"),
+        "score": "seqeval default-mode micro F1" + (", mean over seeds" if several else "")
+                 + (", Gene and Protein merged" if merge else ""),
         "n_resamples": n, "seed": seed, "confidence": confidence,
-        "documents": n_docs, "sentences": len(runs[names[0]]),
-        "systems": {name: {"f1": v["f1"], "low": v["low"], "high": v["high"]} for name, v in systems.items()},
+        "documents": n_docs, "sentences": len(next(iter(aligned.values()))),
+        "systems": systems,
         "differences": differences,
     }
 
@@ -267,7 +305,10 @@ def bootstrap_tables(result: dict):
     import pandas as pd
 
     pct = f"{result['confidence']:.0%}"
-    systems = pd.DataFrame([{"system": k, "F1": v["f1"], f"{pct} low": v["low"], f"{pct} high": v["high"]}
+    several = any((v.get("seeds") or 1) > 1 for v in result["systems"].values())
+    systems = pd.DataFrame([{"system": k, **({"seeds": v.get("seeds") or 1} if several else {}),
+                             "F1": v["f1"], **({"sd": v.get("sd")} if several else {}),
+                             f"{pct} low": v["low"], f"{pct} high": v["high"]}
                             for k, v in result["systems"].items()]).set_index("system")
     diffs = pd.DataFrame([{"comparison": f"{d['b']} - {d['a']}", "difference": d["difference"],
                            f"{pct} low": d["low"], f"{pct} high": d["high"], "verdict": d["verdict"]}
@@ -709,9 +750,16 @@ def add_commands(subparsers) -> None:
         "replacement, and writes the F1 interval of each run and of each difference to a small JSON file "
         "(no corpus text), which `python -m craftlib results` renders into the README.",
     )
-    p.add_argument("--runs", nargs="+", required=True, help="run names, e.g. single-minilm-quick two-step-minilm-quick")
+    p.add_argument("--runs", nargs="+", default=[],
+                   help="run names, e.g. single-minilm-quick two-step-minilm-quick (with --seeds: each one's seed-42 "
+                        "name, the other seeds' runs being NAME-seedN)")
+    p.add_argument("--seeds", nargs="+", type=seed_value, default=None,
+                   help="seeds of every --runs system, e.g. 42 1 2: a system is the mean over its seeds, and the "
+                        "bootstrap resamples the seeds as well as the documents")
+    p.add_argument("--systems", nargs="+", default=[], metavar="NAME=RUN[,RUN...]",
+                   help="a system named NAME made of the given runs (one per seed), e.g. crf=crf-quick")
     p.add_argument("--pairs", nargs="*", default=None, metavar="A:B",
-                   help="differences to report, as RUN_A:RUN_B (B - A); default: every pair in --runs order")
+                   help="differences to report, as A:B (B - A) of system names; default: every pair in order")
     p.add_argument("--split", default="test", choices=["test", "validation"])
     p.add_argument("--n", type=int, default=2000, help="bootstrap resamples (default 2000)")
     p.add_argument("--seed", type=seed_value, default=42)
@@ -768,6 +816,31 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def compare_groups(run_names: Sequence[str], seeds: Sequence[int] | None = None,
+                   systems: Sequence[str] = ()) -> dict[str, list[str]]:
+    """The systems of ``python -m craftlib compare``: ``{name: [run, ...]}`` (one run per seed).
+
+    Each of ``run_names`` is a system; with ``seeds`` its runs are the run itself for seed 42 and ``<run>-seed<N>``
+    for the others (:func:`craftlib.runs.run_name`'s rule). ``systems`` adds ``NAME=RUN[,RUN...]`` groups.
+    """
+    groups: dict[str, list[str]] = {}
+    for name in run_names:
+        if name.endswith(tuple(f"-seed{s}" for s in (seeds or []))) and seeds:
+            raise CraftlibError(f"--runs {name}: with --seeds give the seed-42 name (without -seedN).")
+        groups[name] = [name if s == 42 else f"{name}-seed{s}" for s in seeds] if seeds else [name]
+    for spec in systems:
+        name, sep, members = spec.partition("=")
+        if not sep or not name or not all(members.split(",")):
+            raise CraftlibError(f"--systems {spec!r}: write NAME=RUN[,RUN...], e.g. crf=crf-quick.")
+        groups[name] = members.split(",")
+    if not groups:
+        raise CraftlibError("compare needs runs: --runs RUN ... and/or --systems NAME=RUN[,RUN...].")
+    dup = sorted({r for m in groups.values() for r in m if sum(r in g for g in groups.values()) > 1})
+    if dup:
+        raise CraftlibError(f"Run(s) {dup} belong to several systems: give each run to one system.")
+    return groups
+
+
 def _cmd_compare(args) -> int:
     import datetime
     import shlex
@@ -775,7 +848,9 @@ def _cmd_compare(args) -> int:
     from craftlib.config import models_dir, results_dir
 
     root = models_dir(args.models_dir)
-    runs = {run: read_predictions(predictions_path(root / run, args.split)) for run in args.runs}
+    groups = compare_groups(args.runs, args.seeds, args.systems)
+    runs = {name: [read_predictions(predictions_path(root / run, args.split)) for run in members]
+            for name, members in groups.items()}
     pairs = None
     if args.pairs:
         bad = [p for p in args.pairs if p.count(":") != 1]
@@ -783,7 +858,13 @@ def _cmd_compare(args) -> int:
             raise CraftlibError(f"--pairs {bad}: write each pair as RUN_A:RUN_B.")
         pairs = [tuple(p.split(":")) for p in args.pairs]
     result = bootstrap(runs, n=args.n, seed=args.seed, pairs=pairs, merge=args.merge_gene_protein)
-    argv = ["python", "-m", "craftlib", "compare", "--runs", *args.runs]
+    argv = ["python", "-m", "craftlib", "compare"]
+    if args.runs:
+        argv += ["--runs", *args.runs]
+    if args.seeds:
+        argv += ["--seeds", *map(str, args.seeds)]
+    if args.systems:
+        argv += ["--systems", *args.systems]
     if args.pairs:
         argv += ["--pairs", *args.pairs]
     if args.split != "test":
@@ -795,13 +876,14 @@ def _cmd_compare(args) -> int:
     if args.merge_gene_protein:
         argv.append("--merge-gene-protein")
     profiles = set()
-    for run in args.runs:
+    for run in (r for members in groups.values() for r in members):
         profiles.add((Run(root / run).metrics_or_none() or {}).get("profile"))
     profile = profiles.pop() if len(profiles) == 1 and None not in profiles else "mixed"
     out = Path(args.out) if args.out else results_dir() / f"bootstrap-{profile}.json"
     if args.out:
         argv += ["--out", args.out]
     result = {"command": shlex.join(argv), "split": args.split, "profile": profile, **result,
+              "runs": groups,
               "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
     save_json(result, out)
     systems, diffs = bootstrap_tables(result)

@@ -67,7 +67,7 @@ def run_name(
 
 #: Short names of profile fields in run names (``single-minilm-quick-ep2-lr5e-05``).
 _OVERRIDE_NAMES = {"epochs": "ep", "learning_rate": "lr", "max_train_sentences": "n", "max_steps": "steps",
-                   "batch_size": "bs", "max_length": "len", "case_markers": "case"}
+                   "batch_size": "bs", "max_length": "len", "case_markers": "case", "replace_prob": "p"}
 
 
 def profile_overrides(profile: config.Profile) -> dict:
@@ -117,7 +117,7 @@ def system_run_name(
 #: Profile fields that ``python -m craftlib train`` can override, with their CLI options.
 CLI_OVERRIDES = {"epochs": "--epochs", "learning_rate": "--learning-rate",
                  "max_train_sentences": "--max-train-sentences", "max_steps": "--max-steps",
-                 "case_markers": "--case-markers"}
+                 "case_markers": "--case-markers", "replace_prob": "--replace-prob"}
 
 
 def train_command(recipe: str, profile: str | config.Profile, base_model: str, seed: int, annotation_set: str,
@@ -136,13 +136,35 @@ def train_command(recipe: str, profile: str | config.Profile, base_model: str, s
         parts += [CLI_OVERRIDES[f], str(_plain(value))]
     if annotation_set != "proper":
         parts += ["--annotation-set", annotation_set]
-    if data_dir:
-        parts += ["--data-dir", str(data_dir)]
-    if models_dir:
-        parts += ["--models-dir", str(models_dir)]
+    for flag, value, default in (("--data-dir", data_dir, config.data_dir()),
+                                 ("--models-dir", models_dir, config.models_dir())):
+        shown = portable_path(value, default)
+        if shown:
+            parts += [flag, shown]
     if label_all_subtokens:
         parts.append("--label-all-subtokens")
     return shlex.join(parts)
+
+
+def portable_path(value: str | os.PathLike | None, default: Path | None = None) -> str | None:
+    """A folder as a recorded command should show it: ``None`` when it is the setting's own value (the command
+    needs no option), relative to the repository when it lies inside it, else as given. Committed commands then
+    name no folder of the machine they ran on."""
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    try:
+        if default is not None and path.resolve() == Path(default).expanduser().resolve():
+            return None
+    except OSError:
+        pass
+    root = config._repo_root()
+    if root is not None and path.is_absolute():
+        try:
+            return str(path.resolve().relative_to(root.resolve()))
+        except ValueError:
+            pass
+    return str(value)
 
 
 def _option_parts(options: Mapping[str, object]) -> list[str]:
@@ -325,17 +347,25 @@ def bootstrap_markdown(results: str | os.PathLike) -> str:
     for path in files:
         b = json.loads(path.read_text())
         pct = f"{b['confidence']:.0%}"
+        seeds = any((v.get("seeds") or 1) > 1 for v in b["systems"].values())
+        what = ("the documents with replacement and, for a system of several seeds, its seeds with replacement "
+                "(the interval covers both sources of noise)" if seeds else "the documents with replacement")
         parts += [
             (f"Paired bootstrap over the {b['documents']} test documents ([`{path.name}`](results/{path.name}); "
-             f"{b['n_resamples']} resamples of the documents with replacement, seed {b['seed']}, {pct} percentile "
+             f"{b['n_resamples']} resamples of {what}, seed {b['seed']}, {pct} percentile "
              f"intervals of {b['score']}; a difference whose interval contains 0 is *indistinguishable*). "
              f"Command: `{b.get('command', '?')}`"),
             "",
-            f"| run | test F1 | {pct} interval |",
-            "| --- | ---: | --- |",
         ]
-        parts += [f"| `{name}` | {v['f1']:.3f} | [{v['low']:.3f}, {v['high']:.3f}] |"
-                  for name, v in b["systems"].items()]
+        if seeds:
+            parts += [f"| system | seeds | test F1 (mean ± sd) | {pct} interval |", "| --- | ---: | ---: | --- |"]
+            parts += [f"| `{name}` | {v.get('seeds') or 1} | {v['f1']:.3f}"
+                      + (f" ± {v['sd']:.3f}" if v.get("sd") is not None else "")
+                      + f" | [{v['low']:.3f}, {v['high']:.3f}] |" for name, v in b["systems"].items()]
+        else:
+            parts += [f"| run | test F1 | {pct} interval |", "| --- | ---: | --- |"]
+            parts += [f"| `{name}` | {v['f1']:.3f} | [{v['low']:.3f}, {v['high']:.3f}] |"
+                      for name, v in b["systems"].items()]
         if b["differences"]:
             parts += ["", f"| difference | F1 | {pct} interval | verdict |", "| --- | ---: | --- | --- |"]
             parts += [f"| `{d['b']}` − `{d['a']}` | {_signed(d['difference'])} | "

@@ -31,7 +31,13 @@ from craftlib.ontology import (
     settle_lists,
     write_lists,
 )
-from craftlib.options import add_dataset_options, add_ontology_options, add_profile_option, seed_value
+from craftlib.options import (
+    add_dataset_options,
+    add_ontology_options,
+    add_profile_option,
+    probability,
+    seed_value,
+)
 from craftlib.tags import (
     BOUNDARY_CHOICES,
     DATASET_ENTRIES,
@@ -243,7 +249,9 @@ def add_commands(subparsers) -> None:
 
     a = subparsers.add_parser("augment", help="entity-replacement augmentation of the train split")
     add_dataset_options(a)
-    a.add_argument("--ratio", type=float, default=0.2, help="probability of replacing each mention (default 0.2)")
+    a.add_argument("--ratio", "--replace-prob", dest="ratio", type=probability, default=0.2,
+                   help="probability of replacing each mention by an ontology name (default 0.2; below 0.2 the "
+                        "reference's copies are kept with fewer names: 0 is the no-names control)")
     a.add_argument("--seed", type=seed_value, default=42, help="random seed, an integer >= 0 (default 42)")
     a.add_argument("--keep-unchanged", action=argparse.BooleanOptionalAction, default=None,
                    help="full-copy variant: also copy the train sentences in which nothing was replaced "

@@ -38,7 +38,14 @@ from craftlib.bio import bio_spans, dataset_tags
 from craftlib.errors import ConfigError, CraftlibError, RunError
 from craftlib.evaluate import score
 from craftlib.models import load_model, load_tokenizer, model_info, portable_model_name
-from craftlib.options import add_profile_option, max_steps_value, positive_float, positive_int, seed_value
+from craftlib.options import (
+    add_profile_option,
+    max_steps_value,
+    positive_float,
+    positive_int,
+    probability,
+    seed_value,
+)
 from craftlib.progress import live_progress, use_craftlib_progress
 from craftlib.runs import RECIPES, Run
 from craftlib.runtime import detect_device, seed_everything, versions
@@ -680,6 +687,9 @@ def add_commands(subparsers) -> None:
                    help="seeded subset of the original training sentences")
     g.add_argument("--max-steps", type=max_steps_value, default=None,
                    help="optimizer steps per training step (overrides epochs; -1: train by epochs)")
+    g.add_argument("--replace-prob", type=probability, default=None,
+                   help="augmented step: probability of replacing a mention by an ontology name (default 0.2; "
+                        "0: the same copies with nothing replaced, the control that isolates the names)")
     g.add_argument("--case-markers", action=argparse.BooleanOptionalAction, default=None,
                    help="mark capitalised / all-caps / mixed-case words with a token the uncased model can see")
     p.set_defaults(func=_cmd_train)

@@ -181,6 +181,32 @@ def f1_bars(scores: dict[str, dict], ax=None, title: str = "F1 per entity type")
     return fig
 
 
+def seed_scores(result: dict, ax=None, title: str = "Test F1 per seed, mean and bootstrap interval",
+                labels: dict[str, str] | None = None):
+    """One row per system of a :func:`craftlib.evaluate.bootstrap` result: each seed's test F1 as a dot, the mean
+    as a bar, and the interval (documents and seeds resampled) as a line; returns the Figure. ``labels`` renames
+    systems for display."""
+    import matplotlib.pyplot as plt
+
+    systems = list(result["systems"].items())
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7.5, 0.55 * len(systems) + 1.2))
+    for y, (name, v) in enumerate(reversed(systems)):
+        ax.plot([v["low"], v["high"]], [y, y], color="0.35", lw=2, solid_capstyle="butt")
+        ax.plot([v["f1"]], [y], marker="|", ms=18, mew=2.5, color="black")
+        seeds = v.get("seed_f1") or [v["f1"]]
+        ax.scatter(seeds, [y] * len(seeds), s=28, color="tab:orange", zorder=3,
+                   label="one seed" if y == len(systems) - 1 else None)
+    names = [(labels or {}).get(n, n) + (f"  ({v.get('seeds') or 1} seeds)" if (v.get("seeds") or 1) > 1 else "")
+             for n, v in reversed(systems)]
+    ax.set_yticks(range(len(systems)), labels=names)
+    ax.set_xlabel(f"test F1 ({result.get('score', 'micro F1')}); line: {result['confidence']:.0%} interval")
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
 def error_bars(counts, include_correct: bool = False, ax=None, title: str = "Where the errors are"):
     """Stacked bars of error categories per type from :func:`craftlib.evaluate.error_counts`; returns the Figure."""
     import matplotlib.pyplot as plt

@@ -166,8 +166,8 @@ def test_deterministic_for_a_seed_and_different_across_seeds(dsd, augmented):
 
 
 def test_ratio_zero_one_and_keep_unchanged(dsd):
-    none, s0 = augment.augment_dataset(dsd, LISTS, ratio=0.0, return_stats=True)
-    assert len(none["train"]) == len(dsd["train"]) and s0["replaced"] == 0
+    _, s0 = augment.augment_dataset(dsd, LISTS, ratio=0.0, return_stats=True)
+    assert s0["replaced"] == 0 and s0["realised_ratio"] == 0.0
     _, s1 = augment.augment_dataset(dsd, LISTS, ratio=1.0, return_stats=True)
     per = s1["per_type"]
     assert all(per[t]["replaced"] == per[t]["mentions"] for t in ("Sequence", "Cell", "Protein", "Gene", "Taxon"))
@@ -338,3 +338,26 @@ def test_augmented_set_rebuilt_when_the_lists_change(tmp_path, monkeypatch, caps
     assert stages.stats("augmented", config.data_spec("quick", "proper", tmp_path))["seed"] == 2
     stages.load("augmented", config.data_spec("quick", "proper", tmp_path, ratio=1.0, seed=2, source=CRAFT, keep_unchanged=True))
     assert stages.stats("augmented", config.data_spec("quick", "proper", tmp_path))["variant"] == "full-copy"
+
+
+def test_replace_prob_zero_is_the_same_copies_without_names(dsd):
+    """The control: at ratio 0 the same sentences are copied as at the reference's 0.2 (same draws), but each copy
+    is its original word for word; the picked mentions are counted as kept, not replaced."""
+    ref, s_ref = augment.augment_dataset(dsd, LISTS, ratio=0.2, seed=3, return_stats=True)
+    ctl, s_ctl = augment.augment_dataset(dsd, LISTS, ratio=0.0, seed=3, return_stats=True)
+
+    def copies(d):
+        return [r for r in d["train"] if r["origin"] == "augmented"]
+
+    assert s_ref["replaced"] > 0 and s_ref["kept"] == 0
+    assert s_ctl["replaced"] == 0 and s_ctl["kept"] == s_ref["replaced"]
+    assert [(r["doc_id"], r["sentence_id"]) for r in copies(ctl)] == [(r["doc_id"], r["sentence_id"])
+                                                                    for r in copies(ref)]
+    originals = {(r["doc_id"], r["sentence_id"]): r for r in dsd["train"]}
+    for r in copies(ctl):
+        o = originals[(r["doc_id"], r["sentence_id"])]
+        assert (r["tokens"], r["ner_tags"], r["replacements"]) == (o["tokens"], o["ner_tags"], "[]")
+    assert any(r["tokens"] != originals[(r["doc_id"], r["sentence_id"])]["tokens"] for r in copies(ref))
+    # between 0 and the floor: the reference's copies, fewer names
+    half, s_half = augment.augment_dataset(dsd, LISTS, ratio=0.1, seed=3, return_stats=True)
+    assert len(half["train"]) == len(ref["train"]) and s_half["replaced"] + s_half["kept"] == s_ref["replaced"]

@@ -520,9 +520,76 @@ def test_rescore_rewrites_only_the_scores(tmp_path):
     rec = {"doc_id": "d", "sentence_id": 1, "tokens": ["Pax6", "gene"], "gold": ["B-Gene", "O"], "pred": ["B-Protein", "O"]}
     for split in ("validation", "test"):
         (run / f"predictions_{split}.jsonl").write_text(json.dumps(rec) + "\n")
-    (run / "metrics.json").write_text(json.dumps({"run": "two-step-x", "dev": {"f1": 0.5}, "test": {"f1": 0.5},
-                                                   "command": "python -m craftlib train ..."}))
+    old = {"precision": 0.5, "recall": 0.5, "f1": 0.5, "accuracy": 0.9}
+    (run / "metrics.json").write_text(json.dumps({
+        **runs.metrics_core("two-step-x", "transformer", "smoke", 42, "craft-proper-smoke", "two-step", "minilm"),
+        "dev": old, "test": old, "command": "python -m craftlib train ..."}))
     m = evaluate.rescore(run)
     assert m["test"]["f1"] == 0.0 and m["test"]["merged"]["f1"] == 1.0
     saved = json.loads((run / "metrics.json").read_text())
     assert saved["command"] == "python -m craftlib train ..." and saved["rescored"]["command"].endswith("two-step-x")
+
+
+def test_seed_aware_bootstrap_means_over_seeds_and_widens_with_seed_noise():
+    systems = _systems(42)
+    a, b = systems["a"], systems["b"]
+    plain = ev.bootstrap({"a": a, "b": b}, n=400, seed=3)
+    # the same run twice as two "seeds": the same F1, sd 0, and the same document interval
+    twice = ev.bootstrap({"a": [a, a], "b": b}, n=400, seed=3)
+    va = twice["systems"]["a"]
+    assert va["seeds"] == 2 and va["sd"] == 0.0 and va["seed_f1"] == [plain["systems"]["a"]["f1"]] * 2
+    assert (va["f1"], va["low"], va["high"]) == pytest.approx(
+        (plain["systems"]["a"]["f1"], plain["systems"]["a"]["low"], plain["systems"]["a"]["high"]))
+    assert "over its seeds" in twice["method"] and "mean over seeds" in twice["score"]
+    # two seeds far apart (a and b): the mean is their mean, the sd theirs, and the interval wider than either's
+    mixed = ev.bootstrap({"ab": [a, b], "b": b}, n=400, seed=3)
+    v = mixed["systems"]["ab"]
+    fa, fb = plain["systems"]["a"]["f1"], plain["systems"]["b"]["f1"]
+    assert v["f1"] == pytest.approx((fa + fb) / 2) and v["sd"] == pytest.approx(abs(fb - fa) / 2 ** 0.5)
+    width = v["high"] - v["low"]
+    assert width > plain["systems"]["a"]["high"] - plain["systems"]["a"]["low"]
+    assert width > plain["systems"]["b"]["high"] - plain["systems"]["b"]["low"]
+    assert mixed["systems"]["b"]["sd"] is None and mixed["systems"]["b"]["seeds"] == 1
+    (d,) = mixed["differences"]
+    assert d["difference"] == pytest.approx(fb - v["f1"])
+
+
+def test_compare_groups_expand_seeds_and_named_systems():
+    groups = ev.compare_groups(["two-step-minilm-quick", "single-minilm-quick"], [42, 1, 2], ["crf=crf-quick"])
+    assert groups == {"two-step-minilm-quick": ["two-step-minilm-quick", "two-step-minilm-quick-seed1",
+                                                "two-step-minilm-quick-seed2"],
+                      "single-minilm-quick": ["single-minilm-quick", "single-minilm-quick-seed1",
+                                              "single-minilm-quick-seed2"],
+                      "crf": ["crf-quick"]}
+    assert ev.compare_groups(["a", "b"]) == {"a": ["a"], "b": ["b"]}
+    with pytest.raises(CraftlibError, match="NAME=RUN"):
+        ev.compare_groups([], None, ["crf"])
+    with pytest.raises(CraftlibError, match="seed-42 name"):
+        ev.compare_groups(["single-minilm-quick-seed1"], [42, 1])
+    with pytest.raises(CraftlibError, match="several systems"):
+        ev.compare_groups(["a"], None, ["x=a"])
+    with pytest.raises(CraftlibError, match="needs runs"):
+        ev.compare_groups([])
+
+
+def test_compare_command_with_seeds_writes_means_and_renders_them(tmp_path):
+    base = _systems(43)
+    models = tmp_path / "models"
+    runs_of = {"single-minilm-quick": base["a"], "single-minilm-quick-seed1": base["a"],
+               "two-step-minilm-quick": base["b"], "two-step-minilm-quick-seed1": base["a"], "crf-quick": base["b"]}
+    for run, rs in runs_of.items():
+        write_jsonl(models / run / "predictions_test.jsonl", rs)
+    parser = argparse.ArgumentParser()
+    ev.add_commands(parser.add_subparsers())
+    out = tmp_path / "results" / "bootstrap-quick.json"
+    args = parser.parse_args(["compare", "--runs", "single-minilm-quick", "two-step-minilm-quick", "--seeds", "42",
+                              "1", "--systems", "crf=crf-quick", "--models-dir", str(models), "--n", "200",
+                              "--out", str(out)])
+    assert args.func(args) == 0
+    saved = json.loads(out.read_text())
+    assert saved["runs"]["two-step-minilm-quick"] == ["two-step-minilm-quick", "two-step-minilm-quick-seed1"]
+    assert "--seeds 42 1 --systems crf=crf-quick" in saved["command"]
+    assert saved["systems"]["two-step-minilm-quick"]["seeds"] == 2
+    md = runs.bootstrap_markdown(tmp_path / "results")
+    assert "| system | seeds | test F1 (mean ± sd) |" in md and "its seeds with replacement" in md
+    assert "| `crf` | 1 |" in md and "| `two-step-minilm-quick` | 2 | " in md and " ± " in md

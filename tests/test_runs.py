@@ -90,3 +90,23 @@ def test_label_all_subtokens_gets_its_own_run_name():
 
     assert runs.run_name("single", "minilm", "quick") == "single-minilm-quick"
     assert runs.run_name("single", "minilm", "quick", label_all_subtokens=True) == "single-minilm-quick-allsub"
+
+
+def test_recorded_train_commands_name_no_folder_of_the_machine(tmp_path, monkeypatch):
+    """A command written into metrics.json and committed must run on another machine: the settings' own folders
+    are left out, folders inside the checkout become relative, only a folder elsewhere is kept as given."""
+    monkeypatch.delenv("CRAFTLIB_DATA_DIR", raising=False)
+    monkeypatch.delenv("CRAFTLIB_MODELS_DIR", raising=False)
+    prof = config.get_profile("quick")
+    plain = runs.train_command("single", prof, "minilm", 42, "proper")
+    assert runs.train_command("single", prof, "minilm", 42, "proper", config.data_dir(), config.models_dir()) == plain
+    root = config._repo_root()
+    if root is not None:
+        inside = runs.train_command("single", prof, "minilm", 42, "proper", root / "scratch" / "data")
+        assert inside == plain + " --data-dir scratch/data" and str(root) not in inside
+    assert runs.train_command("single", prof, "minilm", 42, "proper", None, tmp_path).endswith(
+        f"--models-dir {tmp_path}")
+    assert runs.train_command("single", config.get_profile("quick", replace_prob=0.0), "minilm", 1, "proper") == (
+        "python -m craftlib train --recipe single --profile quick --base-model minilm --seed 1 --replace-prob 0")
+    assert runs.run_name("two-step", "minilm", config.get_profile("quick", replace_prob=0.0), seed=2) == \
+        "two-step-minilm-quick-p0-seed2"

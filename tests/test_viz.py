@@ -96,3 +96,19 @@ def test_error_browser_static_and_interactive(monkeypatch):
     assert info.value.startswith("1 errors")
     cat.value = "missed"
     assert info.value.startswith("0 errors")
+
+
+def test_seed_scores_shows_every_seed_the_mean_and_the_interval():
+    result = {"confidence": 0.95, "score": "micro F1",
+              "systems": {"single": {"f1": 0.6, "low": 0.55, "high": 0.66, "seeds": 3, "sd": 0.01,
+                                     "seed_f1": [0.59, 0.6, 0.61]},
+                          "crf": {"f1": 0.7, "low": 0.65, "high": 0.75, "seeds": 1, "sd": None, "seed_f1": [0.7]}}}
+    fig = viz.seed_scores(result, labels={"crf": "CRF"})
+    ax = fig.axes[0]
+    dots = [tuple(p) for c in ax.collections for p in c.get_offsets()]
+    assert sorted(x for x, _ in dots) == [0.59, 0.6, 0.61, 0.7]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["CRF", "single  (3 seeds)"]
+    lines = [tuple(line.get_xdata()) for line in ax.lines]
+    assert (0.55, 0.66) in lines and (0.65, 0.75) in lines
+    systems, _ = ev.bootstrap_tables({**result, "differences": []})
+    assert list(systems.columns) == ["seeds", "F1", "sd", "95% low", "95% high"]
