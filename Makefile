@@ -13,9 +13,11 @@ TORCH_PIP ?=
 # LOCK=1: install the exact versions of requirements/lock.txt (the workshop path; `make lock` regenerates it).
 LOCK    ?=
 LOCKFILE := requirements/lock.txt
-# WHEELHOUSE=DIR: install with no network from a folder made by `make wheelhouse` (implies LOCK=1).
+# WHEELHOUSE=DIR: install with no network from a folder made by `make wheelhouse` (implies LOCK=1): the bundle
+# folder itself or its wheels/ folder.
 WHEELHOUSE ?=
-PIP_SRC := $(if $(WHEELHOUSE),--no-index --find-links $(WHEELHOUSE))
+WHEEL_DIR = $(if $(wildcard $(WHEELHOUSE)/wheels/*.whl),$(WHEELHOUSE:/=)/wheels,$(WHEELHOUSE))
+PIP_SRC = $(if $(WHEELHOUSE),--no-index --find-links $(WHEEL_DIR))
 PIP_REQ := $(if $(or $(LOCK),$(WHEELHOUSE)),-r $(LOCKFILE))
 # `make wheelhouse`: where, and for which laptops (empty: this machine's platform and Python).
 BUNDLE  ?= /tmp/craft-room
@@ -31,7 +33,7 @@ help:
 	@echo "make setup                 create $(VENV), install torch $(TORCH) first, then craftlib[dev,peers]"
 	@echo "make lab                   open JupyterLab on notebooks/ (a host can set CRAFTLIB_PROFILE=smoke)"
 	@echo "make setup LOCK=1          the same with the exact versions of $(LOCKFILE)"
-	@echo "make setup WHEELHOUSE=DIR  the same with no network, from a folder made by make wheelhouse"
+	@echo "make setup WHEELHOUSE=DIR  the same with no network, from a folder made by make wheelhouse (or DIR/wheels)"
 	@echo "make wheelhouse BUNDLE=DIR wheels + CRAFT + ontologies + SHA256SUMS for an offline room"
 	@echo "make check                 is this machine ready? (python -m craftlib doctor)"
 	@echo "make test                  unit tests + every notebook with papermill (smoke profile)"
@@ -83,12 +85,17 @@ test-browser:
 data:
 	$(PYTHON) -m craftlib data
 
+# `papermill NB OUT -k python3 --cwd notebooks -p PROFILE P`, with the kernel's own log at ERROR: ipykernel warns
+# at every start that its local TCP sockets are not encrypted, which a learner can do nothing about.
+PAPERMILL = import sys, papermill as pm; pm.execute_notebook(sys.argv[1], sys.argv[2], kernel_name='python3', \
+  cwd='notebooks', parameters={'PROFILE': sys.argv[3]}, extra_arguments=['--IPKernelApp.log_level=ERROR'])
+
 tutorial:
 	@mkdir -p $(BUILD)
 	@for nb in $(NOTEBOOKS); do \
 	  name=$$(basename $$nb); \
 	  echo "== $$name (PROFILE=$(PROFILE))"; \
-	  $(PYTHON) -m papermill $$nb $(BUILD)/$$name -k python3 --cwd notebooks -p PROFILE $(PROFILE) || exit 1; \
+	  $(PYTHON) -c "$(PAPERMILL)" $$nb $(BUILD)/$$name $(PROFILE) || exit 1; \
 	  $(PYTHON) -m jupyter nbconvert --to html --log-level WARN $(BUILD)/$$name || exit 1; \
 	done
 

@@ -10,8 +10,9 @@ Conference Wi-Fi cannot serve 20 x (torch + transformers + CRAFT). The bundle ho
     DIR/SHA256SUMS     sha256 of every file above (``sha256sum -c SHA256SUMS`` checks a copy)
     DIR/README.txt     how to install and which settings to export
 
-On a learner's laptop, with the network off: ``make setup WHEELHOUSE=DIR/wheels`` (pip ``--no-index
---find-links``), then ``export CRAFT_SOURCE=DIR/craft/CRAFT-5.0.2.tar.gz CRAFT_SHA256=... CRAFTLIB_ONTOLOGY_DIR=DIR/ontologies``.
+On a learner's laptop, with the network off: ``make setup WHEELHOUSE=DIR`` (or ``DIR/wheels``; pip ``--no-index
+--find-links``), then ``export CRAFT_SOURCE=DIR/craft/CRAFT-5.0.2.tar.gz CRAFT_SHA256=... CRAFTLIB_ONTOLOGY_DIR=DIR/ontologies``
+with ``DIR`` absolute (the bundle prints these settings so).
 
 ``pip download`` evaluates environment markers on the machine that builds the bundle (only the wheel tags
 follow ``--platform`` / ``--python-version``): build it on the room's operating system, or check the
@@ -204,7 +205,9 @@ def copy_data(dest: Path, source: str | None = None, sha256: str | None = None, 
     if expected and actual.lower() != expected.lower():
         archive.unlink()
         raise BundleError(f"{src} has sha256 {actual}, expected {expected}: get the archive again.")
-    settings = {"CRAFT_SOURCE": f"{dest.name}/craft/{archive.name}", "CRAFT_SHA256": actual}
+    # absolute paths: a relative one would be taken from the checkout's root (craftlib.config.base_dir), not from
+    # where the bundle is
+    settings = {"CRAFT_SOURCE": str(dest.resolve() / "craft" / archive.name), "CRAFT_SHA256": actual}
     folder = config.ontology_dir(ontology_dir)
     if folder is not None:
         files = [p for p in sorted(Path(folder).iterdir()) if p.is_file()]
@@ -213,7 +216,7 @@ def copy_data(dest: Path, source: str | None = None, sha256: str | None = None, 
         (dest / "ontologies").mkdir(exist_ok=True)
         for p in files:
             shutil.copyfile(p, dest / "ontologies" / p.name)
-        settings["CRAFTLIB_ONTOLOGY_DIR"] = f"{dest.name}/ontologies"
+        settings["CRAFTLIB_ONTOLOGY_DIR"] = str(dest.resolve() / "ontologies")
     else:
         log.warning("no CRAFTLIB_ONTOLOGY_DIR: the bundle holds no extra ontology files")
     return settings
@@ -223,10 +226,11 @@ README = """An offline room for the CRAFT NER tutorial, made by `{command}`.
 
 Check a copy:      cd {name} && sha256sum -c SHA256SUMS
 Install (no network), in the checkout of the tutorial:
-    make setup WHEELHOUSE={name}/wheels
+    make setup WHEELHOUSE={path}
   or by hand:
-    python3 -m venv .venv && .venv/bin/pip install --no-index --find-links {name}/wheels -r requirements/lock.txt -e ".[dev,peers]"
-Then, before `make check` / `make test` / JupyterLab (paths relative to where you copied {name}):
+    python3 -m venv .venv && .venv/bin/pip install --no-index --find-links {path}/wheels -r requirements/lock.txt -e ".[dev,peers]"
+Then, before `make check` / `make test` / JupyterLab (if you copied {name} elsewhere, replace {path} by
+where it is now):
 {exports}
 Wheels for: {target}
 """
@@ -262,7 +266,7 @@ def make_bundle(dest: str | os.PathLike, *, platforms: Sequence[str] = (), pytho
         shutil.copyfile(lock, dest / "lock.txt")
     exports = "\n".join(f"    export {k}={v}" for k, v in settings.items()) or "    (no data bundled)"
     target = f"platform {', '.join(platforms) or 'of the building machine'}, Python {python_version or sys.version.split()[0]}"
-    (dest / "README.txt").write_text(README.format(command=command or "python -m craftlib bundle", name=dest.name,
+    (dest / "README.txt").write_text(README.format(command=command or "python -m craftlib bundle", name=dest.name, path=dest,
                                                    exports=exports, target=target))
     write_sums(dest)
     files = [p for p in dest.rglob("*") if p.is_file()]

@@ -23,7 +23,7 @@ import os
 import sys
 
 from craftlib import config
-from craftlib.errors import CraftlibError, os_error_message
+from craftlib.errors import CraftlibError, foreign_storage_message, os_error_message
 
 #: Modules that contribute commands, in the order of the data flow.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -55,6 +55,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Options that name a setting's path (:data:`craftlib.config.PATH_SETTINGS`): a relative value typed on the command
+#: line means "from here", so it is made absolute before the command runs (the library takes relative settings
+#: from :func:`craftlib.config.base_dir`, the repository root).
+PATH_OPTIONS: tuple[str, ...] = ("data_dir", "models_dir", "results_dir", "ontology_dir", "source", "to")
+
+
+def _absolute_options(args: argparse.Namespace) -> None:
+    for name in PATH_OPTIONS:
+        value = getattr(args, name, None)
+        if isinstance(value, str) and value and not config.is_url(value):
+            setattr(args, name, os.path.abspath(os.path.expanduser(value)))
+
+
 def _check_environment(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Settings from the environment that a command will use, validated like its options."""
     env = os.environ.get("CRAFTLIB_PROFILE")
@@ -67,9 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _check_environment(parser, args)
+    _absolute_options(args)
     debug = args.debug or os.environ.get("CRAFTLIB_DEBUG", "") not in ("", "0")
     hint = "" if debug else " (run with --debug or CRAFTLIB_DEBUG=1 for the traceback)"
     try:
+        if hasattr(args, "source") or hasattr(args, "sha256"):  # the command may read CRAFT: a bad checksum is
+            config.craft_sha256(getattr(args, "sha256", None))  # refused before any work (ConfigError)
         return int(args.func(args) or 0)
     except CraftlibError as err:
         if debug:
@@ -84,4 +100,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         message = os_error_message(err) or f"{type(err).__name__}: {err}"
         print(f"error: {message}{hint}", file=sys.stderr)
+        return 2
+    except Exception as err:  # a storage failure a library reports without an OSError (safetensors); else a bug
+        message = foreign_storage_message(err)
+        if message is None or debug:
+            raise
+        print(f"error: {message}", file=sys.stderr)
         return 2

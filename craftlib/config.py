@@ -14,6 +14,15 @@ import time.
 | extra OBO files    | ``CRAFTLIB_ONTOLOGY_DIR`` | none (only the ontologies bundled in CRAFT)     |
 | profile            | ``CRAFTLIB_PROFILE``      | ``quick``                                       |
 
+**Relative paths** in these settings (``CRAFT_SOURCE=../shared/craft/CRAFT-5.0.2.tar.gz``), whether they come from
+the environment or from a notebook parameter / keyword argument, are taken from one base, :func:`base_dir`: the
+repository root when craftlib runs from a checkout (the folder of the ``Makefile``, where ``make`` runs), else the
+current directory. So a setting means the same in a notebook (papermill and JupyterLab start kernels in
+``notebooks/``), under ``make tutorial`` / ``make lab``, in the tests and on the command line. A relative path given
+as a command-line *option* (``--data-dir ../x``) is taken from the current directory, like any shell argument
+(:mod:`craftlib.cli` makes it absolute before the command runs). ``python -m craftlib doctor`` prints where each
+setting resolves.
+
 Runs write their results (notebook summaries, figures, benchmark reports) to the git-ignored ``runs/`` and
 their models to the git-ignored ``models/``; the committed ``results/`` (:func:`published_dir`) only changes
 through the explicit ``python -m craftlib publish RUN ...`` (``make results PUBLISH="RUN ..."``).
@@ -25,6 +34,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlparse
 
 from craftlib.errors import ConfigError
 
@@ -63,51 +73,89 @@ def _repo_root() -> Path | None:
     return here if (here / "pyproject.toml").is_file() and (here / "craftlib").is_dir() else None
 
 
-def _default_dir(name: str) -> Path:
+def base_dir() -> Path:
+    """What a relative path setting is relative to: the repository root of a checkout, else the current
+    directory (see the module docstring)."""
     root = _repo_root()
-    return (root / name) if root is not None else (Path.cwd() / name)
+    return root if root is not None else Path.cwd()
+
+
+def resolve_path(value: str | os.PathLike) -> Path:
+    """``value`` with ``~`` expanded; a relative path is taken from :func:`base_dir`."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else Path(os.path.normpath(base_dir() / path))
+
+
+def is_url(value: str | os.PathLike) -> bool:
+    """Whether a CRAFT source is a URL (downloaded) rather than a local path."""
+    return urlparse(str(value)).scheme in ("http", "https", "ftp")
+
+
+def _default_dir(name: str) -> Path:
+    return base_dir() / name
 
 
 def _env_path(var: str, default: Path) -> Path:
     value = os.environ.get(var)
-    return Path(value).expanduser() if value else default
+    return resolve_path(value) if value else default
 
 
 def data_dir(value: str | os.PathLike | None = None) -> Path:
     """Root of ``raw/`` (downloads, extracted corpus) and ``processed/`` (datasets)."""
-    return Path(value).expanduser() if value else _env_path("CRAFTLIB_DATA_DIR", _default_dir("data"))
+    return resolve_path(value) if value else _env_path("CRAFTLIB_DATA_DIR", _default_dir("data"))
 
 
 def models_dir(value: str | os.PathLike | None = None) -> Path:
-    return Path(value).expanduser() if value else _env_path("CRAFTLIB_MODELS_DIR", _default_dir("models"))
+    return resolve_path(value) if value else _env_path("CRAFTLIB_MODELS_DIR", _default_dir("models"))
 
 
 def results_dir(value: str | os.PathLike | None = None) -> Path:
     """Where runs write their results: ``CRAFTLIB_RESULTS_DIR`` or the git-ignored ``<repo>/runs``."""
-    return Path(value).expanduser() if value else _env_path("CRAFTLIB_RESULTS_DIR", _default_dir("runs"))
+    return resolve_path(value) if value else _env_path("CRAFTLIB_RESULTS_DIR", _default_dir("runs"))
 
 
 def published_dir(value: str | os.PathLike | None = None) -> Path:
     """The committed ``<repo>/results`` folder of measured runs (written only by ``python -m craftlib publish``)."""
-    return Path(value).expanduser() if value else _default_dir("results")
-
+    return resolve_path(value) if value else _default_dir("results")
 
 
 def craft_source(value: str | os.PathLike | None = None) -> str:
-    """URL or local path (``.tar.gz`` or an extracted ``CRAFT-5.0.2`` folder) of the corpus."""
-    return str(value) if value else os.environ.get("CRAFT_SOURCE", CRAFT_URL)
+    """URL or local path (``.tar.gz`` or an extracted ``CRAFT-5.0.2`` folder) of the corpus; a relative local
+    path is taken from :func:`base_dir`."""
+    src = str(value) if value else os.environ.get("CRAFT_SOURCE") or CRAFT_URL
+    return src if is_url(src) else str(resolve_path(src))
 
 
 def craft_sha256(value: str | None = None) -> str | None:
-    return value or os.environ.get("CRAFT_SHA256") or None
+    """The expected sha256 of the CRAFT archive (64 hex digits), or ``None``; anything else is a
+    :class:`~craftlib.errors.ConfigError` naming where it came from."""
+    given = value or os.environ.get("CRAFT_SHA256") or None
+    if given is None:
+        return None
+    digest = given.strip().lower()
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        where = "--sha256 / sha256=" if value else "CRAFT_SHA256="
+        raise ConfigError(f"{where}{given!r} is not a sha256 checksum (64 hexadecimal digits): copy it from "
+                          "SHA256SUMS (or `sha256sum CRAFT-5.0.2.tar.gz` of a trusted copy), or unset it.")
+    return digest
 
 
 def ontology_dir(value: str | os.PathLike | None = None) -> Path | None:
     """Extra OBO files (``*.obo``, ``*.obo.gz``, ``*.obo.zip``) to add to the bundled ones."""
     if value:
-        return Path(value).expanduser()
+        return resolve_path(value)
     env = os.environ.get("CRAFTLIB_ONTOLOGY_DIR")
-    return Path(env).expanduser() if env else None
+    return resolve_path(env) if env else None
+
+
+#: Path settings: environment variable → the function that resolves it (``doctor`` prints each).
+PATH_SETTINGS = {
+    "CRAFT_SOURCE": craft_source,
+    "CRAFTLIB_DATA_DIR": data_dir,
+    "CRAFTLIB_MODELS_DIR": models_dir,
+    "CRAFTLIB_RESULTS_DIR": results_dir,
+    "CRAFTLIB_ONTOLOGY_DIR": ontology_dir,
+}
 
 
 # --------------------------------------------------------------------------------------------- profiles
@@ -326,12 +374,13 @@ def data_spec(profile: str | Profile | None = None, annotation_set: str = "prope
               data: str | os.PathLike | None = None, **settings) -> DataSpec:
     """The edge: a :class:`DataSpec` from a profile name (or ``CRAFTLIB_PROFILE``), an annotation set, a data
     folder (or ``CRAFTLIB_DATA_DIR``) and any other :class:`DataSpec` field; an ``ontology_dir`` of ``None`` takes
-    ``CRAFTLIB_ONTOLOGY_DIR``. Nothing below it resolves a setting again."""
+    ``CRAFTLIB_ONTOLOGY_DIR``. Relative folders and a relative CRAFT source are taken from :func:`base_dir` (the
+    repository root of a checkout), like the settings. Nothing below it resolves a setting again."""
     settings = {k: v for k, v in settings.items() if v is not None}
     if "ontology_dir" in settings or os.environ.get("CRAFTLIB_ONTOLOGY_DIR"):
         settings["ontology_dir"] = ontology_dir(settings.get("ontology_dir"))
     if settings.get("source") is not None:
-        settings["source"] = str(settings["source"])
+        settings["source"] = craft_source(settings["source"])  # a relative path: from base_dir(), like the setting
     if settings.get("filters") is not None:
         settings["filters"] = tuple(settings["filters"])
     return DataSpec(get_profile(profile), annotation_set, data_dir(data), **settings)

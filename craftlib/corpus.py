@@ -22,7 +22,6 @@ import os
 import platform
 import tarfile
 import time
-import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
 import zlib
@@ -142,7 +141,7 @@ class Document:
 
 
 def _is_url(source: str) -> bool:
-    return urllib.parse.urlparse(source).scheme in ("http", "https", "ftp")
+    return config.is_url(source)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -167,10 +166,15 @@ def _download(url: str, dest: Path, progress: bool = True) -> Path:
     try:
         with urllib.request.urlopen(url, timeout=60) as resp, cache.atomic_open(dest, "wb") as out:
             total = int(resp.headers.get("Content-Length") or 0) or None
+            received, head = 0, b""
             with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
                 for block in iter(lambda: resp.read(1 << 16), b""):
                     out.write(block)
+                    head = head or block[:512]
+                    received += len(block)
                     bar.update(len(block))
+            # raised inside atomic_open: the temporary file is deleted, nothing is kept under ``dest``
+            _check_download(url, dest, head, received, total, resp.headers.get("Content-Type") or "")
     except OSError as err:
         storage = _storage_error(err, f"downloading {url}")
         if storage:
@@ -181,6 +185,25 @@ def _download(url: str, dest: Path, progress: bool = True) -> Path:
         ) from err
     cache.atomic_write_json(meta, {"url": url, "size": dest.stat().st_size})
     return dest
+
+
+#: How a gzip stream starts (the release archive is a .tar.gz).
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _check_download(url: str, dest: Path, head: bytes, received: int, total: int | None, content_type: str) -> None:
+    """Refuse a download that cannot be the archive: cut short (fewer bytes than ``Content-Length``), or not a
+    gzip file (an HTML page: a login wall, a proxy's or the server's error page)."""
+    again = ("Nothing was kept: run the same command again to download it again, or download the archive "
+             "yourself and point CRAFT_SOURCE (or --source) at the .tar.gz file.")
+    if total is not None and received != total:
+        raise CorpusError(f"The download of {url} was cut short: {received} of {total} bytes arrived. {again}")
+    if not head.startswith(GZIP_MAGIC) and dest.name.endswith((".gz", ".tgz")):
+        start = head.lstrip()[:15].lower()
+        what = ("an HTML page" if "html" in content_type.lower() or start.startswith((b"<!doctype", b"<html", b"<"))
+                else f"not a gzip archive ({content_type or 'no content type'}, {received} bytes)")
+        raise CorpusError(f"{url} served {what}, not the CRAFT .tar.gz archive (a proxy, login or error page?). "
+                          f"{again}")
 
 
 def _download_record(archive: Path) -> Path:
@@ -308,7 +331,8 @@ def _extract(archive: Path, target: Path, expected: str | None, identity: dict |
             if storage:
                 raise storage from err
             raise CorpusError(
-                f"{archive} is truncated or corrupt ({type(err).__name__}: {err}). Delete it and download it "
+                f"{archive} is truncated or corrupt ({type(err).__name__}: {' '.join(str(err).split())}). Delete "
+                "it and download it "
                 "again (or pass force=True / --force to re-download), then retry."
             ) from err
         root = _find_root(tmp)
@@ -439,7 +463,17 @@ def fetch_craft(
         # INFO line; notebook 01 says it once, in words, with checksum_status()
         log.info("no known sha256 for %s: extracting it unverified (pass --sha256 or set CRAFT_SHA256 to verify)",
                  archive)
-    return _extract(archive, target, expected, identity)
+    try:
+        return _extract(archive, target, expected, identity)
+    except CorpusError as err:
+        if not _is_url(src):
+            raise
+        archive.unlink(missing_ok=True)  # a download that does not open is never reused
+        _download_record(archive).unlink(missing_ok=True)
+        cause = err.__cause__ or err
+        raise CorpusError(f"The archive downloaded from {src} does not open as the CRAFT release "
+                          f"({type(cause).__name__}: {' '.join(str(cause).split())}); it was deleted: run the same "
+                          "command again to download it again.") from err
 
 
 def checksum_status(root: str | os.PathLike) -> str:

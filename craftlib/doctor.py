@@ -195,7 +195,10 @@ def check_source(source: str | None = None, sha256: str | None = None, data_dir=
     from craftlib import corpus
 
     src = config.craft_source(source)
-    expected = config.craft_sha256(sha256)
+    try:
+        expected = config.craft_sha256(sha256)
+    except CraftlibError as err:
+        return Check("CRAFT source", FAIL, "the expected sha256 is not a checksum", str(err))
     usb = ("point CRAFT_SOURCE at a local copy of CRAFT-5.0.2.tar.gz (your instructor's shared folder or USB "
            "stick) and set CRAFT_SHA256 from its SHA256SUMS")
     cached = config.data_dir(data_dir) / "raw" / corpus.CRAFT_DIRNAME
@@ -327,6 +330,27 @@ def run_checks(profile: str | None = None, base_model: str = "minilm", source: s
     return checks
 
 
+def resolved_settings(options: dict[str, str | None] | None = None) -> list[tuple[str, str, str]]:
+    """``(setting, as given, where it resolves)`` for every path setting (:data:`craftlib.config.PATH_SETTINGS`).
+    ``options``: command-line values by environment variable name (they win over the environment)."""
+    out = []
+    for var, resolve in config.PATH_SETTINGS.items():
+        option = (options or {}).get(var)
+        given = (f"option {option}" if option else f"{var}={os.environ[var]}" if os.environ.get(var)
+                 else "default")
+        value = resolve(option)
+        out.append((var, given, str(value) if value is not None else "not set"))
+    return out
+
+
+def settings_report(options: dict[str, str | None] | None = None) -> str:
+    """The settings block ``doctor`` prints first: where each path setting resolves."""
+    lines = [f"settings (a relative path is taken from {config.base_dir()}):"]
+    for var, given, value in resolved_settings(options):
+        lines.append(f"  {var:<22} {given} -> {value}")
+    return "\n".join(lines)
+
+
 def report(checks: Sequence[Check], color: bool = False) -> str:
     lines = [c.line(color) for c in checks]
     failed = sum(c.status == FAIL for c in checks)
@@ -343,6 +367,8 @@ def use_color(stream=None) -> bool:
 def _cmd_doctor(args) -> int:
     profile = config.get_profile(args.profile).name
     print(f"craftlib doctor (profile {profile}, base model {args.base_model})")
+    print(settings_report({"CRAFT_SOURCE": args.source, "CRAFTLIB_DATA_DIR": args.data_dir,
+                           "CRAFTLIB_MODELS_DIR": args.models_dir, "CRAFTLIB_ONTOLOGY_DIR": args.ontology_dir}))
     checks = run_checks(profile, args.base_model, args.source, args.sha256, args.data_dir, args.models_dir,
                         args.ontology_dir, args.min_free_gb, model=not args.no_model)
     print(report(checks, use_color()))

@@ -68,3 +68,27 @@ def os_error_message(err: OSError, doing: str = "") -> str | None:
     if name in {"ENOENT", "ENOTDIR", "EISDIR"}:
         return f"{where}: {err.strerror}{doing}. Check the path."
     return None
+
+
+def foreign_storage_message(err: BaseException) -> str | None:
+    """A one-line message for a storage failure that a library reports without an :class:`OSError`: safetensors'
+    ``SafetensorError`` (a full disk while saving a model: ``IoError(Os { code: 28, ... })``). ``None`` for any
+    other exception (a bug keeps its traceback)."""
+    import os as _os
+    import re as _re
+
+    if type(err).__name__ != "SafetensorError":
+        return None
+    text = " ".join(str(err).split())
+    code = _re.search(r"\bcode: (\d+)", text)
+    if code:
+        number = int(code.group(1))
+        message = os_error_message(OSError(number, _os.strerror(number)), "saving the model weights")
+        if message:
+            return message
+    if "serializ" in text.lower():
+        return (f"Saving the model weights failed (SafetensorError: {text}). If the disk is full, free some space "
+                "(or point --models-dir / CRAFTLIB_MODELS_DIR at a disk with room), then run the same command "
+                "again: nothing half-written is kept.")
+    return (f"Model weights cannot be read (SafetensorError: {text}): the file is damaged or truncated; train the "
+            "model again (`python -m craftlib train ...`).")

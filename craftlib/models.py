@@ -22,7 +22,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from craftlib.config import LABELS
-from craftlib.errors import ModelNotAvailableError
+from craftlib.errors import ConfigError, ModelNotAvailableError
 
 DEFAULT_MODEL = "minilm"
 log = logging.getLogger(__name__)
@@ -214,6 +214,33 @@ def expected_load_report():
         target.removeFilter(report)
         if bars:
             hf_logging.enable_progress_bar()
+
+
+#: Model types whose position ids start after the padding index (RoBERTa: 514 positions, 512 usable).
+_OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert", "longformer", "roberta-prelayernorm"}
+
+
+def position_limit(model_config) -> int | None:
+    """How many sub-tokens (special tokens included) one window of this model can hold: its position embeddings
+    (``None`` when the config does not say)."""
+    n = getattr(model_config, "max_position_embeddings", None)
+    if not isinstance(n, int) or n <= 0:
+        return None
+    return n - 2 if getattr(model_config, "model_type", "") in _OFFSET_POSITIONS else n
+
+
+def check_max_length(name: str | os.PathLike | None, max_length: int, model_config=None) -> None:
+    """Refuse a window length above the model's position limit (it would crash on the first long sentence)."""
+    if model_config is None:
+        from transformers import AutoConfig
+
+        model_config = _load(AutoConfig, name or DEFAULT_MODEL)
+    limit = position_limit(model_config)
+    if limit is not None and max_length > limit:
+        raise ConfigError(
+            f"max_length={max_length} is above what the model {str(name or DEFAULT_MODEL)!r} can read: at most "
+            f"{limit} sub-tokens per window (its max_position_embeddings). Use max_length <= {limit} "
+            "(Profile.max_length, config.get_profile(..., max_length=N)).")
 
 
 def portable_model_name(name: str | os.PathLike | None = None) -> str:

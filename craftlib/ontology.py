@@ -55,6 +55,7 @@ these changes (:mod:`craftlib.cache`).
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import logging
@@ -62,6 +63,7 @@ import os
 import re
 import time
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -199,12 +201,30 @@ def _open_obo(path: Path):
         members = [n for n in zf.namelist() if n.lower().endswith(".obo")]
         if not members:
             raise OntologyError(f"{path} contains no .obo file. Use a zip holding one OBO file, or the .obo itself.")
-        return io.TextIOWrapper(zf.open(members[0]), encoding="utf-8")
+        return io.TextIOWrapper(zf.open(members[0]), encoding="utf-8-sig")
     if name.endswith(".gz"):
-        import gzip
+        return gzip.open(path, "rt", encoding="utf-8-sig")
+    return open(path, encoding="utf-8-sig")  # utf-8-sig: a file saved with a byte-order mark is still OBO
 
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
+
+def _compression_damage(path: Path) -> str | None:
+    """Why the compressed file ``path`` does not decompress (``None``: it does, or it is not compressed).
+    Checked when parsing failed: a damaged ``.gz`` can decompress into garbage lines before its checksum is
+    reached, so the parser's complaint would hide the real cause."""
+    name = path.name.lower()
+    try:
+        if name.endswith(".gz"):
+            with gzip.open(path, "rb") as fh:
+                while fh.read(1 << 20):
+                    pass
+        elif name.endswith(".zip"):
+            with zipfile.ZipFile(path) as zf:
+                bad = zf.testzip()
+            if bad:
+                return f"corrupt zip: member {bad} fails its CRC check"
+    except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as err:
+        return f"corrupt {'zip' if name.endswith('.zip') else 'gzip'} ({type(err).__name__}: {err})"
+    return None
 
 
 def _check_header(path: Path) -> None:
@@ -237,10 +257,20 @@ def read_obo_terms(path: str | os.PathLike, prefix: str) -> list[Term]:
     if not path.is_file():
         raise OntologyError(f"Ontology file {path} not found. Fix the path (--obo TYPE=PATH / --ontology-dir).")
     try:
-        _check_header(path)
+        try:
+            _check_header(path)
+        except OntologyError:
+            if _compression_damage(path):  # a damaged archive, not a file without a header
+                raise ValueError("no OBO header") from None
+            raise
         with _open_obo(path) as handle:
             graph = obonet.read_obo(handle, ignore_obsolete=True)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as err:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, UnicodeDecodeError, zlib.error) as err:
+        damage = _compression_damage(path)
+        if damage:
+            raise OntologyError(f"{path} is a {damage}: the file is damaged or was cut while copying. Copy it "
+                                "again (from the shared folder / USB stick), or leave it out (--obo TYPE= for none)."
+                                ) from err
         raise OntologyError(f"Cannot read {path} as OBO ({err}). Check that it is an OBO 1.2/1.4 file.") from err
     if graph.number_of_nodes() == 0:
         raise OntologyError(f"{path} holds no [Term] stanza: it is not an ontology (or a truncated download). "
@@ -383,7 +413,7 @@ def _env_sources() -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for item in filter(None, (x.strip() for x in raw.split(";"))):
         t, _, paths = item.partition("=")
-        out[t.strip()] = [p for p in (x.strip() for x in paths.split(",")) if p]
+        out[t.strip()] = [str(config.resolve_path(p)) for p in (x.strip() for x in paths.split(",")) if p]
     return out
 
 
@@ -393,8 +423,10 @@ def resolve_sources(
     ontology_dir: str | os.PathLike | None = None,
     sources: Mapping[str, Sequence[str | os.PathLike]] | None = None,
     craft_root: str | os.PathLike | None = None,
+    report: bool = True,
 ) -> dict[str, list[Source]]:
-    """OBO files per entity type (see the module docstring for the order of precedence)."""
+    """OBO files per entity type (see the module docstring for the order of precedence). ``report``: warn about
+    the files of the ontology folder that nothing reads (``False`` when the same folder was just reported)."""
     explicit = {**_env_sources(), **dict(sources or {})}
     for t in explicit:
         if t not in TYPE_PREFIX:
@@ -406,6 +438,8 @@ def resolve_sources(
     if odir is not None and not odir.is_dir():
         raise OntologyError(f"Ontology directory {odir} does not exist. Fix --ontology-dir / CRAFTLIB_ONTOLOGY_DIR.")
     extra = sorted(p for p in odir.iterdir() if p.name.lower().endswith(OBO_SUFFIXES)) if odir else []
+    if odir is not None and report:
+        _report_ignored(odir, extra, [t for t in TYPE_PREFIX if t not in explicit])
     out: dict[str, list[Source]] = {}
     for t, prefix in TYPE_PREFIX.items():
         if t in explicit:
@@ -419,6 +453,39 @@ def resolve_sources(
         found.extend(Source(p, "directory") for p in extra if _matches_prefix(p.name, prefix))
         out[t] = found
     return out
+
+
+def _warn(message: str) -> None:
+    """Print a warning once (a notebook shows it; logging too would print it twice on the command line)."""
+    print(f"WARNING: {message}")
+
+
+def ignored_ontology_files(odir: Path, types: Sequence[str] = tuple(TYPE_PREFIX)) -> dict[str, str]:
+    """Files of an ontology folder that no entity type of ``types`` reads, with why: ``{file name: reason}``."""
+    out = {}
+    prefixes = sorted({TYPE_PREFIX[t] for t in types})
+    for p in sorted(odir.iterdir()):
+        if p.name.startswith("."):
+            continue
+        if not p.name.lower().endswith(OBO_SUFFIXES):
+            out[p.name] = "not an ontology file (.obo, .obo.gz or .obo.zip)"
+        elif not any(_matches_prefix(p.name, prefix) for prefix in prefixes):
+            out[p.name] = (f"its name starts with no ontology prefix ({', '.join(x.lower() for x in prefixes)}; "
+                           "e.g. chebi.obo.gz, pr_slice.obo)")
+    return out
+
+
+def _report_ignored(odir: Path, extra: Sequence[Path], types: Sequence[str]) -> None:
+    ignored = ignored_ontology_files(odir, types)
+    if not ignored or not types:
+        return
+    used = [p for p in extra if p.name not in ignored]
+    listed = "; ".join(f"{name}: {why}" for name, why in ignored.items())
+    if not used:
+        _warn(f"no file of the ontology folder {odir} is used ({listed}). Rename the files after their "
+              "ontology (so_*, cl_*, pr_*, ncbitaxon_*, chebi_*), or fix --ontology-dir / CRAFTLIB_ONTOLOGY_DIR.")
+    else:
+        _warn(f"ignored in the ontology folder {odir}: {listed}.")
 
 
 def _fallback_labels(entity_type: str, spec: config.DataSpec, gene_rule: str) -> list[str]:
@@ -559,7 +626,8 @@ def lists_inputs(spec: config.DataSpec, needs: dict) -> dict:
 def write_lists(tmp: Path, spec: config.DataSpec, needs: dict) -> None:
     """Write ``<Type>.txt`` and ``stats.json`` (terms per type and per source, what each filter removed per type,
     which types fell back to train annotations, coverage of train/test mentions) into ``tmp``."""
-    resolved = resolve_sources(spec.source, spec.data_dir, spec.ontology_dir, spec.sources)
+    # the stage loader computed lists_inputs (which resolved and reported the same sources) just before
+    resolved = resolve_sources(spec.source, spec.data_dir, spec.ontology_dir, spec.sources, report=False)
     lists, stats = _build_lists(resolved, spec, needs, _filters(spec))
     stats["settings"] = {  # what the next load reuses when its caller names no source (settle_lists)
         "ontology_dir": str(spec.ontology_dir) if spec.ontology_dir else None,
@@ -589,9 +657,7 @@ def _build_lists(resolved, spec: config.DataSpec, needs: dict, filters) -> tuple
                                "ontology_terms": len(term_cache[key]), "strings": len(strings),
                                "unique_terms": len(normalize_terms(strings, filters=filters))})
             if not term_cache[key]:
-                msg = f"WARNING: {src.path} holds no {prefix} term; it adds nothing to the {t} list."
-                log.warning(msg)
-                print(msg)
+                _warn(f"{src.path} holds no {prefix} term; it adds nothing to the {t} list.")
             raw.extend(strings)
         fallback = not resolved[t]
         if fallback:
@@ -601,11 +667,9 @@ def _build_lists(resolved, spec: config.DataSpec, needs: dict, filters) -> tuple
                                "prefix": prefix, "ontology_terms": 0, "strings": len(raw),
                                "unique_terms": len(normalize_terms(raw, filters=filters))})
             stats["fallback"].append(t)
-            msg = (f"WARNING: no ontology source for {t} ({prefix}); its entity list is the class labels of the "
-                   f"{len(raw)} train-split {TYPE_MODULE[t]} annotations. Give one with --obo {t}=PATH.obo "
-                   "or --ontology-dir.")
-            log.warning(msg)
-            print(msg)
+            _warn(f"no ontology source for {t} ({prefix}); its entity list is the class labels of the "
+                  f"{len(raw)} train-split {TYPE_MODULE[t]} annotations. Give one with --obo {t}=PATH.obo "
+                  "or --ontology-dir.")
         strings_in = len(raw) + counts["typed_synonym"]
         lists[t] = normalize_terms(raw, filters=filters, counts=counts)
         stats["types"][t] = {

@@ -32,9 +32,14 @@ def _number(kind, value: str, ok, what: str):
     return number
 
 
+#: The largest seed every random generator accepts (NumPy's legacy seeding takes 32 bits).
+MAX_SEED = 2**32 - 1
+
+
 def seed_value(value: str) -> int:
-    """argparse type of ``--seed``: an integer >= 0 (a negative seed is refused, not silently folded)."""
-    return _number(int, value, lambda n: n >= 0, "the seed must be an integer >= 0")
+    """argparse type of every ``--seed``: an integer from 0 to 2**32-1 (what NumPy accepts; a negative or larger seed
+    is refused, not silently folded)."""
+    return _number(int, value, lambda n: 0 <= n <= MAX_SEED, f"the seed must be an integer from 0 to {MAX_SEED}")
 
 
 def positive_float(value: str) -> float:

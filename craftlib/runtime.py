@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import os
 import platform
@@ -12,6 +13,8 @@ import random
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from craftlib.errors import ConfigError
 
 #: Distributions whose versions are recorded in metrics files and model cards.
 TRACKED_PACKAGES = (
@@ -97,9 +100,13 @@ def detect_device(precision: str | None = None) -> Device:
 
 
 def seed_everything(seed: int = 42) -> None:
-    """Seed Python, NumPy and PyTorch (CPU and all GPUs) so the same data gives the same numbers."""
+    """Seed Python, NumPy and PyTorch (CPU and all GPUs) so the same data gives the same numbers. ``seed``: an integer
+    from 0 to 2**32-1 (NumPy's limit), else :class:`~craftlib.errors.ConfigError`."""
     import numpy as np
     import torch
+
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**32 - 1:
+        raise ConfigError(f"seed={seed!r}: a seed must be an integer from 0 to {2**32 - 1} (e.g. SEED = 42).")
 
     random.seed(seed)
     np.random.seed(seed)
@@ -122,6 +129,22 @@ class SetupInfo:
 
 
 # ------------------------------------------------------------------------------------------ notebooks
+
+
+@contextlib.contextmanager
+def datasets_bars(enabled: bool):
+    """``datasets``' own progress bars (``map``'s "tokenizing", loading a recipe's data) on or off for a block;
+    the caller's setting is restored on exit (``train --no-progress`` silences them)."""
+    import datasets
+
+    was = datasets.is_progress_bar_enabled()
+    if was and not enabled:
+        datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was and not enabled:
+            datasets.enable_progress_bars()
 
 
 def has_widget_frontend() -> bool:

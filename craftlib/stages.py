@@ -117,12 +117,15 @@ def load(name: str, spec: config.DataSpec, build: bool = True, force: bool = Fal
 
     ``build=False``: the saved artefact as it is (its needs too), and an error naming the command that builds
     it when there is none, or, for a stage built from its needs alone (the augmented set), when they changed. ``force``: rebuilt
-    even when current (its needs are not). ``say`` receives one line: ``reused <folder>`` or ``wrote <folder>
-    in N s``, after ``building <title> in <folder> (<why>)`` when a saved one is replaced."""
+    even when current (its needs are not). A current artefact that does not read (a damaged file: the read raises
+    the stage's error) is rebuilt once, saying so; a second failure is the error. ``say`` receives one line:
+    ``reused <folder>`` or ``wrote <folder> in N s``, after ``Rebuilding <title> in <folder> (<why>)`` when a saved
+    one is replaced."""
     stage = _stage(name)
     where = folder(name, spec)
     if not build and not _complete(stage, where):
-        raise stage.error(f"No {stage.title} in {where} (never built, interrupted, or built by an older craftlib). "
+        raise stage.error(f"No complete {stage.title.removeprefix('the ')} in {where} (never built, interrupted, or "
+                          "built by an older craftlib). "
                           f"Build it with `{stage.command}` (same --profile, --annotation-set, --data-dir).")
     spec = stage.settle(spec, where) if stage.settle and build else spec
     needs = {}
@@ -138,9 +141,18 @@ def load(name: str, spec: config.DataSpec, build: bool = True, force: bool = Fal
     if reason and not build:
         raise stage.error(f"No up-to-date {stage.title} in {where} ({reason}). Build it with `{stage.command}`.")
     if reason is None:
-        say(f"reused {where} ({stage.title}, built from the same inputs; --force rebuilds)")
-        return stage.read(where, spec)
-    if reason not in ("missing", "rebuild asked"):
+        try:
+            out = stage.read(where, spec)
+        except stage.error as err:
+            if not build:
+                raise
+            # current but damaged (a file changed since it was written): rebuilt once from its inputs
+            print(f"Rebuilding {stage.title} in {where}: {err}")
+            reason = "damaged"
+        else:
+            say(f"reused {where} ({stage.title}, built from the same inputs; --force rebuilds)")
+            return out
+    elif reason not in ("missing", "rebuild asked"):
         print(f"Rebuilding {stage.title} in {where} ({reason}).")
     t0 = time.perf_counter()
     out = cache.load_or_build(where, inputs or {}, lambda tmp: stage.build(tmp, spec, needs),
@@ -165,7 +177,8 @@ def _cmd_data(args: argparse.Namespace) -> int:
     spec = _spec(args, sha256=args.sha256, policies=policies)
     if args.force:  # re-extract the corpus too
         fetch_craft(spec.source, sha256=spec.sha256, data_dir=spec.data_dir, force=True)
-    dsd = load("dataset", spec, force=args.force)
+    lines: list[str] = []
+    dsd = load("dataset", spec, force=args.force, say=lines.append)
     report = stats("dataset", spec)
     print(f"dataset {report['dataset']} -> {folder('dataset', spec)}")
     for name in dsd:
@@ -174,6 +187,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
         print(f"  {name:<10} {s['documents']:>3} docs {s['sentences']:>6} sentences {s['tokens']:>7} tokens | {ents}")
     g = report["total"]["gene_rule"]
     print(f"  Gene rule: {g['Gene']} Gene / {g['Protein']} Protein PR mentions ({g['gene_share']:.1%} Gene)")
+    print(*lines, sep="\n")
     return 0
 
 
@@ -252,7 +266,7 @@ def add_commands(subparsers) -> None:
     a.add_argument("--ratio", "--replace-prob", dest="ratio", type=probability, default=0.2,
                    help="probability of replacing each mention by an ontology name (default 0.2; below 0.2 the "
                         "reference's copies are kept with fewer names: 0 is the no-names control)")
-    a.add_argument("--seed", type=seed_value, default=42, help="random seed, an integer >= 0 (default 42)")
+    a.add_argument("--seed", type=seed_value, default=42, help="random seed, an integer from 0 to 2**32-1 (default 42)")
     a.add_argument("--keep-unchanged", action=argparse.BooleanOptionalAction, default=None,
                    help="full-copy variant: also copy the train sentences in which nothing was replaced "
                         "(default: the profile's choice; full: yes, smoke/quick: no)")

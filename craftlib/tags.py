@@ -646,6 +646,12 @@ def _dataset_files(folder: Path) -> dict[str, int]:
     return {p.relative_to(folder).as_posix(): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def _dataset_checksums(folder: Path) -> dict[str, str]:
+    """``{relative path: sha256}`` of every file of a saved dataset (checked when it is loaded: a damaged Arrow
+    file of the right size can make pyarrow crash the process instead of raising)."""
+    return {p.relative_to(folder).as_posix(): cache.sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 def _corpus_identity(root: Path) -> dict:
     """Where the corpus read came from: the extraction's recorded source, or the folder read in place."""
     from craftlib.corpus import MARKER
@@ -801,6 +807,7 @@ def write_dataset(tmp: Path, spec: config.DataSpec, needs: dict) -> None:
         "policies": spec.policies.to_dict(),
         **dataset_stats(records, counts, docs, wanted),
         "files": _dataset_files(tmp / "dataset"),  # checked by every load
+        "sha256": _dataset_checksums(tmp / "dataset"),  # so is their content: a damaged .arrow can crash pyarrow
         "build_seconds": round(time.perf_counter() - t0, 2),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     })
@@ -808,14 +815,16 @@ def write_dataset(tmp: Path, spec: config.DataSpec, needs: dict) -> None:
 
 def read_dataset(folder: Path, spec: config.DataSpec):
     """Load a saved dataset after checking its files against ``stats.json`` and its tags: every file listed
-    there must be present with its recorded size (a missing or truncated ``*.arrow`` / ``state.json`` is refused),
-    and every split must hold craftlib's labels in valid IOB2 (:func:`check_dataset`); a damaged dataset raises
+    there must be present with its recorded size (a missing or truncated ``*.arrow`` / ``state.json`` is refused)
+    and its recorded sha256 (a damaged ``.arrow`` of the right size can make pyarrow crash the process instead of
+    raising), and every split must hold craftlib's labels in valid IOB2 (:func:`check_dataset`); a damaged dataset raises
     :class:`~craftlib.errors.DatasetError` saying how to rebuild it."""
     path = folder / "dataset"
     rebuild = (f"rebuild it with `python -m craftlib data --annotation-set {spec.annotation_set} --profile "
                f"{spec.profile.name}`")
     try:
-        recorded = json.loads((folder / "stats.json").read_text()).get("files")
+        saved_stats = json.loads((folder / "stats.json").read_text())
+        recorded, checksums = saved_stats.get("files"), saved_stats.get("sha256") or {}
     except (OSError, ValueError, AttributeError) as err:
         raise DatasetError(f"{folder / 'stats.json'} is unreadable ({err}): {rebuild}.") from err
     if recorded:  # datasets built before craftlib recorded their files are checked by loading only
@@ -826,6 +835,10 @@ def read_dataset(folder: Path, spec: config.DataSpec):
             if actual[name] != size:
                 raise DatasetError(f"The saved dataset file {path / name} has {actual[name]} bytes, {size} were "
                                    f"written: it is truncated or damaged; {rebuild}.")
+    for name, digest in checksums.items():  # verified before pyarrow maps the files (datasets built before: sizes)
+        if not (path / name).is_file() or cache.sha256_file(path / name) != digest:
+            raise DatasetError(f"The saved dataset file {path / name} is not what was written (its sha256 differs): "
+                               f"it is damaged; {rebuild}.")
     try:
         dsd = _load_from_disk(path)
     except (OSError, ValueError, KeyError, TypeError) as err:

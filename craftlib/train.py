@@ -37,7 +37,7 @@ from craftlib import cache, config, runs, stages
 from craftlib.bio import bio_spans, dataset_tags
 from craftlib.errors import ConfigError, CraftlibError, RunError
 from craftlib.evaluate import score
-from craftlib.models import load_model, load_tokenizer, model_info, portable_model_name
+from craftlib.models import check_max_length, load_model, load_tokenizer, model_info, portable_model_name
 from craftlib.options import (
     add_profile_option,
     max_steps_value,
@@ -48,7 +48,7 @@ from craftlib.options import (
 )
 from craftlib.progress import live_progress, use_craftlib_progress
 from craftlib.runs import RECIPES, Run
-from craftlib.runtime import detect_device, seed_everything, versions
+from craftlib.runtime import datasets_bars, detect_device, seed_everything, versions
 from craftlib.tags import check_dataset, profile_splits
 from craftlib.viz import save_learning_curve
 from craftlib.windows import (
@@ -245,7 +245,7 @@ def fine_tune(model, tokenizer, data: dict, profile: config.Profile, output_dir:
     if profile.case_markers:
         add_case_markers(tokenizer)
     train_feats = featurize(data["train"], tokenizer, profile.max_length, profile.window_stride, label_all_subtokens,
-                            case_markers=profile.case_markers)
+                            case_markers=profile.case_markers, progress=progress)
     dev_feats = encode_windows(tokenizer, data["validation"]["tokens"], data["validation"]["ner_tags"],
                                profile.max_length, profile.window_stride, case_markers=profile.case_markers)
     dev_eval = _DevEval(dev_feats, data["validation"], tokenizer, max(32, profile.eval_batch_size), device, progress)
@@ -446,6 +446,7 @@ def train_recipe(spec: RunSpec, reuse_step1: bool = True, progress: bool | None 
     ``training_log.csv``, ``learning_curve.png``, ``README.md`` (model card) and
     ``predictions_{validation,test}.jsonl``.
     """
+    check_max_length(spec.base_model, spec.profile.max_length)  # before any work, not on the first long sentence
     progress = live_progress() if progress is None else progress
     seed_everything(spec.seed)
     record = RunRecord(spec)
@@ -465,7 +466,7 @@ def train_recipe(spec: RunSpec, reuse_step1: bool = True, progress: bool | None 
     # The whole run is built in a temporary folder beside models/<run>/ and renamed into place at the end, so an
     # interrupted or failed run leaves the previous complete run (or nothing) there, never a mix.
     with cache.atomic_dir(run_dir) if _is_main_process() else cache.temp_dir(run_dir) as build_dir:
-        with _main_process_first():  # several processes: the first builds missing data, the others read it
+        with _main_process_first(), datasets_bars(progress):  # several processes: the first builds missing data
             data = load_recipe_data(step.data, spec.data)
         for split, rows in data.items():
             check_dataset(rows, f"{step.data} {split}")
@@ -561,9 +562,20 @@ def predict(model_dir: str | os.PathLike, texts_or_tokens, batch_size: int = 16,
     if isinstance(texts_or_tokens, str):
         texts_or_tokens = [texts_or_tokens]
     sentences = [_WORD.findall(x) if isinstance(x, str) else list(x) for x in texts_or_tokens]
+    for x in texts_or_tokens:
+        text = x if isinstance(x, str) else " ".join(map(str, x))
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as err:  # bytes that were not UTF-8, kept as surrogates by Python (argv, files)
+            raise ConfigError(f"The text to tag is not UTF-8 (byte {text[err.start].encode('utf-8', 'surrogateescape')!r}"
+                              f" near {text[max(0, err.start - 20):err.start].encode('utf-8', 'replace').decode()!r}):"
+                              " convert it first (e.g. `iconv -f latin1 -t utf-8`), or pass it as UTF-8.") from None
     hp = (metrics or {}).get("hyperparameters") or {}
+    model_config = check_model_labels(model_dir)
+    max_length = max_length or hp.get("max_length", 128)
+    check_max_length(model_dir, max_length, model_config)
     tokenizer, model = _load_for_prediction(model_dir)
-    tags, _ = predict_dataset(model, tokenizer, sentences, max_length or hp.get("max_length", 128),
+    tags, _ = predict_dataset(model, tokenizer, sentences, max_length,
                               stride or hp.get("window_stride", 32), batch_size,
                               case_markers=bool(hp.get("case_markers", False)))
     return [{"tokens": toks, "tags": tg,
@@ -616,6 +628,33 @@ def check_model_dir(model_dir: str | os.PathLike) -> dict | None:
             raise RunError(f"{weights[0]} cannot be read ({err}): the file is truncated or damaged; {_RETRAIN}."
                            ) from err
     return metrics
+
+
+def check_model_labels(model_dir: str | os.PathLike):
+    """The config of a saved model, refused (:class:`~craftlib.errors.RunError`) when it cannot be read or when its
+    labels are not craftlib's 13 CRAFT labels (a bare base model, a model of another label set): loading it would
+    put a fresh random head on it and print random tags."""
+    from transformers import AutoConfig
+
+    model_dir = Path(model_dir)
+    try:
+        model_config = AutoConfig.from_pretrained(str(model_dir), trust_remote_code=False)
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        reason = " ".join(str(err).split())[:300]
+        raise RunError(f"{model_dir / 'config.json'} cannot be read ({type(err).__name__}: {reason}): the saved "
+                       f"model is damaged; {_RETRAIN}.") from err
+    id2label = getattr(model_config, "id2label", None) or {}
+    labels = [str(id2label[i]) for i in sorted(id2label, key=int)]
+    if labels != list(config.LABELS):
+        shown = ", ".join(labels[:6]) + (f", ... ({len(labels)} labels)" if len(labels) > 6 else "")
+        what = ("a base model with no trained tagging head" if all(re.fullmatch(r"LABEL_\d+", x) for x in labels)
+                else "a model trained for another label set")
+        raise RunError(f"{model_dir} tags with the labels [{shown}], not craftlib's {len(config.LABELS)} CRAFT "
+                       f"labels ({config.LABELS[0]}, {config.LABELS[1]}, ..., {config.LABELS[-1]}): it is {what}, "
+                       "and its tags would be meaningless. Give a models/<run> folder written by `python -m "
+                       "craftlib train` (or train one: `python -m craftlib train --recipe two-step --profile "
+                       "smoke`).")
+    return model_config
 
 
 def _load_for_prediction(model_dir: Path):

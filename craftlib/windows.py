@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from craftlib import config
 from craftlib.bio import tag_names
 from craftlib.errors import CraftlibError
-from craftlib.runtime import detect_device
+from craftlib.runtime import datasets_bars, detect_device
 
 #: Columns of a windowed feature that are bookkeeping, not model inputs.
 META_COLUMNS = ("sentence", "word_start", "word_end", "word_ids")
@@ -211,8 +211,9 @@ def merge_windows(
 
 
 def featurize(dataset, tokenizer, max_length: int, stride: int, label_all_subtokens: bool = False,
-              with_labels: bool = True, case_markers: bool = False):
-    """Windowed features of a ``datasets.Dataset`` with ``tokens`` (and ``ner_tags``)."""
+              with_labels: bool = True, case_markers: bool = False, progress: bool = True):
+    """Windowed features of a ``datasets.Dataset`` with ``tokens`` (and ``ner_tags``); ``progress=False``: no
+    "tokenizing" bar (``train --no-progress``)."""
 
     def fn(batch, indices):
         return encode_windows(
@@ -221,8 +222,9 @@ def featurize(dataset, tokenizer, max_length: int, stride: int, label_all_subtok
             case_markers=case_markers,
         )
 
-    return dataset.map(fn, batched=True, with_indices=True, remove_columns=dataset.column_names,
-                       desc="tokenizing")
+    with datasets_bars(progress):
+        return dataset.map(fn, batched=True, with_indices=True, remove_columns=dataset.column_names,
+                           desc="tokenizing")
 
 
 # ------------------------------------------------------------------------------------ prediction

@@ -16,9 +16,13 @@ def fixtures_dir() -> Path:
 
 
 def local_craft_source() -> str | None:
-    """The local CRAFT archive/folder named by ``CRAFT_SOURCE`` (``None`` when unset or a URL)."""
-    src = os.environ.get("CRAFT_SOURCE", "")
-    return src if src and Path(src).exists() else None
+    """The local CRAFT archive/folder named by ``CRAFT_SOURCE``, resolved (``None`` when unset or a URL)."""
+    from craftlib import config
+
+    if not os.environ.get("CRAFT_SOURCE"):
+        return None
+    src = config.craft_source()  # a relative setting is taken from the repository root, as everywhere
+    return src if not config.is_url(src) and Path(src).exists() else None
 
 
 def require_local_craft() -> str:

@@ -45,10 +45,57 @@ def test_unknown_profile_in_the_environment_is_refused_before_any_work(command, 
     assert "CRAFTLIB_PROFILE='huge' is not a profile" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", [["augment"], ["train"], ["benchmark"]], ids=lambda c: c[0])
-def test_negative_seed_is_refused(command, capsys):
-    assert _exit_code(command + ["--seed", "-1"]) == 2  # `augment --seed -1` used to equal --seed 1
-    assert "the seed must be an integer >= 0" in capsys.readouterr().err
+SEED_COMMANDS = [["augment"], ["train"], ["benchmark"], ["compare", "--runs", "a", "b"]]
+
+
+@pytest.mark.parametrize("command", SEED_COMMANDS, ids=lambda c: c[0])
+@pytest.mark.parametrize("seed", ["-1", "1099511627776", str(2**32)])
+def test_a_seed_out_of_range_is_refused_by_every_command(command, seed, capsys):
+    # `augment --seed -1` used to equal --seed 1; `train --seed 1099511627776` ended in NumPy's traceback
+    assert _exit_code(command + ["--seed", seed]) == 2
+    assert "the seed must be an integer from 0 to 4294967295" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", SEED_COMMANDS, ids=lambda c: c[0])
+def test_the_largest_seed_is_accepted_by_every_command(command):
+    assert cli.build_parser().parse_args(command + ["--seed", str(2**32 - 1)]).seed == 2**32 - 1
+
+
+def test_seeding_from_python_refuses_a_seed_numpy_cannot_take():
+    from craftlib import runtime
+    from craftlib.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="from 0 to 4294967295"):
+        runtime.seed_everything(1099511627776)
+
+
+def test_a_full_disk_while_saving_a_model_is_one_error_line(tmp_path, monkeypatch, capsys):
+    """safetensors reports a full disk as SafetensorError, not OSError."""
+    import safetensors
+    import transformers.modeling_utils as mu
+    from transformers import BertConfig, BertForTokenClassification
+
+    from craftlib import train
+
+    def full(*args, **kwargs):
+        raise safetensors.SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, '
+                                          'message: "No space left on device" })')
+
+    monkeypatch.setattr(mu, "safe_save_file", full)
+    model = BertForTokenClassification(BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1,
+                                                  num_attention_heads=1, intermediate_size=8))
+
+    def fake_train(*args, **kwargs):
+        with cache.atomic_dir(tmp_path / "models" / "run") as tmp:
+            model.save_pretrained(tmp)
+
+    monkeypatch.setattr(train, "train_recipe", fake_train)
+    assert cli.main(["train", "--profile", "smoke"]) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error" in line.lower()]  # (after the bar of the save)
+    assert len(errors) == 1 and errors[0].startswith("error: No space left on the device")
+    assert "run the same command again" in errors[0] and "Traceback" not in err
+    assert not (tmp_path / "models" / "run").exists()
 
 
 def test_every_command_module_is_imported_never_skipped(monkeypatch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -319,7 +320,8 @@ class _FakeResponse(io.BytesIO):
 
 
 def test_download_is_tied_to_its_url(tmp_path, archive, monkeypatch):
-    served = {"https://a.example/craft.tar.gz": b"not an archive", "https://b.example/craft.tar.gz": archive.read_bytes()}
+    served = {"https://a.example/craft.tar.gz": gzip.compress(b"not an archive"),
+              "https://b.example/craft.tar.gz": archive.read_bytes()}
     calls = []
 
     def fake_urlopen(url, timeout=None):
@@ -336,9 +338,11 @@ def test_download_is_tied_to_its_url(tmp_path, archive, monkeypatch):
     assert calls == ["https://a.example/craft.tar.gz", "https://b.example/craft.tar.gz"]
     assert corpus.read_split_ids(root)["test"] == ["1002"]
     # without a checksum, another URL never reuses the file downloaded from the first one
-    with pytest.raises(CorpusError, match="truncated or corrupt"):
+    with pytest.raises(CorpusError, match="does not open .*it was deleted") as err:
         corpus.fetch_craft("https://a.example/craft.tar.gz", data_dir=data, progress=False)
+    assert "\n" not in str(err.value)  # one line
     assert calls[-1] == "https://a.example/craft.tar.gz"
+    assert not (data / "raw" / "downloads" / "CRAFT-5.0.2.tar.gz").exists()  # what does not open is not kept
     # the failed extraction left B's complete extraction in place: it is still B's, reused without a download
     assert corpus.fetch_craft("https://b.example/craft.tar.gz", sha256=good, data_dir=data, progress=False) == root
     assert len(calls) == 3
@@ -386,3 +390,63 @@ def test_extraction_without_the_data_filter_is_refused(tmp_path, archive, monkey
     with pytest.raises(CorpusError, match="filter='data'.*3.10.12"):
         corpus.fetch_craft(archive, data_dir=tmp_path / "data")
     assert not (tmp_path / "data" / "raw" / "CRAFT-5.0.2").exists()
+
+
+@pytest.fixture
+def http_server():
+    """A web server on 127.0.0.1 serving ``routes[path] = (headers, body, declared length or None)``."""
+    import http.server
+    import threading
+
+    routes: dict[str, tuple[dict, bytes, int | None]] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            headers, body, length = routes[self.path]
+            self.send_response(200)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(length if length is not None else len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)  # a declared length above len(body): the connection closes early
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", routes
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("case", ["html", "cut short"])
+def test_a_bad_download_is_never_cached(tmp_path, archive, http_server, case, capsys):
+    from craftlib import cli
+
+    base, routes = http_server
+    good = archive.read_bytes()
+    if case == "html":
+        routes["/craft.tar.gz"] = ({"Content-Type": "text/html; charset=utf-8"},
+                                   b"<!DOCTYPE html><html><body>Sign in to continue</body></html>", None)
+        message = "served an HTML page"
+    else:
+        routes["/craft.tar.gz"] = ({"Content-Type": "application/gzip"}, good[: len(good) // 2], len(good))
+        message = "cut short"
+    data = tmp_path / "data"
+    url = f"{base}/craft.tar.gz"
+    assert cli.main(["data", "--source", url, "--data-dir", str(data), "--profile", "smoke"]) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]  # after the download's bar
+    assert len(errors) == 1 and message in errors[0] and "run the same command again" in errors[0]
+    assert "Traceback" not in err
+    downloads = data / "raw" / "downloads"
+    assert not downloads.exists() or not [p for p in downloads.iterdir()]  # nothing kept, not even a temp file
+    # the server is fixed: the same command downloads again and works
+    routes["/craft.tar.gz"] = ({"Content-Type": "application/gzip"}, good, None)
+    root = corpus.fetch_craft(url, data_dir=data, progress=False)
+    assert corpus.read_split_ids(root)["test"] == ["1002"]

@@ -7,6 +7,7 @@ would, so later notebooks find what earlier ones wrote. Run alone with ``pytest 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -27,8 +28,20 @@ def workspace(tmp_path_factory) -> dict[str, Path]:
     return dirs
 
 
-def run_notebook(name: str, workspace: dict[str, Path], **parameters) -> dict:
-    """Execute ``notebooks/<name>`` into the workspace with the smoke profile; return the executed nb."""
+def readme_data_example() -> dict[str, str]:
+    """The README's data example (``export CRAFT_SOURCE=../shared/...``) exactly as written, when the files it
+    names exist beside this checkout (as in CI); else ``{}``."""
+    from craftlib import config
+
+    text = (NOTEBOOKS.parent / "README.md").read_text()
+    exports = dict(re.findall(r"^export (CRAFT_SOURCE|CRAFTLIB_ONTOLOGY_DIR)=(\S+)$", text, re.MULTILINE))
+    assert set(exports) == {"CRAFT_SOURCE", "CRAFTLIB_ONTOLOGY_DIR"}, "the README's data example changed"
+    return exports if all(config.resolve_path(v).exists() for v in exports.values()) else {}
+
+
+def run_notebook(name: str, workspace: dict[str, Path], env: dict[str, str] | None = None, **parameters) -> dict:
+    """Execute ``notebooks/<name>`` into the workspace with the smoke profile (and the environment ``env``);
+    return the executed nb."""
     import papermill as pm
 
     require_local_craft()
@@ -45,6 +58,8 @@ def run_notebook(name: str, workspace: dict[str, Path], **parameters) -> dict:
     # the kernel draws figures as a learner's does (inline images), whatever MPLBACKEND the test process has
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+        for var, value in (env or {}).items():
+            mp.setenv(var, value)
         nb = pm.execute_notebook(
             str(NOTEBOOKS / name),
             str(out),
@@ -68,7 +83,9 @@ def load_json(path: Path) -> dict:
 def test_01_explore_craft(workspace):
     from craftlib import corpus
 
-    nb = run_notebook("01_explore_craft.ipynb", workspace)
+    # the README's relative example as written (the kernel starts in notebooks/: it must still mean the
+    # repository root), when ../shared holds the files
+    nb = run_notebook("01_explore_craft.ipynb", workspace, env=readme_data_example())
     # a folder source is read in place; an archive is extracted into the workspace cache with its marker
     src = Path(require_local_craft())
     root = corpus.fetch_craft(str(src), data_dir=workspace["data"]) if src.is_dir() else workspace["data"] / "raw" / "CRAFT-5.0.2"

@@ -368,7 +368,7 @@ def test_lists_rebuilt_when_an_explicit_source_changes(tmp_path, monkeypatch):
 
 
 def test_a_caller_naming_no_source_keeps_the_saved_source_settings(tmp_path, monkeypatch, capsys):
-    """Training calls load_entity_lists without sources: lists built with --ontology-dir X stay built from X."""
+    """Training loads the entity_lists stage without sources: lists built with --ontology-dir X stay built from X."""
     monkeypatch.delenv("CRAFT_SHA256", raising=False)
     monkeypatch.delenv(ontology.SOURCES_ENV, raising=False)
     monkeypatch.delenv("CRAFTLIB_ONTOLOGY_DIR", raising=False)
@@ -389,3 +389,51 @@ def test_a_caller_naming_no_source_keeps_the_saved_source_settings(tmp_path, mon
     # a source named explicitly wins: no ChEBI file → the train fallback
     other = stages.load("entity_lists", config.data_spec("quick", "proper", data, source=CRAFT, sources={"Chemical": []}))
     assert "malic acid" not in other["Chemical"]
+
+
+def test_obo_with_a_utf8_byte_order_mark_is_read(tmp_path):
+    bom = tmp_path / "cl_bom.obo"
+    bom.write_bytes(b"\xef\xbb\xbf" + (OBO / "cl_mini.obo").read_bytes())
+    expected = [t.id for t in ontology.read_obo_terms(OBO / "cl_mini.obo", "CL")]
+    assert expected and [t.id for t in ontology.read_obo_terms(bom, "CL")] == expected
+    gz = gz_copy(bom, tmp_path / "cl_bom.obo.gz")
+    assert [t.id for t in ontology.read_obo_terms(gz, "CL")] == expected
+
+
+def test_a_corrupt_obo_gz_is_called_a_corrupt_gzip(tmp_path):
+    data = bytearray(gzip.compress((OBO / "pr_mini.obo").read_bytes() * 20))
+    for i in range(200, len(data) - 40, 97):  # damage the deflate stream, keep the gzip header
+        data[i] ^= 0x5A
+    bad = tmp_path / "pr_bad.obo.gz"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(OntologyError, match="corrupt gzip") as err:
+        ontology.read_obo_terms(bad, "PR")
+    assert "Copy it again" in str(err.value)
+    cut = tmp_path / "pr_cut.obo.gz"  # cut short: its end (and checksum) missing
+    cut.write_bytes(gzip.compress((OBO / "pr_mini.obo").read_bytes())[:-30])
+    with pytest.raises(OntologyError, match="corrupt gzip"):
+        ontology.read_obo_terms(cut, "PR")
+
+
+def test_an_ontology_dir_of_unrecognised_files_is_named_once(tmp_path):
+    """On the command line (no logging handler: Python's last-resort handler prints warnings) each warning shows
+    once, and the files of the folder that nothing reads are named with why."""
+    import os
+    import subprocess
+    import sys
+
+    odir = tmp_path / "ont"
+    odir.mkdir()
+    (odir / "empty.obo").write_text("")
+    (odir / "notes.txt").write_text("x")
+    env = {k: v for k, v in os.environ.items() if k not in ("CRAFT_SHA256", ontology.SOURCES_ENV)}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    run = subprocess.run([sys.executable, "-m", "craftlib", "entity-lists", "--profile", "quick", "--data-dir",
+                          str(tmp_path / "data"), "--source", str(CRAFT), "--ontology-dir", str(odir)],
+                         capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert run.returncode == 0, run.stderr
+    out = run.stdout + run.stderr
+    assert out.count(f"no file of the ontology folder {odir} is used") == 1
+    assert "empty.obo: its name starts with no ontology prefix" in out
+    assert "notes.txt: not an ontology file" in out
+    assert out.count("no ontology source for Cell") == 1

@@ -404,7 +404,7 @@ def test_cli_data_command(tmp_path, monkeypatch, capsys):
                  "--profile", "quick"])
     assert code == 0
     out = capsys.readouterr().out
-    assert "craft-extensions" in out and "built in" in out
+    assert "craft-extensions" in out and out.splitlines()[-1].startswith("wrote ")  # the stage loader's line
     assert stages.stats("dataset", config.data_spec("quick", "extensions", tmp_path))["annotation_set"] == "extensions"
 
 
@@ -447,6 +447,28 @@ def test_truncated_dataset_file_is_a_clear_error(built, which):
         stages.load("dataset", config.data_spec("quick", "proper", data), build=False)
 
 
+def test_a_damaged_arrow_file_of_the_right_size_is_found_and_rebuilt(built, capsys):
+    """Bytes overwritten in a saved .arrow (same size) could make pyarrow crash the process (train segfaulted) or
+    load wrong tokens: the content is checked against the sha256 recorded when it was written."""
+    from craftlib.errors import DatasetError
+
+    dsd, data = built
+    expected = list(dsd["train"]["tokens"])
+    path = _arrow(data)
+    raw = bytearray(path.read_bytes())
+    i = raw.find(expected[0][0].encode())
+    raw[i:i + 4] = b"\xff\xfe\xfd\xfc"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DatasetError, match=r"data-.*\.arrow is not what was written .*damaged"):
+        stages.load("dataset", config.data_spec("quick", "proper", data), build=False)
+    capsys.readouterr()
+    again = stages.load("dataset", config.data_spec("quick", "proper", data, source=ROOT, progress=False))
+    assert "Rebuilding the tagged dataset" in capsys.readouterr().out
+    assert list(again["train"]["tokens"]) == expected
+    saved = stages.load("dataset", config.data_spec("quick", "proper", data), build=False)
+    assert list(saved["train"]["tokens"]) == expected
+
+
 def test_damaged_dataset_without_a_file_list_is_still_a_clear_error(built):
     """A dataset built before the file list was recorded: the damage is found when loading."""
     from craftlib.errors import DatasetError
@@ -454,7 +476,7 @@ def test_damaged_dataset_without_a_file_list_is_still_a_clear_error(built):
     _, data = built
     stats_path = config.processed_dir("quick", "proper", data) / "stats.json"
     stats = json.loads(stats_path.read_text())
-    del stats["files"]
+    del stats["files"], stats["sha256"]
     stats_path.write_text(json.dumps(stats))
     state = _arrow(data).parent / "state.json"
     state.write_text(state.read_text()[:20])
@@ -477,6 +499,7 @@ def test_saved_tags_that_break_iob2_are_refused_when_loaded(built):
     (out / "dataset-new").rename(out / "dataset")
     stats = json.loads((out / "stats.json").read_text())
     stats["files"] = tags._dataset_files(out / "dataset")  # consistent files: only the tags are wrong
+    stats["sha256"] = tags._dataset_checksums(out / "dataset")
     (out / "stats.json").write_text(json.dumps(stats))
     with pytest.raises(DatasetError, match=r"\[test\].*sentence 0 of document 1002 .row 0., token 0: I-Protein "
                                            "follows O"):
@@ -500,7 +523,7 @@ def test_interrupted_build_never_leaves_a_mix_that_looks_valid(built, monkeypatc
         m.setattr(os, "replace", killed_at_conll)
         with pytest.raises(KeyboardInterrupt):
             stages.load("dataset", config.data_spec("quick", "proper", data, source=ROOT, progress=False, policies=tags.TagPolicies(overlap="shortest")), force=True)
-    with pytest.raises(CraftlibError, match="No complete dataset"):  # incomplete: refused, not half old / half new
+    with pytest.raises(CraftlibError, match="No complete tagged dataset"):  # incomplete: refused, not half old / half new
         stages.load("dataset", config.data_spec("quick", "proper", data), build=False)
     dsd = stages.load("dataset", config.data_spec("quick", "proper", data, source=ROOT, progress=False))  # the next run recovers
     assert len(dsd["train"]) == 2 and stages.stats("dataset", config.data_spec("quick", "proper", data))["policies"]["overlap"] == "longest"
@@ -550,7 +573,7 @@ def test_dataset_without_a_record_is_rebuilt_with_its_own_settings(built, capsys
     _, data = built
     out = config.processed_dir("quick", "proper", data)
     (out / "inputs.json").unlink()
-    with pytest.raises(CraftlibError, match="No complete dataset"):
+    with pytest.raises(CraftlibError, match="No complete tagged dataset"):
         stages.load("dataset", config.data_spec("quick", "proper", data), build=False)
     dsd = stages.load("dataset", config.data_spec("quick", "proper", data, progress=False))
     assert "Rebuilding the tagged dataset" in capsys.readouterr().out and len(dsd["train"]) == 2

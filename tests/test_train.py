@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -374,13 +375,23 @@ def test_an_interrupted_run_leaves_the_previous_complete_run_untouched(tiny_mode
     monkeypatch.setattr(train, "_write_outputs", real)
 
 
+def _craft_labelled(base, dest):
+    """``base`` with a (random) head over craftlib's 13 labels, saved as a plain model folder."""
+    from craftlib.models import load_model, load_tokenizer
+
+    load_model(base).save_pretrained(dest)
+    load_tokenizer(base).save_pretrained(dest)
+    return dest
+
+
 def test_predict_refuses_incomplete_runs_and_damaged_weights(tiny_model_dir, tmp_path):
     import shutil
 
     from craftlib.errors import RunError
 
-    # a plain model folder (save_pretrained: config, weights, tokenizer) is accepted
-    assert len(train.predict(tiny_model_dir, "Brca1 binds glucose .")[0]["tags"]) == 4
+    # a plain model folder with craftlib's labels (save_pretrained: config, weights, tokenizer) is accepted
+    plain = _craft_labelled(tiny_model_dir, tmp_path / "plain")
+    assert len(train.predict(plain, "Brca1 binds glucose .")[0]["tags"]) == 4
     with pytest.raises(RunError, match="does not exist"):
         train.predict(tmp_path / "nope", "text")
     partial = tmp_path / "single-tiny-smoke"  # weights of an interrupted run, no metrics.json
@@ -436,7 +447,7 @@ def test_label_ids_out_of_range_are_refused():
     (["train", "--epochs", "0", "--max-steps", "-1"], "must be a number > 0"),
     (["train", "--learning-rate", "0"], "--learning-rate: '0': must be a number > 0"),
     (["train", "--learning-rate=-1e-4"], "must be a number > 0"),
-    (["train", "--seed", "-1"], "--seed: '-1': the seed must be an integer >= 0"),
+    (["train", "--seed", "-1"], "--seed: '-1': the seed must be an integer from 0 to 4294967295"),
     (["train", "--max-steps", "0"], "--max-steps: '0'"),
     (["train", "--max-train-sentences", "0"], "must be an integer >= 1"),
     (["train", "--profile", "huge"], "unknown profile 'huge'"),
@@ -488,3 +499,74 @@ def test_progress_callbacks_without_ipython(monkeypatch):
     trainer = FakeTrainer()
     progress.use_craftlib_progress(trainer, progress=False)
     assert [type(c).__name__ for c in trainer.callbacks] == ["CraftlibProgress"]
+
+
+def test_predict_refuses_a_model_without_the_craft_labels(tiny_model_dir, tmp_path, capsys):
+    """A bare base model or a model of another label set would get a fresh random head: random tags, exit 0."""
+    import json as _json
+
+    from craftlib import cli
+    from craftlib.errors import RunError
+
+    with pytest.raises(RunError, match=r"labels \[LABEL_0, LABEL_1\].*base model with no trained tagging head"):
+        train.predict(tiny_model_dir, "Pax6 is expressed .")
+    other = _craft_labelled(tiny_model_dir, tmp_path / "other")
+    cfg = _json.loads((other / "config.json").read_text())
+    cfg["id2label"] = {"0": "O", "1": "B-Disease", "2": "I-Disease"}
+    cfg["label2id"] = {v: int(k) for k, v in cfg["id2label"].items()}
+    (other / "config.json").write_text(_json.dumps(cfg))
+    capsys.readouterr()
+    assert cli.main(["predict", "--model", str(other), "--text", "Pax6 is expressed ."]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "[O, B-Disease, I-Disease]" in err and "another label set" in err
+    assert len(err.strip().splitlines()) == 1
+    # a broken config.json of a trained model is a damaged run, not "the base model"
+    (other / "config.json").write_text('{"model_type": "bert", "id2label": ')
+    assert cli.main(["predict", "--model", str(other), "--text", "Pax6 ."]) == 2
+    err = capsys.readouterr().err
+    assert "config.json cannot be read" in err and "base model" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_predict_refuses_text_that_is_not_utf8_in_one_line(tiny_model_dir, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    model = _craft_labelled(tiny_model_dir, tmp_path / "m")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    run = subprocess.run([sys.executable, "-m", "craftlib", "predict", "--model", str(model), "--text",
+                          "Pax6 in the caf\xe9 .".encode("latin-1")], capture_output=True, env=env, timeout=300, check=False)
+    err = run.stderr.decode("utf-8", "replace")
+    assert run.returncode == 2 and "Traceback" not in err, err
+    assert err.startswith("error: The text to tag is not UTF-8") and "iconv" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_max_length_above_the_models_positions_is_refused_up_front(tiny_model_dir, tmp_path, monkeypatch):
+    from craftlib.errors import ConfigError
+
+    model = _craft_labelled(tiny_model_dir, tmp_path / "m")  # max_position_embeddings=128
+    with pytest.raises(ConfigError, match="max_length=512 is above .* at most 128 sub-tokens"):
+        train.predict(model, "Pax6 " * 300, max_length=512)
+    assert len(train.predict(model, "Pax6 " * 300, max_length=128)[0]["tags"]) == 300
+    calls = []
+    monkeypatch.setattr(train, "load_recipe_data", lambda *a, **k: calls.append(a))
+    with pytest.raises(ConfigError, match="max_length=256 is above"):
+        train.train_recipe("single", config.get_profile("smoke", max_length=256), base_model=str(tiny_model_dir),
+                           models_dir=tmp_path / "models", progress=False)
+    assert calls == [] and not (tmp_path / "models").exists()
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_no_progress_means_no_tokenizing_bar(progress, capfd):
+    """``train --no-progress`` (progress=False) reaches datasets' own map bar; the caller's setting is kept."""
+    import datasets
+
+    from craftlib.models import load_tokenizer
+
+    ds = _synthetic(3)
+    assert datasets.is_progress_bar_enabled()
+    capfd.readouterr()
+    feats = train.featurize(ds, load_tokenizer("minilm"), 32, 8, progress=progress)
+    err = capfd.readouterr().err
+    assert len(feats) >= 3 and ("tokenizing" in err) == progress
+    assert datasets.is_progress_bar_enabled()
