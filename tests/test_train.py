@@ -357,9 +357,9 @@ def test_an_interrupted_run_leaves_the_previous_complete_run_untouched(tiny_mode
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     real = train._write_outputs
 
-    def crash_after_the_weights(run_dir, *args, **kwargs):
-        args[1].save_pretrained(run_dir)  # the model: new weights are written first...
-        (run_dir / "predictions_test.jsonl").write_text("{}\n")
+    def crash_after_the_weights(run, record, result, *args, **kwargs):
+        result.model.save_pretrained(run.dir)  # the model: new weights are written first...
+        (run.dir / "predictions_test.jsonl").write_text("{}\n")
         raise KeyboardInterrupt  # ...then the run is killed
 
     monkeypatch.setattr(train, "_write_outputs", crash_after_the_weights)
@@ -551,8 +551,9 @@ def test_a_max_length_above_the_models_positions_is_refused_up_front(tiny_model_
     calls = []
     monkeypatch.setattr(train, "load_recipe_data", lambda *a, **k: calls.append(a))
     with pytest.raises(ConfigError, match="max_length=256 is above"):
-        train.train_recipe("single", config.get_profile("smoke", max_length=256), base_model=str(tiny_model_dir),
-                           models_dir=tmp_path / "models", progress=False)
+        train.train_recipe(train.run_spec("single", config.get_profile("smoke", max_length=256),
+                                          base_model=str(tiny_model_dir), models_dir=tmp_path / "models"),
+                           progress=False)
     assert calls == [] and not (tmp_path / "models").exists()
 
 
@@ -566,7 +567,7 @@ def test_no_progress_means_no_tokenizing_bar(progress, capfd):
     ds = _synthetic(3)
     assert datasets.is_progress_bar_enabled()
     capfd.readouterr()
-    feats = train.featurize(ds, load_tokenizer("minilm"), 32, 8, progress=progress)
+    feats = windows.featurize(ds, load_tokenizer("minilm"), 32, 8, progress=progress)
     err = capfd.readouterr().err
     assert len(feats) >= 3 and ("tokenizing" in err) == progress
     assert datasets.is_progress_bar_enabled()

@@ -261,9 +261,8 @@ def _read_external(system: str, run_dir: Path, sentences: dict, prof: config.Pro
         "model_size_mb": disk_size_mb(run_dir, NON_MODEL_FILES),
     }
     if system == "dictionary":  # its "model" is the entity lists it was built from
-        from craftlib.ontology import lists_dir
-
-        row["model_size_mb"] = disk_size_mb(lists_dir(prof, annotation_set, data_dir))
+        lists = stages.folder("entity_lists", config.data_spec(prof, annotation_set, data_dir))
+        row["model_size_mb"] = disk_size_mb(lists)
     for split, key in (("validation", "dev"), ("test", "test")):
         pred_path = runs.predictions_path(run_dir, split)
         if not pred_path.is_file():
