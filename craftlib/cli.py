@@ -29,7 +29,7 @@ from craftlib.errors import CraftlibError, foreign_storage_message, os_error_mes
 COMMAND_MODULES: tuple[str, ...] = (
     "craftlib.doctor",     # doctor (is this machine ready?)
     "craftlib.stages",     # data, entity-lists, augment
-    "craftlib.tags",       # gene-rules
+    "craftlib.gene_rules",  # gene-rules
     "craftlib.baseline",   # baseline (dictionary tagger)
     "craftlib.train",      # train, predict
     "craftlib.evaluate",   # evaluate, compare

@@ -28,6 +28,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("craftlib.runs",),
     ("craftlib.corpus",),
     ("craftlib.tags",),
+    ("craftlib.gene_rules",),  # reports only: imported by the command line alone
     ("craftlib.ontology",),
     ("craftlib.augment",),
     ("craftlib.stages",),

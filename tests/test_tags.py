@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from craftlib import bio, config, corpus, stages, tags
+from craftlib import bio, config, corpus, gene_rules, stages, tags
 from craftlib.errors import BIOError, CraftlibError
 from tests.conftest import FIXTURES, require_local_craft
 
@@ -187,16 +187,16 @@ def test_mention_type_per_rule(before, after, italic, expected):
 
 
 def test_cohen_kappa():
-    assert tags.cohen_kappa(list("GGPP"), list("GGPP")) == 1.0
-    assert tags.cohen_kappa(list("GGPP"), list("PPGG")) == -1.0
+    assert gene_rules.cohen_kappa(list("GGPP"), list("GGPP")) == 1.0
+    assert gene_rules.cohen_kappa(list("GGPP"), list("PPGG")) == -1.0
     # observed 0.75, expected 0.5 * 0.75 + 0.5 * 0.25 = 0.5 -> kappa 0.5
-    assert tags.cohen_kappa(list("GGPP"), list("GGGP")) == pytest.approx(0.5)
-    assert tags.cohen_kappa(list("PPP"), list("PPP")) is None  # chance agreement 1: undefined
+    assert gene_rules.cohen_kappa(list("GGPP"), list("GGGP")) == pytest.approx(0.5)
+    assert gene_rules.cohen_kappa(list("PPP"), list("PPP")) is None  # chance agreement 1: undefined
     with pytest.raises(ValueError):
-        tags.cohen_kappa(["G"], [])
+        gene_rules.cohen_kappa(["G"], [])
     sklearn = pytest.importorskip("sklearn.metrics")
     a, b = list("GGPPGPGPPG"), list("GPPPGGGPPP")
-    assert tags.cohen_kappa(a, b) == pytest.approx(sklearn.cohen_kappa_score(a, b))
+    assert gene_rules.cohen_kappa(a, b) == pytest.approx(sklearn.cohen_kappa_score(a, b))
 
 
 def _toy_doc(doc_id: str, split: str, mentions: list[corpus.Mention], italics=()) -> corpus.Document:
@@ -214,7 +214,7 @@ def test_gene_rule_report_on_hand_made_documents():
         _toy_doc("C", "dev", [pr("the ", "Otx2", " binds", 10)], italics=[(10, 14)]),
         _toy_doc("D", "test", []),  # no PR mention: no Gene share
     ]
-    rep = tags.gene_rule_report(docs)
+    rep = gene_rules.gene_rule_report(docs)
     assert rep["documents_read"] == 4 and list(rep["cues"]) == ["train", "validation", "test"]
     assert rep["cues"]["train"] == {"documents": 2, "pr_mentions": 5, "italic": 2, "gene_context": 2,
                                     "protein_context": 1, "both_contexts": 0,
@@ -243,23 +243,23 @@ def test_gene_rule_report_on_hand_made_documents():
     # italic      P G G P P G  (Pax6 gene, Shh, Bmp4 protein, Myoc gene, Myoc, Otx2)
     # italic+ctx  G G P G P G  -> 3 of 6 agree; kappa from the same labels
     assert pair["agreement"] == 0.5
-    assert pair["kappa"] == round(tags.cohen_kappa(list("PGGPPG"), list("GGPGPG")), 4)
+    assert pair["kappa"] == round(gene_rules.cohen_kappa(list("PGGPPG"), list("GGPGPG")), 4)
     none_pair = next(a for a in rep["agreement"] if (a["a"], a["b"]) == ("italic", "none"))
     assert none_pair["agreement"] == 0.5 and none_pair["kappa"] == 0.0
-    table = tags.gene_rule_table(rep)
+    table = gene_rules.gene_rule_table(rep)
     assert list(table.index) == list(tags.GENE_RULE_CHOICES)
     assert table.loc["italic", ("contradictions", "total")] == 3
     assert table.loc["italic", ("docs without Gene", "train")] == "1/2"
     assert table.loc["italic+context", ("Gene share", "train")] == 0.6
     with pytest.raises(ValueError, match="gene_rule"):
-        tags.gene_rule_report(docs, rules=("italic", "bold"))
+        gene_rules.gene_rule_report(docs, rules=("italic", "bold"))
 
 
 def test_gene_rule_report_on_the_fixture_corpus_and_cli(tmp_path, monkeypatch, capsys):
     from craftlib.cli import main
 
     monkeypatch.delenv("CRAFT_SHA256", raising=False)
-    rep = tags.read_gene_rule_report("quick", source=ROOT, data_dir=tmp_path, progress=False)
+    rep = gene_rules.read_gene_rule_report(config.data_spec("quick", "proper", tmp_path, source=ROOT, progress=False))
     assert rep["default_rule"] == "italic+context" and rep["documents_read"] == 2
     assert rep["cues"]["train"]["pr_mentions"] == 3 and rep["cues"]["train"]["gene_context"] == 1
     assert rep["rules"]["italic"]["splits"]["train"]["Gene"] == 2
