@@ -425,6 +425,19 @@ class RunRecord:
         }
 
 
+def matched_profile(profile: config.Profile, single_tokens: int, target_tokens: int) -> config.Profile:
+    """The compute control: ``profile`` changed so that a ``single`` run sees about ``target_tokens`` sub-tokens
+    (e.g. what a two-step run saw) where it saw ``single_tokens`` with ``profile``. A profile that stops after
+    ``max_steps`` gets proportionally more steps; one that trains by epochs gets more epochs, rounded to one
+    decimal (quick: 2.4 epochs for two-step's 2.39 passes). The run name shows the change (``-ep2.4``)."""
+    if single_tokens < 1 or target_tokens < 1:
+        raise CraftlibError(f"matched_profile needs token counts > 0, got {single_tokens} and {target_tokens}.")
+    ratio = target_tokens / single_tokens
+    if profile.max_steps > 0:
+        return dataclasses.replace(profile, max_steps=max(1, round(profile.max_steps * ratio)))
+    return dataclasses.replace(profile, epochs=max(0.1, round(profile.epochs * ratio, 1)))
+
+
 def _reusable_step1(run: Run, expected: dict) -> bool:
     metrics = run.metrics_or_none() if (run.dir / "config.json").is_file() else None  # damaged: retrain it
     return metrics is not None and all(metrics.get(k) == v for k, v in expected.items())
