@@ -341,8 +341,16 @@ def _check_notebook(page, lab, name: str, want: dict) -> list[str]:
 def _saved_and_clean(page, lab, name: str) -> list[str]:
     """Save the run notebook (what autosave does); its file keeps the outputs, and git still sees no change."""
     page.evaluate("async () => { await window.jupyterapp.commands.execute('docmanager:save'); return true; }")
-    page.wait_for_function(f"() => !{_PANEL}.context.model.dirty", timeout=60_000, polling=500)
-    saved = json.loads((lab["nbdir"] / name).read_text())
+    # wait for the file on disk, not for the model's dirty flag (a live output can set it again right after the save)
+    deadline, saved = time.monotonic() + 60, {"cells": []}
+    while time.monotonic() < deadline:
+        try:
+            saved = json.loads((lab["nbdir"] / name).read_text())
+        except ValueError:  # caught half-written
+            saved = {"cells": []}
+        if any(c.get("outputs") for c in saved["cells"] if c["cell_type"] == "code"):
+            break
+        time.sleep(0.5)
     if not any(c.get("outputs") for c in saved["cells"] if c["cell_type"] == "code"):
         return [f"saved {name} holds no outputs: the clean-checkout check would prove nothing"]
     # `git status` alone lists a notebook whose file size changed before it applies the filter (a limit of git's
