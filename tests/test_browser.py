@@ -277,9 +277,12 @@ def _check_tag_box(page) -> list[str]:
     page.locator(".jp-OutputArea-output .widget-button", has_text="Tag").last.click()
     try:  # the output shows the new text (its last words are drawn) and a mention count
         page.wait_for_function(
-            """() => [...document.querySelectorAll('.jp-OutputArea-output')]
-                 .some(e => !e.querySelector('textarea') && e.textContent.includes('was typed by the browser')
-                            && /\\d+ mention/.test(e.textContent))""",
+            """() => [...document.querySelectorAll('.jp-OutputArea-output')].some(e => {
+                 if (e.querySelector('textarea')) return false;
+                 const c = e.cloneNode(true);  // the type labels drawn under marked words are not the text
+                 c.querySelectorAll('sub').forEach(x => x.remove());
+                 const text = c.textContent.replace(/\\s+/g, ' ');
+                 return text.includes('was typed by the browser') && /\\d+ mention/.test(text); })""",
             timeout=60_000, polling=250)
     except PlaywrightTimeout:
         return ["tag box: typing a text and pressing Tag did not show it tagged within 60 s"]
