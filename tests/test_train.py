@@ -664,3 +664,16 @@ def test_a_stopped_training_says_so_in_one_line_and_resumes_to_the_same_numbers(
     assert b["tokens_seen"] == a["tokens_seen"]
     assert (resumed / "predictions_test.jsonl").read_text() == (whole / "predictions_test.jsonl").read_text()
     assert b["test"] == a["test"] and b["dev"] == a["dev"]
+
+
+def test_reuse_returns_a_finished_run_of_the_same_settings(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    calls, fake = [], _fake_data()
+    monkeypatch.setattr(train, "load_recipe_data", lambda *a, **k: calls.append(a[0]) or fake(*a, **k))
+    prof, base = _tiny_profile(), str(tiny_model_dir)
+    out = train.train_recipe("single", prof, base_model=base, models_dir=tmp_path, progress=False, reuse=True)
+    assert calls == ["original"]
+    capsys.readouterr()
+    assert train.train_recipe("single", prof, base_model=base, models_dir=tmp_path, progress=False, reuse=True) == out
+    assert calls == ["original"] and "reused, not trained again" in capsys.readouterr().out
+    train.train_recipe("single", prof, base_model=base, models_dir=tmp_path, progress=False)  # the CLI's default
+    assert calls == ["original", "original"]
