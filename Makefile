@@ -87,7 +87,7 @@ check:
 	$(PYTHON) -m craftlib doctor
 
 lab:
-	$(PYTHON) -m jupyterlab --ServerApp.root_dir=notebooks
+	$(PYTHON) -m jupyterlab --ServerApp.root_dir=notebooks --config="$(CURDIR)/jupyter_server_config.py"
 
 test:
 	$(PYTHON) -m pytest -q -m "not browser"
