@@ -296,9 +296,14 @@ def _plan(profile, recipes, base_model, seed, annotation_set, models_dir, data_d
     est = estimate(prof, base_model, cal, trainings=[k for k, v in names.items() if v in todo])
     reused = f" ({len(done)} already trained: reused)" if done else ""
     if est is None:
-        return f"Plan: {len(todo)} trainings{reused}; no time estimate for profile {prof.name}.", todo, None
-    return (f"Plan: {len(todo)} trainings{reused}, about {minutes(est['notebook04_s'])} on {where(cal)} "
-            f"({', '.join(f'{r} {minutes(s)}' for r, s in est['per_run_s'].items())}).", todo, est["notebook04_s"])
+        return f"Plan: {_trainings(len(todo))}{reused}; no time estimate for profile {prof.name}.", todo, None
+    line = (f"Plan: {_trainings(len(todo))}{reused}, about {minutes(est['notebook04_s'])} on {where(cal)} "
+            f"({', '.join(f'{r} {minutes(s)}' for r, s in est['per_run_s'].items())}).")
+    return line, todo, est["notebook04_s"]
+
+
+def _trainings(n: int) -> str:
+    return f"{n} training{'' if n == 1 else 's'}"
 
 
 def training_session(profile: str | config.Profile | None, recipes=RECIPES, base_model: str = "minilm",

@@ -80,7 +80,7 @@ def display_mode(progress: bool) -> str:
 
 def clock(seconds: float) -> str:
     """``0:07``, ``12:30``, ``1:02:03``."""
-    seconds = max(0, int(round(seconds)))
+    seconds = max(0, round(seconds))
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
@@ -99,7 +99,7 @@ class Bar:
     def __init__(self, total: int | None, desc: str, unit: str = "step", mode: str = "off", start: int = 0,
                  counts: bool = True):
         self.total, self.desc, self.unit, self.mode, self.counts = total, desc, unit, mode, counts
-        self.n, self.postfix, self.activity = start, "", ""
+        self.n, self.postfix, self.activity, self.kept = start, "", "", ""
         self.started = time.monotonic()
         self.first_n = start
         self.closed = False
@@ -126,7 +126,7 @@ class Bar:
         if self.total and self.n > self.first_n:
             left = spent / (self.n - self.first_n) * (self.total - self.n)
             timing += f" elapsed, about {clock(left)} left"
-        parts = [f"{self.desc}: {done}", timing, self.postfix, self.activity]
+        parts = [f"{self.desc}: {done}", timing, self.postfix, self.kept, self.activity]
         return " | ".join(p for p in parts if p)
 
     def _bundle(self) -> dict:
@@ -268,7 +268,7 @@ class Session:
         now = current()
         doing = f"; now {now.label}" if now is not None else ""
         est = f", estimate about {clock(self.estimate_s)} in all" if self.estimate_s else ""
-        reused = f" ({len(self.reused)} reused)" if self.reused else ""
+        reused = f" ({len(self.reused)} finished run(s) reused)" if self.reused else ""
         return (f"{self.title}: {len(self.done)} of {len(self.runs)} trainings done{reused}{doing} | "
                 f"{clock(time.monotonic() - self.started)} elapsed{est}")
 
@@ -310,8 +310,7 @@ def planned(runs: Sequence[str], estimate_s: float | None = None, title: str = "
     spent = clock(time.monotonic() - sess.started)
     est = f" (estimated about {clock(sess.estimate_s)})" if sess.estimate_s else ""
     reused = f"; {len(sess.reused)} finished run(s) reused" if sess.reused else ""
-    trained = len([r for r in sess.done if r not in sess.reused])
-    final = f"{title}: {trained} training(s) in {spent}{est}{reused}."
+    final = f"{title}: {len(sess.done)} training(s) in {spent}{est}{reused}."
     if sess.line is not None:
         sess.line.close(final)
     elif sess.runs or sess.reused:
@@ -369,9 +368,8 @@ def reused(run: str, run_dir: Path) -> None:
     print(f"{run}: a finished run with the same settings is in {run_dir}: reused, not trained again.", flush=True)
     sess = active_session()
     if sess is not None:
-        if run not in sess.runs:
-            sess.runs.append(run)
-        sess.done.append(run)
+        if run in sess.runs:  # planned as a training after all (a plan made before the run finished elsewhere)
+            sess.runs.remove(run)
         sess.reused.append(run)
         sess.redraw()
 
@@ -424,8 +422,8 @@ def stop_message() -> str:
 
 
 def _close_open_bars(note: str) -> None:
-    for bar in list(_OPEN):
-        bar.close(f"{bar.text()} | {note}" if bar.mode != "off" else None)
+    while _OPEN:  # closing a bar takes it off the list
+        _OPEN[-1].close(f"{_OPEN[-1].text()} | {note}" if _OPEN[-1].mode != "off" else None)
 
 
 @contextlib.contextmanager
@@ -476,12 +474,15 @@ def training_entry(func):
 
 
 def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
-    """The newest complete ``checkpoint-<step>`` in ``folder`` (one with its trainer state), or ``None``."""
+    """The newest complete ``checkpoint-<step>`` in ``folder``, or ``None``: complete means that
+    :func:`work_callback` recorded its time (:data:`ELAPSED_FILE`, written after every file of the Trainer's), so a
+    checkpoint that an interrupt cut short is never resumed from."""
     folder = Path(folder)
     if not folder.is_dir():
         return None
     found = [(int(p.name.split("-")[1]), p) for p in folder.glob("checkpoint-*")
-             if p.name.split("-")[1].isdigit() and (p / "trainer_state.json").is_file()]
+             if p.name.split("-")[1].isdigit() and (p / ELAPSED_FILE).is_file()
+             and (p / "trainer_state.json").is_file()]
     return max(found)[1] if found else None
 
 
@@ -532,17 +533,20 @@ def work_callback(minutes: float | None, seconds_before: float = 0.0):
         def on_save(self, args, state, control, **kwargs):
             self.saved = time.monotonic()
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            for older in folder.parent.glob("checkpoint-*"):  # the latest is all a resume needs
-                if older != folder and older.name.split("-")[1].isdigit() and older.is_dir():
-                    shutil.rmtree(older, ignore_errors=True)
-            if folder.is_dir():
+            if folder.is_dir():  # written last: it marks the checkpoint complete (latest_checkpoint)
                 from craftlib.cache import atomic_write_json
 
                 atomic_write_json(folder / ELAPSED_FILE,
                                   {"train_seconds": seconds_before + time.monotonic() - self.started})
+            for older in folder.parent.glob("checkpoint-*"):  # the latest is all a resume needs
+                if older != folder and older.name.split("-")[1].isdigit() and older.is_dir():
+                    shutil.rmtree(older, ignore_errors=True)
             now = current()
             if now is not None:
                 now.checkpoint_step = state.global_step
+                if now.bar is not None:
+                    now.bar.kept = f"checkpoint of step {state.global_step} kept"
+                    now.bar.update()
 
         def _follow(self, state):
             now = current()

@@ -131,12 +131,11 @@ def test_atomic_open_leaves_the_old_file_on_error(tmp_path):
 def test_resumable_dir_keeps_its_work_on_an_interrupt_only(tmp_path):
     final = tmp_path / "run"
     key = {"run": "run", "seed": 42}
-    with pytest.raises(KeyboardInterrupt):
-        with cache.resumable_dir(final, key, keep=("checkpoints",)) as tmp:
-            (tmp / "checkpoints").mkdir()
-            (tmp / "checkpoints" / "step-3").write_text("weights")
-            (tmp / "model.bin").write_text("half")
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), cache.resumable_dir(final, key, keep=("checkpoints",)) as tmp:
+        (tmp / "checkpoints").mkdir()
+        (tmp / "checkpoints" / "step-3").write_text("weights")
+        (tmp / "model.bin").write_text("half")
+        raise KeyboardInterrupt
     assert not final.exists()  # never a half-written run under its own name
     kept = cache.resumable_folder(final, key)
     assert kept.name.startswith(".resume-run-") and (kept / "checkpoints" / "step-3").is_file()

@@ -253,7 +253,7 @@ def test_the_lab_servers_save_hook_leaves_git_status_clean(tmp_path):
     settings = runpy.run_path(str(ROOT / "jupyter_server_config.py"), init_globals={"get_config": Config})
     hook = settings["refresh_git_index"]
     assert settings["c"].FileContentsManager.post_save_hook is hook
-    assert f'--config="$(CURDIR)/jupyter_server_config.py"' in (ROOT / "Makefile").read_text()
+    assert '--config="$(CURDIR)/jupyter_server_config.py"' in (ROOT / "Makefile").read_text()
     repo = tmp_path / "repo"
     (repo / "notebooks").mkdir(parents=True)
     for name in ("Makefile", ".gitattributes", ".gitignore"):
