@@ -33,6 +33,8 @@ STOP_04 = {
 #: notebook → minimum number of figures drawn as images (``image/png`` outputs), of entity HTML views
 #: (``craftlib.viz`` renders each entity as a ``<mark>``), whether it shows the error-browser widget (05) or the text
 #: box that tags what is typed (07), and ``texts``: patterns (``re.search``) that its printed output must contain.
+#: Browser tier only: ``stop`` (see :data:`STOP_04`) and ``no_widgets`` (no ipywidgets output at all: its progress
+#: bars are display handles, so the saved notebook reopens without "Error displaying widget: model not found").
 EXPECTED: dict[str, dict] = {
     "01_explore_craft.ipynb": {"figures": 2, "entity_views": 1},       # mentions per module, mention lengths
     "02_normalize_tags.ipynb": {"figures": 1, "entity_views": 1},      # label shares; tagged sentences
@@ -41,7 +43,7 @@ EXPECTED: dict[str, dict] = {
     # estimate, printed before training (craftlib.estimate)
     "04_two_step_transfer.ipynb": {"figures": 2, "entity_views": 0,
                                    "texts": [r"Plan: 3 trainings, about \d+ (s|min) on this (CPU|GPU) \("],
-                                   "stop": STOP_04},
+                                   "stop": STOP_04, "no_widgets": True},
     "05_error_analysis.ipynb": {"figures": 3, "entity_views": 2, "widget": True},  # F1, errors, confusions
     "06_compare_toolkits.ipynb": {"figures": 1, "entity_views": 0},    # accuracy against cost
     # engines' speed; paragraph, article (model | gold), pasted text, tag box; the text box widget (browser tier)

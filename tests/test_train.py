@@ -677,3 +677,30 @@ def test_reuse_returns_a_finished_run_of_the_same_settings(tiny_model_dir, tmp_p
     assert calls == ["original"] and "reused, not trained again" in capsys.readouterr().out
     train.train_recipe("single", prof, base_model=base, models_dir=tmp_path, progress=False)  # the CLI's default
     assert calls == ["original", "original"]
+
+
+def test_on_smoke_a_resumed_training_gives_the_numbers_of_an_uninterrupted_one(tmp_path, monkeypatch):
+    """The real thing on the smoke profile (MiniLM, CRAFT's smoke documents): stopped after step 3 of 8, resumed
+    from its checkpoint, the run's predictions and scores are those of the run that was never stopped (same data
+    order, RNG states and optimizer state restored by Trainer; one thread, so that no resize changes float sums)."""
+    from craftlib import session
+    from tests.conftest import require_local_craft
+
+    require_local_craft()
+    monkeypatch.setenv("CRAFTLIB_THREADS", "1")
+    data = tmp_path / "data"
+    whole = train.train_recipe("single", "smoke", data_dir=data, models_dir=tmp_path / "whole", progress=False)
+    monkeypatch.setenv("CRAFTLIB_CHECKPOINT_MINUTES", "0")  # a checkpoint after every optimizer step
+    monkeypatch.setattr(train, "training_callback", _stop_at(4))
+    with pytest.raises(session.Stopped, match=r"\(3 of 8 steps done\); kept: its checkpoint of step 3"):
+        train.train_recipe("single", "smoke", data_dir=data, models_dir=tmp_path / "stopped", progress=False)
+    monkeypatch.setenv("CRAFTLIB_CHECKPOINT_MINUTES", "off")
+    monkeypatch.setattr(train, "training_callback", lambda: _stop_at(-1)())
+    resumed = train.train_recipe("single", "smoke", data_dir=data, models_dir=tmp_path / "stopped", progress=False)
+    a, b = (json.loads((d / "metrics.json").read_text()) for d in (whole, resumed))
+    assert b["steps"][0]["global_step"] == a["steps"][0]["global_step"] == 8
+    assert b["tokens_seen"] == a["tokens_seen"]
+    for split in ("test", "validation"):
+        assert (resumed / f"predictions_{split}.jsonl").read_text() == (whole / f"predictions_{split}.jsonl").read_text()
+    assert b["test"] == a["test"] and b["dev"] == a["dev"]
+    assert [e["eval_loss"] for e in b["dev_epochs"]] == pytest.approx([e["eval_loss"] for e in a["dev_epochs"]])
