@@ -43,6 +43,7 @@ from craftlib.train import (
     check_model_labels,
     encode_windows,
     merge_windows,
+    refuse_italic_model,
 )
 
 
@@ -249,6 +250,7 @@ class Tagger:
         check_max_length(self.model_dir, self.max_length, model_config)
         self.stride = int(hp.get("window_stride", 32))
         self.case_markers = bool(hp.get("case_markers", False))
+        refuse_italic_model(self.model_dir, hp)
         self.tokenizer = load_tokenizer(self.model_dir)
         if self.case_markers:
             add_case_markers(self.tokenizer)

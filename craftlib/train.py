@@ -37,6 +37,7 @@ from string import Template
 
 from craftlib import cache, config, runs, session
 from craftlib.bio import bio_spans, dataset_tags, tag_names
+from craftlib.corpus import fetch_craft
 from craftlib.errors import ConfigError, CraftlibError, RunError
 from craftlib.evaluate import score
 from craftlib.options import (
@@ -48,7 +49,7 @@ from craftlib.options import (
     seed_value,
 )
 from craftlib.runs import RECIPES
-from craftlib.tags import check_dataset, load_dataset, profile_splits
+from craftlib.tags import check_dataset, italic_flags, load_dataset, profile_splits
 from craftlib.threads import sized_for_sharing, training_callback
 
 #: Columns of a windowed feature that are bookkeeping, not model inputs.
@@ -139,11 +140,31 @@ def add_case_markers(tokenizer):
     return tokenizer
 
 
-def _with_markers(words: Sequence[str]) -> tuple[list[str], list[int]]:
-    """Words with a case marker before each cased word, and for each of them its original word index (-1: marker)."""
+#: The marker shown before a word that was set in italics (``italic_markers=True``; an ablation, see
+#: :func:`craftlib.tags.italic_flags`): gene symbols are italic by nomenclature convention, and CRAFT's Gene label
+#: mostly follows its typography layer, which plain text loses. Another id of BERT's unused vocabulary.
+ITALIC_MARKER = "[unused4]"
+
+
+def add_italic_marker(tokenizer):
+    """Register :data:`ITALIC_MARKER` with ``tokenizer`` like :func:`add_case_markers` (in place)."""
+    from tokenizers import AddedToken
+
+    if ITALIC_MARKER not in tokenizer.get_added_vocab():
+        tokenizer.add_tokens([AddedToken(ITALIC_MARKER, normalized=False, special=True)])
+    return tokenizer
+
+
+def _with_markers(words: Sequence[str], case: bool = True,
+                  italic: Sequence[bool] | None = None) -> tuple[list[str], list[int]]:
+    """Words with an italic marker before each italic word (``italic``: one flag per word) and a case marker
+    before each cased word (``case``), and for each of them its original word index (-1: marker)."""
     out, owner = [], []
     for i, w in enumerate(words):
-        kind = case_class(w)
+        if italic is not None and italic[i]:
+            out.append(ITALIC_MARKER)
+            owner.append(-1)
+        kind = case_class(w) if case else None
         if kind is not None:
             out.append(CASE_MARKERS[kind])
             owner.append(-1)
@@ -155,7 +176,7 @@ def _with_markers(words: Sequence[str]) -> tuple[list[str], list[int]]:
 def encode_windows(
     tokenizer, sentences: Sequence[Sequence[str]], tags: Sequence[Sequence[int]] | None = None,
     max_length: int = 128, stride: int = 32, label_all_subtokens: bool = False, first_index: int = 0,
-    case_markers: bool = False,
+    case_markers: bool = False, italic: Sequence[Sequence[bool]] | None = None,
 ) -> dict[str, list]:
     """Tokenize pre-split sentences into model windows (columns of a ``datasets`` batch).
 
@@ -165,14 +186,18 @@ def encode_windows(
     each sub-token, ``-1`` for special tokens) used by :func:`merge_windows`.
 
     ``case_markers=True`` puts a :data:`CASE_MARKERS` token before every cased word (the tokenizer must have them:
-    :func:`add_case_markers`); markers count towards the window budget and get ``word_ids`` ``-1``.
+    :func:`add_case_markers`); markers count towards the window budget and get ``word_ids`` ``-1``. ``italic``
+    (one flag per word of each sentence) puts :data:`ITALIC_MARKER` before every italic word the same way.
     """
     budget = max_length - tokenizer.num_special_tokens_to_add(pair=False)
     if budget < 1 or stride >= budget:
         raise CraftlibError(f"max_length={max_length} leaves no room for stride={stride}: use a smaller stride.")
     sentences = [list(s) for s in sentences]
-    if case_markers:
-        marked = [_with_markers(words) for words in sentences]
+    if italic is not None and len(italic) != len(sentences):
+        raise CraftlibError(f"{len(italic)} rows of italic flags for {len(sentences)} sentences.")
+    if case_markers or italic is not None:
+        marked = [_with_markers(words, case_markers, None if italic is None else italic[i])
+                  for i, words in enumerate(sentences)]
     else:
         marked = [(words, list(range(len(words)))) for words in sentences]
     # counting only (no truncation here): verbose=False silences the "longer than the maximum" warning,
@@ -184,7 +209,12 @@ def encode_windows(
         expanded, owner = marked[i]
         lengths = [0] * len(words)
         # a marker's sub-token counts for the word it precedes
-        word_of = [o if o >= 0 else owner[k + 1] for k, o in enumerate(owner)]
+        word_of, following = list(owner), -1
+        for k in range(len(owner) - 1, -1, -1):
+            if owner[k] >= 0:
+                following = owner[k]
+            else:
+                word_of[k] = following
         for wid in counts.word_ids(i):
             if wid is not None:
                 lengths[word_of[wid]] += 1
@@ -258,15 +288,16 @@ def _datasets_bars(enabled: bool):
 
 
 def featurize(dataset, tokenizer, max_length: int, stride: int, label_all_subtokens: bool = False,
-              with_labels: bool = True, case_markers: bool = False, progress: bool = True):
-    """Windowed features of a ``datasets.Dataset`` with ``tokens`` (and ``ner_tags``); ``progress=False``: no
-    "tokenizing" bar (``train --no-progress``)."""
+              with_labels: bool = True, case_markers: bool = False, progress: bool = True,
+              italic_markers: bool = False):
+    """Windowed features of a ``datasets.Dataset`` with ``tokens`` (and ``ner_tags``; ``italic`` flags when
+    ``italic_markers``); ``progress=False``: no "tokenizing" bar (``train --no-progress``)."""
 
     def fn(batch, indices):
         return encode_windows(
             tokenizer, batch["tokens"], batch["ner_tags"] if with_labels else None,
             max_length, stride, label_all_subtokens, first_index=indices[0] if indices else 0,
-            case_markers=case_markers,
+            case_markers=case_markers, italic=batch["italic"] if italic_markers else None,
         )
 
     with _datasets_bars(progress):
@@ -296,10 +327,17 @@ def load_recipe_data(
     original sentences are drawn for every recipe (seeded shuffle); the augmented step adds the augmented
     copies of exactly those sentences.
     """
+    if profile.italic_markers and recipe_step == "augmented":
+        raise ConfigError("--italic-markers: the augmented copies carry no typesetting (their ontology names were "
+                          "never set in a journal's italics); use --recipe single.")
     original = load_dataset(profile=profile.name, annotation_set=annotation_set, data_dir=data_dir)
     _check_labels(original["train"])
     splits = profile_splits(original, profile, seed)  # the sentences every system uses
     train = splits["train"]
+    if profile.italic_markers:
+        root = fetch_craft(data_dir=data_dir, progress=False)
+        splits = {k: v.add_column("italic", italic_flags(v, root)) for k, v in splits.items()}
+        train = splits["train"]
     if recipe_step == "augmented":
         from craftlib.augment import load_augmented
 
@@ -604,10 +642,14 @@ def fine_tune(
     device = detect_device()
     if profile.case_markers:
         add_case_markers(tokenizer)
+    if profile.italic_markers:
+        add_italic_marker(tokenizer)
     train_feats = featurize(data["train"], tokenizer, profile.max_length, profile.window_stride, label_all_subtokens,
-                            case_markers=profile.case_markers, progress=progress)
+                            case_markers=profile.case_markers, progress=progress,
+                            italic_markers=profile.italic_markers)
     dev_feats = encode_windows(tokenizer, data["validation"]["tokens"], data["validation"]["ner_tags"],
-                               profile.max_length, profile.window_stride, case_markers=profile.case_markers)
+                               profile.max_length, profile.window_stride, case_markers=profile.case_markers,
+                               italic=data["validation"]["italic"] if profile.italic_markers else None)
     dev_eval = _DevEval(dev_feats, data["validation"], tokenizer, max(32, profile.eval_batch_size), device, progress)
     per_epoch = math.ceil(len(train_feats) / (profile.batch_size * _world_size()))
     total = profile.max_steps if profile.max_steps > 0 else math.ceil(per_epoch * profile.epochs)
@@ -643,14 +685,23 @@ def fine_tune(
 
 
 def predict_dataset(model, tokenizer, dataset, max_length: int, stride: int, batch_size: int = 32,
-                    progress: bool = False, case_markers: bool = False) -> tuple[list[list[str]], int]:
+                    progress: bool = False, case_markers: bool = False,
+                    italic_markers: bool = False) -> tuple[list[list[str]], int]:
     """Word-level predicted tags for every sentence of ``dataset`` (a ``datasets.Dataset`` or a list of token
     lists), via windows (:func:`predict_windows`: length-sorted batches, inference mode, the device's autocast);
-    returns ``(tags, words_without_subtoken)``."""
+    returns ``(tags, words_without_subtoken)``. ``italic_markers``: the dataset's ``italic`` column gives the
+    italic words (:func:`craftlib.tags.italic_flags`)."""
     sentences = dataset["tokens"] if hasattr(dataset, "column_names") else [list(s) for s in dataset]
     if case_markers:
         add_case_markers(tokenizer)
-    feats = encode_windows(tokenizer, sentences, None, max_length, stride, case_markers=case_markers)
+    italic = None
+    if italic_markers:
+        if not hasattr(dataset, "column_names") or "italic" not in dataset.column_names:
+            raise ConfigError("This model was trained with italic markers: its input needs the words' italics "
+                              "(a dataset with an `italic` column, see craftlib.tags.italic_flags).")
+        add_italic_marker(tokenizer)
+        italic = dataset["italic"]
+    feats = encode_windows(tokenizer, sentences, None, max_length, stride, case_markers=case_markers, italic=italic)
     meta = [{k: feats[k][i] for k in META_COLUMNS} for i in range(len(feats["input_ids"]))]
     ids, _ = predict_windows(model, tokenizer, feats, batch_size, progress=progress)
     words, missing = merge_windows([len(s) for s in sentences], meta, ids)
@@ -912,7 +963,17 @@ def _reusable_step1(run_dir: Path, expected: dict) -> bool:
         metrics = json.loads(path.read_text())
     except ValueError:  # damaged: retrain it
         return False
-    return isinstance(metrics, dict) and all(metrics.get(k) == v for k, v in expected.items())
+    if not isinstance(metrics, dict):
+        return False
+    recorded = metrics.get("hyperparameters")
+    if isinstance(recorded, dict) and isinstance(expected.get("hyperparameters"), dict):
+        # a field added to Profile after the run was trained counts as its default (e.g. italic_markers)
+        defaults = {f.name: f.default for f in dataclasses.fields(config.Profile)
+                    if f.default is not dataclasses.MISSING}
+        metrics = {**metrics, "hyperparameters": {
+            **{k: v for k, v in expected["hyperparameters"].items()
+               if k not in recorded and k in defaults and v == defaults[k]}, **recorded}}
+    return all(metrics.get(k) == v for k, v in expected.items())
 
 
 @session.training_entry  # library bars off; an interrupt ends in one line that says what was kept
@@ -1023,7 +1084,7 @@ def _write_outputs(run_dir: Path, record: RunRecord, model, tokenizer, data: dic
         else:
             pred, missing = predict_dataset(model, tokenizer, data[split], prof.max_length, prof.window_stride,
                                             max(32, prof.eval_batch_size), progress=progress,
-                                            case_markers=prof.case_markers)
+                                            case_markers=prof.case_markers, italic_markers=prof.italic_markers)
         gold = dataset_tags(data[split])
         runs.write_predictions(runs.predictions_path(run_dir, split), [
             {"doc_id": row["doc_id"], "sentence_id": row["sentence_id"], "tokens": row["tokens"], "gold": g, "pred": p}
@@ -1084,6 +1145,15 @@ def _barrier() -> None:
 _WORD = re.compile(r"\w+|[^\w\s]")
 
 
+def refuse_italic_model(model_dir, hyperparameters: dict) -> None:
+    """Plain text carries no italics: a model trained with ``--italic-markers`` (an ablation) would be tagging
+    without the signal it learnt to lean on, so predicting text with it is refused in one clear line."""
+    if hyperparameters.get("italic_markers"):
+        raise ConfigError(f"{model_dir} was trained with --italic-markers (an ablation that reads CRAFT's italics): "
+                          "plain text has no italics to show it, so its tags would be worse than its scores say. "
+                          "Tag text with a model trained without --italic-markers.")
+
+
 def predict(model_dir: str | os.PathLike, texts_or_tokens, batch_size: int = 16,
             max_length: int | None = None, stride: int | None = None) -> list[dict]:
     """Tag raw texts (``str`` or list of ``str``, split into words and punctuation) or pre-tokenized
@@ -1111,6 +1181,7 @@ def predict(model_dir: str | os.PathLike, texts_or_tokens, batch_size: int = 16,
     from craftlib.models import check_max_length
 
     check_max_length(model_dir, max_length, model_config)
+    refuse_italic_model(model_dir, hp)
     tokenizer, model = _load_for_prediction(model_dir)
     tags, _ = predict_dataset(model, tokenizer, sentences, max_length,
                               stride or hp.get("window_stride", 32), batch_size,
@@ -1268,5 +1339,8 @@ def add_commands(subparsers) -> None:
                         "0: the same copies with nothing replaced, the control that isolates the names)")
     g.add_argument("--case-markers", action=argparse.BooleanOptionalAction, default=None,
                    help="mark capitalised / all-caps / mixed-case words with a token the uncased model can see")
+    g.add_argument("--italic-markers", action=argparse.BooleanOptionalAction, default=None,
+                   help="an ablation: mark the words CRAFT's typography layer sets in italics (single recipe only; "
+                        "a model trained so needs italics at prediction, which plain text lacks)")
     p.set_defaults(func=_cmd_train)
 

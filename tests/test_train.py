@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from craftlib import cache, config, runs, train
-from craftlib.errors import CraftlibError
+from craftlib.errors import ConfigError, CraftlibError
 
 L = config.LABEL2ID
 
@@ -704,3 +704,44 @@ def test_on_smoke_a_resumed_training_gives_the_numbers_of_an_uninterrupted_one(t
         assert (resumed / f"predictions_{split}.jsonl").read_text() == (whole / f"predictions_{split}.jsonl").read_text()
     assert b["test"] == a["test"] and b["dev"] == a["dev"]
     assert [e["eval_loss"] for e in b["dev_epochs"]] == pytest.approx([e["eval_loss"] for e in a["dev_epochs"]])
+
+
+def test_italic_markers_precede_italic_words_and_carry_no_label():
+    from craftlib.models import load_tokenizer
+
+    tok = train.add_italic_marker(train.add_case_markers(load_tokenizer("minilm")))
+    words = ["The", "Pax6", "gene", "and", "shh", "in", "mouse"] * 5
+    tags = [0, 7, 8, 0, 7, 0, 9] * 5
+    italic = [False, True, False, False, True, False, False] * 5
+    both = train.encode_windows(tok, [words], [tags], max_length=20, stride=5, case_markers=True, italic=[italic])
+    marker = tok.convert_tokens_to_ids(train.ITALIC_MARKER)
+    case_ids = set(tok.convert_tokens_to_ids(list(train.CASE_MARKERS.values())))
+    seen = 0
+    for ids, wids, labels in zip(both["input_ids"], both["word_ids"], both["labels"]):
+        assert len(ids) <= 20
+        for k, (i, w, y) in enumerate(zip(ids, wids, labels)):
+            if i == marker:
+                seen += 1
+                assert w == -1 and y == -100
+                nxt = next(wids[j] for j in range(k + 1, len(wids)) if wids[j] >= 0)
+                assert italic[nxt]  # the marker stands before an italic word (a case marker may follow it)
+            if i in case_ids:
+                assert w == -1 and y == -100
+    assert seen >= sum(italic)  # every italic word is marked in some window (overlaps may repeat it)
+    meta = [{k: both[k][i] for k in train.META_COLUMNS} for i in range(len(both["input_ids"]))]
+    oracle = [[0 if y == -100 else y for y in labels] for labels in both["labels"]]
+    merged, missing = train.merge_windows([len(words)], meta, oracle)
+    assert missing == 0 and merged[0] == tags
+    with pytest.raises(CraftlibError, match="rows of italic flags"):
+        train.encode_windows(tok, [words], [tags], italic=[italic, italic])
+
+
+def test_italic_markers_in_run_names_commands_and_recipes(tmp_path):
+    prof = config.get_profile("quick", italic_markers=True)
+    assert runs.run_name("single", "minilm", prof) == "single-minilm-quick-ital"
+    assert "--italic-markers" in runs.train_command("single", prof, "minilm", 42, "proper")
+    with pytest.raises(ConfigError, match="augmented copies carry no typesetting"):
+        train.load_recipe_data("augmented", prof, 42, "proper", data_dir=tmp_path)
+    with pytest.raises(ConfigError, match="trained with --italic-markers"):
+        train.refuse_italic_model(tmp_path, {"italic_markers": True})
+    train.refuse_italic_model(tmp_path, {"italic_markers": False})
