@@ -10,12 +10,13 @@ from __future__ import annotations
 import re
 
 #: Notebook 04 in the browser tier: stopped once during two-step's step 2 (after a checkpoint), then run again.
-#: ``cell``: text of the training cell; ``running``: the output to wait for before pressing stop; ``line``: the one
+#: ``cell``: text of the training cell; ``resume_folder``: the resumable folder (``models/``) whose first complete
+#: checkpoint is awaited before pressing stop; ``line``: the one
 #: line the stop must end in; ``named``: outputs of the cell before the stop (named bars, "k of 3", collapsed to one
 #: line when done); ``resumed``: outputs after Run All again.
 STOP_04 = {
     "cell": "estimate.training_session",
-    "running": r"two-step-minilm-smoke step 2 \(3 of 3\): [1-5]/8 steps.* \| checkpoint of step \d+ kept",
+    "resume_folder": r"\.resume-two-step-minilm-smoke-[0-9a-f]{12}",
     "line": r"Stopped during two-step-minilm-smoke step 2 \(3 of 3\) at epoch \d+\.\d\d \(\d of 8 steps done\); "
             r"kept: 2 finished run\(s\), its checkpoint of step \d; rerun the cell to resume\.",
     "named": [r"Plan: 3 trainings, about", r"done: single-minilm-smoke \(1 of 3\): 8 steps in \d+:\d\d",

@@ -237,19 +237,6 @@ def _run_all(page) -> list[dict]:
     return page.evaluate(_CELLS)
 
 
-_OUTPUT_MATCHES = f"""(pattern) => {{
-  const cells = {_PANEL}.content.model.cells, re = new RegExp(pattern);
-  for (let i = 0; i < cells.length; i++) {{
-    const c = cells.get(i);
-    if (c.type !== 'code') continue;
-    for (const o of c.outputs.toJSON()) {{
-      const d = o.data || {{}};
-      const text = [].concat(d['text/plain'] || []).join('') + [].concat(o.text || []).join('');
-      if (re.test(text)) return true;
-    }}
-  }}
-  return false;
-}}"""
 #: Seconds of training between two checkpoints in notebook 04's kernel here (CRAFTLIB_CHECKPOINT_MINUTES), so that a
 #: smoke training has one to resume from; the default is 10 minutes.
 CHECKPOINT_SECONDS = 3
@@ -280,6 +267,20 @@ def _widget_outputs(cells) -> int:
     return sum("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for c in cells for o in c["outputs"])
 
 
+def _wait_for_checkpoint(models: Path, folder_pattern: str) -> None:
+    """Until a complete checkpoint (its time recorded: craftlib.session.ELAPSED_FILE) is in the resumable folder of
+    the run whose name matches ``folder_pattern``."""
+    from craftlib.session import ELAPSED_FILE
+
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if any(re.fullmatch(folder_pattern, p.parent.parent.parent.name)
+               for p in models.glob(f".resume-*/checkpoints/checkpoint-*/{ELAPSED_FILE}")):
+            return
+        time.sleep(0.2)
+    pytest.fail(f"no checkpoint in {models}/{folder_pattern} within {RUN_TIMEOUT_S} s")
+
+
 def _stop_and_resume(page, lab, name: str, want: dict) -> tuple[list[dict], list[str]]:
     """Notebook 04: Run All, press stop during two-step's step 2 once it has a checkpoint, check the one line, Run
     All again (finished runs reused, the stopped training resumed). Returns the final cells and what went wrong."""
@@ -287,7 +288,7 @@ def _stop_and_resume(page, lab, name: str, want: dict) -> tuple[list[dict], list
     found = []
     _kernel_env(page, "CRAFTLIB_CHECKPOINT_MINUTES", str(CHECKPOINT_SECONDS / 60))
     page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
-    page.wait_for_function(_OUTPUT_MATCHES, arg=stop["running"], timeout=RUN_TIMEOUT_S * 1000, polling=500)
+    _wait_for_checkpoint(lab["root"] / "models", stop["resume_folder"])  # on disk: no race with the page's drawing
     page.evaluate(f"() => {_PANEL}.sessionContext.session.kernel.interrupt()")
     page.wait_for_function(_DONE, timeout=300_000, polling=500)
     page.wait_for_timeout(1000)
