@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 
-from craftlib import cache, config, runs
+from craftlib import cache, config, runs, session
 from craftlib.bio import bio_spans, dataset_tags, tag_names
 from craftlib.corpus import fetch_craft
 from craftlib.errors import ConfigError, CraftlibError, RunError
@@ -347,8 +347,9 @@ def load_recipe_data(
         _check_labels(aug_train)
         if profile.max_train_sentences is not None:
             keep = set(zip(train["doc_id"], train["sentence_id"]))
-            aug_train = aug_train.filter(
-                lambda d, s: (d, s) in keep, input_columns=["doc_id", "sentence_id"], desc="augmented subset")
+            with _datasets_bars(False):  # seconds; its bar would stay on screen
+                aug_train = aug_train.filter(
+                    lambda d, s: (d, s) in keep, input_columns=["doc_id", "sentence_id"], desc="augmented subset")
         train = aug_train
     return {**splits, "train": train}
 
@@ -453,7 +454,6 @@ def predict_windows(model, tokenizer, features: dict, batch_size: int = 32, devi
     device's autocast, and returned in their original order.
     """
     import torch
-    from tqdm.auto import tqdm
 
     from craftlib.runtime import detect_device
 
@@ -467,8 +467,11 @@ def predict_windows(model, tokenizer, features: dict, batch_size: int = 32, devi
     out: list[list[int] | None] = [None] * n
     total_loss, total_tokens = 0.0, 0
     pad_id = tokenizer.pad_token_id or 0
-    with torch.inference_mode(), autocast(device):
-        for b in tqdm(range(0, n, batch_size), desc=desc, disable=not progress, leave=False):
+    # shown on the current training's bar (session.activity), else on a bar that disappears when done
+    with torch.inference_mode(), autocast(device), session.activity(math.ceil(n / batch_size), desc,
+                                                                     progress=progress) as advance:
+        for b in range(0, n, batch_size):
+            advance()
             idx = order[b:b + batch_size]
             width = len(features["input_ids"][idx[-1]])
             batch = {}
@@ -552,8 +555,8 @@ def live_progress() -> bool:
 
 def _use_craftlib_progress(trainer, progress: bool) -> None:
     """Replace the Trainer's printer/progress callbacks (which print raw dicts of numbers) with
-    :func:`_progress_callback`: a ``tqdm.auto`` bar per training run and per dev evaluation when ``progress``,
-    and one short line per epoch either way."""
+    :func:`_progress_callback`: a bar per training, named after its run (:mod:`craftlib.session`), when
+    ``progress``, and one short line per epoch either way."""
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     printers = [PrinterCallback, ProgressCallback]
@@ -569,35 +572,22 @@ def _use_craftlib_progress(trainer, progress: bool) -> None:
 
 
 def _progress_callback(progress: bool):
-    from tqdm.auto import tqdm
+    """The Trainer's display: the current training's bar (:func:`craftlib.session.training_bar`: named after its run
+    and "k of N", one line once done), its loss, and one short line per epoch either way."""
     from transformers import TrainerCallback
 
     class CraftlibProgress(TrainerCallback):
         def __init__(self):
-            self.bar = self.eval_bar = None
+            self.bar, self.owned = None, False
             self.loss = None
 
         def on_train_begin(self, args, state, control, **kwargs):
             if state.is_world_process_zero and progress:
-                self.bar = tqdm(total=state.max_steps, desc="training", unit="step", dynamic_ncols=True)
+                self.bar, self.owned = session.training_bar(state.max_steps, state.global_step, progress)
 
         def on_step_end(self, args, state, control, **kwargs):
             if self.bar is not None:
-                self.bar.update(state.global_step - self.bar.n)
-
-        def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):
-            if not (state.is_world_process_zero and progress):
-                return
-            if self.eval_bar is None:
-                total = len(eval_dataloader) if eval_dataloader is not None else None
-                self.eval_bar = tqdm(total=total, desc="dev evaluation", unit="batch", leave=False,
-                                     dynamic_ncols=True)
-            self.eval_bar.update(1)
-
-        def on_evaluate(self, args, state, control, **kwargs):
-            if self.eval_bar is not None:
-                self.eval_bar.close()
-                self.eval_bar = None
+                self.bar.update(state.global_step)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if not state.is_world_process_zero or not logs:
@@ -605,7 +595,7 @@ def _progress_callback(progress: bool):
             if "loss" in logs:
                 self.loss = logs["loss"]
                 if self.bar is not None:
-                    self.bar.set_postfix(loss=f"{logs['loss']:.3f}", refresh=False)
+                    self.bar.update(postfix=f"loss {logs['loss']:.3f}")
             if "eval_f1" in logs:
                 self._epoch_line(logs, state)
 
@@ -617,25 +607,33 @@ def _progress_callback(progress: bool):
 
         def _epoch_line(self, logs, state):
             loss = logs.get("eval_loss")
-            line = (f"epoch {logs.get('epoch', state.epoch or 0):.2f} (step {state.global_step}/{state.max_steps}): "
+            now = session.current()
+            line = ((f"{now.label}: " if now is not None else "")
+                    + f"epoch {logs.get('epoch', state.epoch or 0):.2f} (step {state.global_step}/{state.max_steps}): "
                     f"dev F1 {logs['eval_f1']:.3f}" + (f", dev loss {loss:.3f}" if loss is not None else "")
                     + (f", train loss {self.loss:.3f}" if self.loss is not None else ""))
             (self.bar.write if self.bar is not None else print)(line)
 
         def on_train_end(self, args, state, control, **kwargs):
-            if self.bar is not None:
-                self.bar.close()
+            if self.bar is not None and self.owned:  # a bar of its own (no current training): one line now
+                self.bar.close(f"done: training, {state.global_step} steps")
                 self.bar = None
+            elif self.bar is not None:  # the training's bar: it becomes one line once the run is written
+                self.bar.note("trained; scoring and saving")
 
     return CraftlibProgress()
 
 
 def fine_tune(
     model, tokenizer, data: dict, profile: config.Profile, seed: int, output_dir: Path,
-    label_all_subtokens: bool = False, progress: bool = True, save_checkpoints: bool = False,
+    label_all_subtokens: bool = False, progress: bool = True, save_checkpoints: bool = False, resume: bool = False,
 ) -> StepResult:
     """One fine-tuning step with ``transformers.Trainer`` (dev scored after each epoch); returns the trained model
-    and, in ``dev_predictions``, the word-level dev tags of the final weights (no second dev pass needed)."""
+    and, in ``dev_predictions``, the word-level dev tags of the final weights (no second dev pass needed).
+
+    ``resume=True`` (``output_dir`` survives an interrupt: :func:`craftlib.cache.resumable_dir`): a checkpoint every
+    :func:`craftlib.session.checkpoint_minutes` of training in ``output_dir/checkpoints``, and training resumes from
+    the latest one found there (``train_seconds`` counts the time before the interruption too)."""
     from transformers import DataCollatorForTokenClassification, Trainer, set_seed
 
     from craftlib.runtime import detect_device
@@ -655,18 +653,24 @@ def fine_tune(
     dev_eval = _DevEval(dev_feats, data["validation"], tokenizer, max(32, profile.eval_batch_size), device, progress)
     per_epoch = math.ceil(len(train_feats) / (profile.batch_size * _world_size()))
     total = profile.max_steps if profile.max_steps > 0 else math.ceil(per_epoch * profile.epochs)
+    minutes = session.checkpoint_minutes() if resume else None
+    checkpoint = session.latest_checkpoint(output_dir / "checkpoints") if resume else None
+    before = session.elapsed_at(checkpoint)  # seconds trained before an interruption
     trainer = Trainer(
         model=model,
         args=_training_args(output_dir / "checkpoints", profile, seed, progress, save_checkpoints, device, total),
         data_collator=DataCollatorForTokenClassification(tokenizer),
         train_dataset=train_feats.remove_columns(list(META_COLUMNS)),
         processing_class=tokenizer,
-        callbacks=[dev_eval.callback(), training_callback()],  # training_callback: follows the CPU load
+        # training_callback: follows the CPU load; work_callback: what a stop reports, resumable checkpoints
+        callbacks=[dev_eval.callback(), training_callback(), session.work_callback(minutes, before)],
     )
     _use_craftlib_progress(trainer, progress)  # bars in a live kernel, short lines elsewhere (no raw dicts)
+    if checkpoint is not None:
+        print(session.resume_note(session.current(), checkpoint), flush=True)
     start = time.perf_counter()
-    trainer.train()
-    seconds = time.perf_counter() - start
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
+    seconds = before + time.perf_counter() - start
     if trainer.is_world_process_zero():
         shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
     # the plain model: without accelerate's autocast wrapper on forward (and DDP wrapper), so that the weights
@@ -935,6 +939,22 @@ def matched_profile(profile: config.Profile, single_tokens: int, target_tokens: 
     return dataclasses.replace(profile, epochs=max(0.1, round(profile.epochs * ratio, 1)))
 
 
+def _resume_key(spec: RunSpec, step: Step, start) -> dict:
+    """What the kept checkpoints of an interrupted training must match to be resumed: the run's settings, the step,
+    the recorded inputs of its data (the dataset, and the augmented set for an augmented step) and the weights it
+    starts from (a step-1 run: also when that run was made)."""
+    origin = {"start": str(start)}
+    metrics = Path(start) / "metrics.json"
+    if metrics.is_file():
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            origin["created"] = json.loads(metrics.read_text()).get("created")
+    processed = config.processed_dir(spec.profile, spec.annotation_set, spec.data_dir)
+    inputs = {"dataset": cache.recorded_inputs(processed),
+              "augmented": cache.recorded_inputs(processed / "augmented") if step.data == "augmented" else None}
+    return {"run": spec.name, "step": step.name, "data": step.data, "settings": spec.settings(), "inputs": inputs,
+            **origin}
+
+
 def _reusable_step1(run_dir: Path, expected: dict) -> bool:
     path = run_dir / "metrics.json"
     if not (path.is_file() and (run_dir / "config.json").is_file()):
@@ -956,6 +976,7 @@ def _reusable_step1(run_dir: Path, expected: dict) -> bool:
     return all(metrics.get(k) == v for k, v in expected.items())
 
 
+@session.training_entry  # library bars off; an interrupt ends in one line that says what was kept
 @sized_for_sharing  # threads sized to the cores other processes leave free; the caller's count restored
 def train_recipe(
     recipe: str,
@@ -969,6 +990,7 @@ def train_recipe(
     reuse_step1: bool = True,
     progress: bool | None = None,
     save_checkpoints: bool = False,
+    reuse: bool = False,
 ) -> Path:
     """Train one recipe (its :data:`PLANS` entry) and write ``models/<run>/`` (see ARCHITECTURE.md); return that
     directory.
@@ -983,6 +1005,11 @@ def train_recipe(
     ``models/<run>/`` gets the model and tokenizer (``save_pretrained``), ``metrics.json``,
     ``training_log.csv``, ``learning_curve.png``, ``README.md`` (model card) and
     ``predictions_{validation,test}.jsonl``.
+
+    ``reuse=True``: a finished run of the same name and settings is returned as it is, not trained again. An
+    interrupted training keeps its resumable folder (``models/.resume-<run>-<key>/``, :func:`_resume_key`) with a
+    checkpoint every :func:`craftlib.session.checkpoint_minutes`; the next call resumes from it, and the stop itself
+    is one line (:class:`craftlib.session.Stopped`).
     """
     from craftlib.models import check_max_length, load_model, load_tokenizer
     from craftlib.runtime import seed_everything
@@ -994,6 +1021,9 @@ def train_recipe(
     check_max_length(base_model, spec.profile.max_length)  # before any work, not on the first long sentence
     progress = live_progress() if progress is None else progress
     run_dir = spec.run_dir
+    if reuse and _reusable_step1(run_dir, spec.settings()):  # a finished run of these settings
+        session.reused(spec.name, run_dir)
+        return run_dir
     seed_everything(seed)
     record = RunRecord(spec)
     *earlier, step = PLANS[recipe]
@@ -1009,15 +1039,20 @@ def train_recipe(
     tokenizer = load_tokenizer(start)
     model = load_model(start)
 
+    with _main_process_first(), _datasets_bars(progress):  # several processes: the first builds missing data
+        data = load_recipe_data(step.data, spec.profile, seed, annotation_set, data_dir)
+    for split, rows in data.items():
+        check_dataset(rows, f"{step.data} {split}")
     # The whole run is built in a temporary folder beside models/<run>/ and renamed into place at the end, so an
-    # interrupted or failed run leaves the previous complete run (or nothing) there, never a mix.
-    with cache.atomic_dir(run_dir) if _is_main_process() else cache.temp_dir(run_dir) as build_dir:
-        with _main_process_first(), _datasets_bars(progress):  # several processes: the first builds missing data
-            data = load_recipe_data(step.data, spec.profile, seed, annotation_set, data_dir)
-        for split, rows in data.items():
-            check_dataset(rows, f"{step.data} {split}")
+    # interrupted or failed run leaves the previous complete run (or nothing) there, never a mix. In one process the
+    # folder is resumable: an interrupt keeps it, with the training's checkpoints, for the next call of this run.
+    resumable = _world_size() == 1
+    folder = (cache.resumable_dir(run_dir, _resume_key(spec, step, start), keep=("checkpoints",)) if resumable
+              else cache.atomic_dir(run_dir) if _is_main_process() else cache.temp_dir(run_dir))
+    label = f"step {len(earlier) + 1}" if earlier else None  # two-step's step 2
+    with folder as build_dir, session.training(spec.name, label, progress):
         result = fine_tune(model, tokenizer, data, spec.profile, seed, build_dir, label_all_subtokens, progress,
-                           save_checkpoints)
+                           save_checkpoints, resume=resumable)
         if result.global_step < 1:
             raise ConfigError(f"{spec.name}: step {step.name} made no optimizer step ({result.train_sentences} "
                               "training sentences): there is nothing to train on; check the profile's data "
