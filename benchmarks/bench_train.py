@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     info = runtime.setup(args.seed)
     device = info.device
     prof = replace(config.get_profile(args.profile), max_steps=args.steps)
-    data = train.load_recipe_data("original", prof, args.seed, args.annotation_set, args.data_dir)
+    data = train.load_recipe_data("original", config.data_spec(prof, args.annotation_set, args.data_dir, seed=args.seed))
     native_bf16 = device.bf16
 
     peaks = {"fp32": matmul_peak_gflops("fp32")}

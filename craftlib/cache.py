@@ -249,7 +249,7 @@ def stale_reason(folder: str | os.PathLike, inputs: Mapping) -> str | None:
 
 def read_stats(folder: str | os.PathLike, build_command: str, error: type[Exception] = FileNotFoundError) -> dict:
     """The ``stats.json`` report a stage wrote into ``folder``; a missing one raises ``error`` saying which
-    command builds it (every stage's ``load_stats`` is this call)."""
+    command builds it (:func:`craftlib.stages.stats` is this call)."""
     path = Path(folder) / "stats.json"
     try:
         return json.loads(path.read_text())

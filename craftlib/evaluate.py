@@ -16,7 +16,6 @@ it); getting a system's predictions, building its run when missing, is :mod:`cra
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -27,7 +26,7 @@ from craftlib.bio import bio_spans, tag_names
 from craftlib.config import ENTITY_TYPES
 from craftlib.errors import CraftlibError
 from craftlib.options import seed_value
-from craftlib.runs import now, predictions_path, read_predictions, save_json
+from craftlib.runs import Run, now, predictions_path, read_predictions, save_json
 
 if TYPE_CHECKING:  # numpy is imported inside the functions that use it
     import numpy as np
@@ -715,17 +714,14 @@ def rescore(run_dir: str | os.PathLike) -> dict:
     the all-``O`` floor): the same predictions, the new fields, no retraining."""
     from craftlib.runtime import versions
 
-    run_dir = Path(run_dir)
-    path = run_dir / "metrics.json"
-    if not path.is_file():
-        raise CraftlibError(f"{run_dir} holds no metrics.json: it is not a finished run.")
-    metrics = json.loads(path.read_text())
+    run = Run(run_dir)
+    metrics = run.metrics()
     for split, key in (("validation", "dev"), ("test", "test")):
-        recs = read_predictions(run_dir / f"predictions_{split}.jsonl")
+        recs = run.predictions(split)
         metrics[key] = score([r["gold"] for r in recs], [r["pred"] for r in recs])
-    metrics["rescored"] = {"command": f"python -m craftlib rescore {run_dir.name}",
+    metrics["rescored"] = {"command": f"python -m craftlib rescore {run.name}",
                            "created": now(), "craftlib": versions().get("craftlib")}
-    cache.atomic_write_json(path, metrics)
+    run.write_metrics(metrics)
     return metrics
 
 
@@ -881,10 +877,7 @@ def _cmd_compare(args) -> int:
         argv.append("--merge-gene-protein")
     profiles = set()
     for run in (r for members in groups.values() for r in members):
-        try:
-            profiles.add(json.loads((root / run / "metrics.json").read_text()).get("profile"))
-        except (OSError, ValueError):
-            profiles.add(None)
+        profiles.add((Run(root / run).metrics_or_none() or {}).get("profile"))
     profile = profiles.pop() if len(profiles) == 1 and None not in profiles else "mixed"
     out = Path(args.out) if args.out else results_dir() / f"bootstrap-{profile}.json"
     if args.out:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import os
 import platform
@@ -128,6 +129,22 @@ class SetupInfo:
 
 
 # ------------------------------------------------------------------------------------------ notebooks
+
+
+@contextlib.contextmanager
+def datasets_bars(enabled: bool):
+    """``datasets``' own progress bars (``map``'s "tokenizing", loading a recipe's data) on or off for a block;
+    the caller's setting is restored on exit (``train --no-progress`` silences them)."""
+    import datasets
+
+    was = datasets.is_progress_bar_enabled()
+    if was and not enabled:
+        datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was and not enabled:
+            datasets.enable_progress_bars()
 
 
 def has_widget_frontend() -> bool:

@@ -30,15 +30,14 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from string import Template
 
-from craftlib import cache, config, runs
-from craftlib.bio import bio_spans, dataset_tags, tag_names
+from craftlib import cache, config, runs, stages
+from craftlib.bio import bio_spans, dataset_tags
 from craftlib.errors import ConfigError, CraftlibError, RunError
 from craftlib.evaluate import score
+from craftlib.models import check_max_length, load_model, load_tokenizer, model_info, portable_model_name
 from craftlib.options import (
     add_profile_option,
     max_steps_value,
@@ -47,232 +46,22 @@ from craftlib.options import (
     probability,
     seed_value,
 )
-from craftlib.runs import RECIPES
-from craftlib.tags import check_dataset, load_dataset, profile_splits
+from craftlib.progress import live_progress, use_craftlib_progress
+from craftlib.runs import RECIPES, Run
+from craftlib.runtime import datasets_bars, detect_device, seed_everything, versions
+from craftlib.tags import check_dataset, profile_splits
 from craftlib.threads import sized_for_sharing, training_callback
-
-#: Columns of a windowed feature that are bookkeeping, not model inputs.
-META_COLUMNS = ("sentence", "word_start", "word_end", "word_ids")
-
-
-# ------------------------------------------------------------------------------ alignment, windows
-
-
-def align_labels(
-    word_ids: Sequence[int | None], word_labels: Sequence[int], label_all_subtokens: bool = False,
-    labels: Sequence[str] = config.LABELS,
-) -> list[int]:
-    """Sub-token labels from word labels: the first sub-token of each word gets the word's label,
-    special tokens and the other sub-tokens get ``-100`` (ignored by the loss).
-
-    With ``label_all_subtokens=True`` the other sub-tokens get the word's label too, ``B-X`` becoming
-    ``I-X`` after the first sub-token so that the sequence stays valid IOB2.
-    """
-    out, previous = [], None
-    for wid in word_ids:
-        if wid is None or wid < 0:
-            out.append(-100)
-        elif wid != previous:
-            out.append(int(word_labels[wid]))
-        elif label_all_subtokens:
-            name = labels[word_labels[wid]]
-            out.append(labels.index("I-" + name[2:]) if name.startswith("B-") else int(word_labels[wid]))
-        else:
-            out.append(-100)
-        previous = wid if wid is not None and wid >= 0 else None
-    return out
-
-
-def make_windows(word_lengths: Sequence[int], budget: int, stride: int) -> list[tuple[int, int]]:
-    """Cut a sentence into word ranges ``(start, end)`` of at most ``budget`` sub-tokens each.
-
-    Consecutive windows overlap by up to ``stride`` sub-tokens (whole words), every word is in at least
-    one window, and each window starts at least one word after the previous one. A single word longer
-    than the budget gets a window of its own (the tokenizer truncates it; its first sub-token is kept).
-    """
-    n = len(word_lengths)
-    windows: list[tuple[int, int]] = []
-    start = 0
-    while start < n:
-        end, total = start, 0
-        while end < n and (end == start or total + word_lengths[end] <= budget):
-            total += word_lengths[end]
-            end += 1
-        windows.append((start, end))
-        if end >= n:
-            break
-        nxt, overlap = end, 0
-        while nxt > start + 1 and overlap + word_lengths[nxt - 1] <= stride:
-            nxt -= 1
-            overlap += word_lengths[nxt]
-        start = nxt
-    return windows
-
-
-#: Marker tokens shown before a word to say how it was written (``case_markers=True``). An uncased model
-#: (MiniLM lower-cases everything) cannot see that "PAX6", "Pax6" and "pax6" differ; these markers reuse ids
-#: of BERT's unused vocabulary, so no embedding row is added. Markers carry no label (-100) and get no prediction.
-CASE_MARKERS = {"title": "[unused1]", "upper": "[unused2]", "mixed": "[unused3]"}
-
-
-def case_class(word: str) -> str | None:
-    """``"upper"`` (BMP4, DNA), ``"title"`` (Pax6, Mouse), ``"mixed"`` (mRNA, cAMP, XpdTTD) or ``None``
-    (lower case, or no letter)."""
-    letters = [c for c in word if c.isalpha()]
-    if not any(c.isupper() for c in letters):
-        return None
-    if len(letters) > 1 and all(c.isupper() for c in letters):
-        return "upper"
-    if letters[0].isupper() and word[0] == letters[0] and not any(c.isupper() for c in letters[1:]):
-        return "title"
-    return "mixed"
-
-
-def add_case_markers(tokenizer):
-    """Register the :data:`CASE_MARKERS` with ``tokenizer`` as unsplittable, un-lower-cased tokens (in place;
-    a no-op when present). They are saved with the tokenizer, so a trained run predicts with them too."""
-    from tokenizers import AddedToken
-
-    missing = [m for m in CASE_MARKERS.values() if m not in tokenizer.get_added_vocab()]
-    if missing:
-        tokenizer.add_tokens([AddedToken(m, normalized=False, special=True) for m in missing])
-    return tokenizer
-
-
-def _with_markers(words: Sequence[str]) -> tuple[list[str], list[int]]:
-    """Words with a case marker before each cased word, and for each of them its original word index (-1: marker)."""
-    out, owner = [], []
-    for i, w in enumerate(words):
-        kind = case_class(w)
-        if kind is not None:
-            out.append(CASE_MARKERS[kind])
-            owner.append(-1)
-        out.append(w)
-        owner.append(i)
-    return out, owner
-
-
-def encode_windows(
-    tokenizer, sentences: Sequence[Sequence[str]], tags: Sequence[Sequence[int]] | None = None,
-    max_length: int = 128, stride: int = 32, label_all_subtokens: bool = False, first_index: int = 0,
-    case_markers: bool = False,
-) -> dict[str, list]:
-    """Tokenize pre-split sentences into model windows (columns of a ``datasets`` batch).
-
-    Returns ``input_ids``, ``attention_mask`` (and ``token_type_ids`` when the model has them), ``labels``
-    (when ``tags`` are given) and the bookkeeping columns ``sentence`` (index, offset by ``first_index``),
-    ``word_start``/``word_end`` (the window's word range) and ``word_ids`` (sentence-level word index of
-    each sub-token, ``-1`` for special tokens) used by :func:`merge_windows`.
-
-    ``case_markers=True`` puts a :data:`CASE_MARKERS` token before every cased word (the tokenizer must have them:
-    :func:`add_case_markers`); markers count towards the window budget and get ``word_ids`` ``-1``.
-    """
-    budget = max_length - tokenizer.num_special_tokens_to_add(pair=False)
-    if budget < 1 or stride >= budget:
-        raise CraftlibError(f"max_length={max_length} leaves no room for stride={stride}: use a smaller stride.")
-    sentences = [list(s) for s in sentences]
-    if case_markers:
-        marked = [_with_markers(words) for words in sentences]
-    else:
-        marked = [(words, list(range(len(words)))) for words in sentences]
-    # counting only (no truncation here): verbose=False silences the "longer than the maximum" warning,
-    # since long sentences are exactly what the windows below handle
-    counts = (tokenizer([m[0] for m in marked], is_split_into_words=True, add_special_tokens=False, verbose=False)
-              if sentences else None)
-    pieces, owners, piece_owner = [], [], []
-    for i, words in enumerate(sentences):
-        expanded, owner = marked[i]
-        lengths = [0] * len(words)
-        # a marker's sub-token counts for the word it precedes
-        word_of = [o if o >= 0 else owner[k + 1] for k, o in enumerate(owner)]
-        for wid in counts.word_ids(i):
-            if wid is not None:
-                lengths[word_of[wid]] += 1
-        first = {}
-        for k, o in enumerate(word_of):
-            first.setdefault(o, k)
-        for start, end in make_windows(lengths, budget, stride):
-            lo, hi = first[start], (first[end] if end < len(words) else len(expanded))
-            pieces.append(expanded[lo:hi])
-            piece_owner.append(owner[lo:hi])
-            owners.append((i, start, end))
-    out: dict[str, list] = {"sentence": [], "word_start": [], "word_end": [], "word_ids": []}
-    if tags is not None:
-        out["labels"] = []
-    if not pieces:
-        return out | {"input_ids": [], "attention_mask": []}
-    enc = tokenizer(pieces, is_split_into_words=True, truncation=True, max_length=max_length)
-    for key, values in enc.items():
-        out[key] = list(values)
-    for j, (i, start, end) in enumerate(owners):
-        wids = [-1 if w is None else piece_owner[j][w] for w in enc.word_ids(j)]
-        out["sentence"].append(first_index + i)
-        out["word_start"].append(start)
-        out["word_end"].append(end)
-        out["word_ids"].append(wids)
-        if tags is not None:
-            out["labels"].append(align_labels(wids, tags[i], label_all_subtokens))
-    return out
-
-
-def merge_windows(
-    n_words: Sequence[int], features: Sequence[dict], predictions: Sequence[Sequence[int]], fill: int = 0,
-) -> tuple[list[list[int]], int]:
-    """Word-level label ids for every sentence from window predictions.
-
-    ``features[k]`` holds ``sentence``, ``word_start``, ``word_end``, ``word_ids`` of window ``k`` and
-    ``predictions[k]`` its per-sub-token label ids (padding beyond ``len(word_ids)`` is ignored). A word
-    seen by several windows takes the prediction of the window where it is farthest from a window edge.
-    Words without any sub-token (rare: characters the tokenizer drops) get ``fill`` (``O``); their count
-    is returned as the second value.
-    """
-    out = [[fill] * n for n in n_words]
-    best = [[-1] * n for n in n_words]
-    for feat, pred in zip(features, predictions):
-        s, start, end, wids = feat["sentence"], feat["word_start"], feat["word_end"], feat["word_ids"]
-        previous = -1
-        for pos, wid in enumerate(wids):
-            if wid >= 0 and wid != previous:
-                context = min(wid - start, end - 1 - wid)
-                if context > best[s][wid]:
-                    best[s][wid], out[s][wid] = context, int(pred[pos])
-            previous = wid
-    missing = sum(b < 0 for row in best for b in row)
-    return out, missing
-
-
-@contextlib.contextmanager
-def _datasets_bars(enabled: bool):
-    """``datasets``' own progress bars (``map``'s "tokenizing") on or off for a block; the caller's setting is
-    restored on exit."""
-    import datasets
-
-    was = datasets.is_progress_bar_enabled()
-    if was and not enabled:
-        datasets.disable_progress_bars()
-    try:
-        yield
-    finally:
-        if was and not enabled:
-            datasets.enable_progress_bars()
-
-
-def featurize(dataset, tokenizer, max_length: int, stride: int, label_all_subtokens: bool = False,
-              with_labels: bool = True, case_markers: bool = False, progress: bool = True):
-    """Windowed features of a ``datasets.Dataset`` with ``tokens`` (and ``ner_tags``); ``progress=False``: no
-    "tokenizing" bar (``train --no-progress``)."""
-
-    def fn(batch, indices):
-        return encode_windows(
-            tokenizer, batch["tokens"], batch["ner_tags"] if with_labels else None,
-            max_length, stride, label_all_subtokens, first_index=indices[0] if indices else 0,
-            case_markers=case_markers,
-        )
-
-    with _datasets_bars(progress):
-        return dataset.map(fn, batched=True, with_indices=True, remove_columns=dataset.column_names,
-                           desc="tokenizing")
-
+from craftlib.viz import save_learning_curve
+from craftlib.windows import (
+    META_COLUMNS,
+    add_case_markers,
+    encode_windows,
+    featurize,
+    merge_windows,
+    predict_dataset,
+    predict_windows,
+    to_tags,
+)
 
 # ---------------------------------------------------------------------------------------- data
 
@@ -287,27 +76,21 @@ def _check_labels(dataset) -> None:
         )
 
 
-def load_recipe_data(
-    recipe_step: str, profile: config.Profile, seed: int, annotation_set: str, data_dir=None,
-) -> dict:
+def load_recipe_data(recipe_step: str, spec: config.DataSpec) -> dict:
     """Train/validation/test ``datasets.Dataset`` for one training step.
 
     ``recipe_step`` is ``"original"`` or ``"augmented"``. With a ``max_train_sentences`` limit the same
     original sentences are drawn for every recipe (seeded shuffle); the augmented step adds the augmented
     copies of exactly those sentences.
     """
-    original = load_dataset(profile=profile.name, annotation_set=annotation_set, data_dir=data_dir)
+    original = stages.load("dataset", spec, say=lambda line: None)
     _check_labels(original["train"])
-    splits = profile_splits(original, profile, seed)  # the sentences every system uses
+    splits = profile_splits(original, spec.profile, spec.seed)  # the sentences every system uses
     train = splits["train"]
     if recipe_step == "augmented":
-        from craftlib.augment import load_augmented
-
-        augmented = load_augmented(profile=profile.name, annotation_set=annotation_set, data_dir=data_dir,
-                                   ratio=profile.replace_prob, seed=seed)
-        aug_train = augmented["train"]
+        aug_train = stages.load("augmented", spec, say=lambda line: None)["train"]
         _check_labels(aug_train)
-        if profile.max_train_sentences is not None:
+        if spec.profile.max_train_sentences is not None:
             keep = set(zip(train["doc_id"], train["sentence_id"]))
             aug_train = aug_train.filter(
                 lambda d, s: (d, s) in keep, input_columns=["doc_id", "sentence_id"], desc="augmented subset")
@@ -350,9 +133,10 @@ def _training_args(output_dir: Path, profile: config.Profile, seed: int, progres
     schedule, no warm-up) plus what makes it fast: length-grouped batches (little padding), bf16 autocast where
     the hardware computes bf16 natively, fused AdamW. Dev scoring is not Trainer's evaluation loop but
     :class:`_DevEval` (length-sorted, windows merged back to words, scored with seqeval)."""
-    from transformers import TrainingArguments
-
-    from craftlib.runtime import detect_device
+    from transformers import (
+        TrainingArguments,  # heavy optional dependencies (torch, transformers, accelerate,
+    )
+    # pandas) are imported where they are used, so that `python -m craftlib --help` and `data` start fast
 
     device = device or detect_device()
     return TrainingArguments(
@@ -394,69 +178,6 @@ def _training_args(output_dir: Path, profile: config.Profile, seed: int, progres
     )
 
 
-def autocast(device):
-    """``torch.autocast`` in the device's mixed precision (bf16 on a CPU with native bf16, bf16/fp16 on a GPU),
-    a no-op context in fp32."""
-    import contextlib
-
-    import torch
-
-    if device.bf16 or device.fp16:
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if device.bf16 else torch.float16)
-    return contextlib.nullcontext()
-
-
-def predict_windows(model, tokenizer, features: dict, batch_size: int = 32, device=None,
-                    progress: bool = False, desc: str = "predicting") -> tuple[list[list[int]], float | None]:
-    """Label ids of every sub-token of every window in ``features`` (columns of :func:`encode_windows`), and the
-    mean cross-entropy over labelled sub-tokens when ``features`` has ``labels``.
-
-    Windows are sorted by length and batched (little padding), run under ``torch.inference_mode`` and the
-    device's autocast, and returned in their original order.
-    """
-    import torch
-    from tqdm.auto import tqdm
-
-    from craftlib.runtime import detect_device
-
-    device = device or detect_device()
-    inputs = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in features]
-    n = len(features["input_ids"])
-    order = sorted(range(n), key=lambda i: len(features["input_ids"][i]))
-    labelled = "labels" in features
-    model.eval()
-    where = next(model.parameters()).device
-    out: list[list[int] | None] = [None] * n
-    total_loss, total_tokens = 0.0, 0
-    pad_id = tokenizer.pad_token_id or 0
-    with torch.inference_mode(), autocast(device):
-        for b in tqdm(range(0, n, batch_size), desc=desc, disable=not progress, leave=False):
-            idx = order[b:b + batch_size]
-            width = len(features["input_ids"][idx[-1]])
-            batch = {}
-            for k in inputs:
-                fill = pad_id if k == "input_ids" else 0
-                batch[k] = torch.tensor([features[k][i] + [fill] * (width - len(features[k][i])) for i in idx],
-                                        device=where)
-            logits = model(**batch).logits
-            if labelled:
-                labels = torch.tensor([features["labels"][i] + [-100] * (width - len(features["labels"][i]))
-                                       for i in idx], device=where)
-                mask = labels != -100
-                if mask.any():
-                    total_loss += float(torch.nn.functional.cross_entropy(
-                        logits[mask].float(), labels[mask], reduction="sum"))
-                    total_tokens += int(mask.sum())
-            for i, row in zip(idx, logits.argmax(-1).tolist()):
-                out[i] = row[:len(features["input_ids"][i])]
-    return out, (total_loss / total_tokens if labelled and total_tokens else None)
-
-
-def _to_tags(ids: list[list[int]], model) -> list[list[str]]:
-    id2label = {int(k): v for k, v in model.config.id2label.items()}
-    return [tag_names(row, id2label) for row in ids]
-
-
 class _DevEval:
     """Dev scoring after each epoch (a ``TrainerCallback``): windows predicted by :func:`predict_windows`, merged
     back to words, scored by :func:`craftlib.evaluate.score`; the row goes into the Trainer's log history
@@ -475,7 +196,7 @@ class _DevEval:
         ids, loss = predict_windows(model, self.tokenizer, self.features, self.batch_size, self.device,
                                     self.progress, desc="dev")
         words, missing = merge_windows(self.n_words, self.meta, ids)
-        pred = _to_tags(words, model)
+        pred = to_tags(words, model)
         result = score(self.gold, pred)
         row = {"eval_loss": loss, **{f"eval_{k}": result[k] for k in ("precision", "recall", "f1", "accuracy",
                                                                        "macro_f1")}}
@@ -499,109 +220,27 @@ class _DevEval:
         return DevEvalCallback()
 
 
-def live_progress() -> bool:
-    """Whether progress bars have someone to look at them: a Jupyter frontend (JupyterLab, VS Code) drawing a
-    live kernel, or a terminal. ``False`` under papermill/nbclient and when output goes to a file (CI logs)."""
-    import sys
+@dataclass(frozen=True)
+class TrainOptions:
+    """How one fine-tuning step runs, beside its profile: the seed, sub-token labelling, progress bars,
+    checkpoints."""
 
-    from craftlib.runtime import has_widget_frontend
-
-    ipython = sys.modules.get("IPython")
-    if ipython is not None and ipython.get_ipython() is not None and hasattr(ipython.get_ipython(), "kernel"):
-        return has_widget_frontend()
-    return sys.stderr.isatty()
+    seed: int = 42
+    label_all_subtokens: bool = False
+    progress: bool = True
+    save_checkpoints: bool = False
 
 
-def _use_craftlib_progress(trainer, progress: bool) -> None:
-    """Replace the Trainer's printer/progress callbacks (which print raw dicts of numbers) with
-    :func:`_progress_callback`: a ``tqdm.auto`` bar per training run and per dev evaluation when ``progress``,
-    and one short line per epoch either way."""
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
-    printers = [PrinterCallback, ProgressCallback]
-    try:  # the notebook printer needs IPython, and Trainer adds it only where IPython runs a notebook
-        from transformers.utils.notebook import NotebookProgressCallback
-    except ImportError:
-        pass
-    else:
-        printers.append(NotebookProgressCallback)
-    for cls in printers:
-        trainer.remove_callback(cls)
-    trainer.add_callback(_progress_callback(progress))
-
-
-def _progress_callback(progress: bool):
-    from tqdm.auto import tqdm
-    from transformers import TrainerCallback
-
-    class CraftlibProgress(TrainerCallback):
-        def __init__(self):
-            self.bar = self.eval_bar = None
-            self.loss = None
-
-        def on_train_begin(self, args, state, control, **kwargs):
-            if state.is_world_process_zero and progress:
-                self.bar = tqdm(total=state.max_steps, desc="training", unit="step", dynamic_ncols=True)
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if self.bar is not None:
-                self.bar.update(state.global_step - self.bar.n)
-
-        def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):
-            if not (state.is_world_process_zero and progress):
-                return
-            if self.eval_bar is None:
-                total = len(eval_dataloader) if eval_dataloader is not None else None
-                self.eval_bar = tqdm(total=total, desc="dev evaluation", unit="batch", leave=False,
-                                     dynamic_ncols=True)
-            self.eval_bar.update(1)
-
-        def on_evaluate(self, args, state, control, **kwargs):
-            if self.eval_bar is not None:
-                self.eval_bar.close()
-                self.eval_bar = None
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if not state.is_world_process_zero or not logs:
-                return
-            if "loss" in logs:
-                self.loss = logs["loss"]
-                if self.bar is not None:
-                    self.bar.set_postfix(loss=f"{logs['loss']:.3f}", refresh=False)
-            if "eval_f1" in logs:
-                self._epoch_line(logs, state)
-
-        def on_epoch_end(self, args, state, control, **kwargs):
-            # _DevEval (registered before this callback) appends its dev scores to the log history
-            last = state.log_history[-1] if state.log_history else {}
-            if state.is_world_process_zero and "eval_f1" in last and last.get("step") == state.global_step:
-                self._epoch_line(last, state)
-
-        def _epoch_line(self, logs, state):
-            loss = logs.get("eval_loss")
-            line = (f"epoch {logs.get('epoch', state.epoch or 0):.2f} (step {state.global_step}/{state.max_steps}): "
-                    f"dev F1 {logs['eval_f1']:.3f}" + (f", dev loss {loss:.3f}" if loss is not None else "")
-                    + (f", train loss {self.loss:.3f}" if self.loss is not None else ""))
-            (self.bar.write if self.bar is not None else print)(line)
-
-        def on_train_end(self, args, state, control, **kwargs):
-            if self.bar is not None:
-                self.bar.close()
-                self.bar = None
-
-    return CraftlibProgress()
-
-
-def fine_tune(
-    model, tokenizer, data: dict, profile: config.Profile, seed: int, output_dir: Path,
-    label_all_subtokens: bool = False, progress: bool = True, save_checkpoints: bool = False,
-) -> StepResult:
-    """One fine-tuning step with ``transformers.Trainer`` (dev scored after each epoch); returns the trained model
-    and, in ``dev_predictions``, the word-level dev tags of the final weights (no second dev pass needed)."""
+def fine_tune(model, tokenizer, data: dict, profile: config.Profile, output_dir: Path,
+              options: TrainOptions = TrainOptions()) -> StepResult:
+    """One fine-tuning step with ``transformers.Trainer`` (dev scored after each epoch): the step every recipe
+    runs (:func:`train_recipe`) and notebook 04's hand-written two-step calls. ``data``: ``train`` and
+    ``validation`` ``datasets.Dataset`` (:func:`load_recipe_data`). Returns the trained model and, in
+    ``dev_predictions``, the word-level dev tags of the final weights (no second dev pass needed)."""
     from transformers import DataCollatorForTokenClassification, Trainer, set_seed
 
-    from craftlib.runtime import detect_device
-
+    seed, label_all_subtokens, progress = options.seed, options.label_all_subtokens, options.progress
+    save_checkpoints = options.save_checkpoints
     set_seed(seed)
     device = detect_device()
     if profile.case_markers:
@@ -621,7 +260,7 @@ def fine_tune(
         processing_class=tokenizer,
         callbacks=[dev_eval.callback(), training_callback()],  # training_callback: follows the CPU load
     )
-    _use_craftlib_progress(trainer, progress)  # bars in a live kernel, short lines elsewhere (no raw dicts)
+    use_craftlib_progress(trainer, progress)  # bars in a live kernel, short lines elsewhere (no raw dicts)
     start = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - start
@@ -636,21 +275,6 @@ def fine_tune(
         train_windows=len(train_feats), global_step=int(trainer.state.global_step),
         dev_predictions=dev_eval.last_pred,
     )
-
-
-def predict_dataset(model, tokenizer, dataset, max_length: int, stride: int, batch_size: int = 32,
-                    progress: bool = False, case_markers: bool = False) -> tuple[list[list[str]], int]:
-    """Word-level predicted tags for every sentence of ``dataset`` (a ``datasets.Dataset`` or a list of token
-    lists), via windows (:func:`predict_windows`: length-sorted batches, inference mode, the device's autocast);
-    returns ``(tags, words_without_subtoken)``."""
-    sentences = dataset["tokens"] if hasattr(dataset, "column_names") else [list(s) for s in dataset]
-    if case_markers:
-        add_case_markers(tokenizer)
-    feats = encode_windows(tokenizer, sentences, None, max_length, stride, case_markers=case_markers)
-    meta = [{k: feats[k][i] for k in META_COLUMNS} for i in range(len(feats["input_ids"]))]
-    ids, _ = predict_windows(model, tokenizer, feats, batch_size, progress=progress)
-    words, missing = merge_windows([len(s) for s in sentences], meta, ids)
-    return _to_tags(words, model), missing
 
 
 # ------------------------------------------------------------------------------------ outputs
@@ -673,127 +297,60 @@ def _epoch_rows(log_history: list, step_name: str) -> tuple[list[dict], list[dic
     return log, epochs
 
 
-def plot_learning_curve(log: Sequence[dict] | str | os.PathLike, title: str = "", ax=None):
-    """Training loss per logged step and dev loss/F1 per epoch (one panel; F1 on the right axis).
-
-    Draws on ``ax``; without one, on a new pyplot figure (interactive use: it shows like any other plot).
-    """
-    import pandas as pd
-
-    df = pd.read_csv(log) if isinstance(log, (str, os.PathLike)) else pd.DataFrame(list(log))
-    if ax is None:
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots(figsize=(7, 3.5))
-    # one x axis across steps: step-2 epochs continue after step 1
-    offset, xs = 0.0, []
-    for name, part in df.groupby("step_name", sort=False):
-        xs.append(part["epoch"].fillna(0) + offset)
-        offset += float(part["epoch"].max() or 0)
-    df = df.assign(x=pd.concat(xs))
-    train = df[df.get("loss").notna()] if "loss" in df else df.iloc[0:0]
-    dev = df[df["eval_f1"].notna()] if "eval_f1" in df else df.iloc[0:0]
-    if len(train):
-        ax.plot(train["x"], train["loss"], label="train loss", color="tab:blue", alpha=0.7)
-    if len(dev):
-        ax.plot(dev["x"], dev["eval_loss"], "o-", label="dev loss", color="tab:orange")
-        ax2 = ax.twinx()
-        ax2.plot(dev["x"], dev["eval_f1"], "s--", label="dev F1", color="tab:green")
-        ax2.set_ylabel("dev F1 (seqeval)")
-        ax2.set_ylim(0, 1)
-        ax2.legend(loc="upper right")
-    ax.set_xlabel("epoch (two-step: step-2 epochs follow step 1)")
-    ax.set_ylabel("loss")
-    ax.legend(loc="upper left")
-    ax.set_title(title)
-    return ax
-
-
-def _fmt(x, digits: int = 4) -> str:
-    return "No log" if x is None else f"{x:.{digits}f}"
-
-
-#: The model card's layout (``string.Template``), filled by :func:`model_card`.
-MODEL_CARD_TEMPLATE = Path(__file__).with_name("templates") / "model_card.md"
-#: One sentence per recipe for the model card.
-RECIPE_TEXT = {
-    "single": "fine-tuned once on the original CRAFT training sentences",
-    "augmented": "fine-tuned once on the original plus the ontology-augmented CRAFT training sentences",
-    "two-step": "fine-tuned first on the original plus augmented CRAFT training sentences (step 1), then again "
-                "on the original sentences from the step-1 weights with a fresh optimizer and schedule (step 2)",
-}
-
-
-def model_card(metrics: dict) -> str:
-    """Model card in the format of the reference card (Trainer-generated), filled from ``metrics`` only
-    (layout: ``craftlib/templates/model_card.md``)."""
-    m, p, dev, test, v = metrics, metrics["hyperparameters"], metrics["dev"], metrics["test"], metrics["versions"]
-    two_step = m["recipe"] == "two-step"
-    rows = "\n".join(
-        f"| {_fmt(e['train_loss'])} | {e['epoch']:.2f} | {e['step']} | {_fmt(e['eval_loss'])} | "
-        f"{e['precision']:.4f} | {e['recall']:.4f} | {e['f1']:.4f} | {e['accuracy']:.4f} |"
-        + (f" {e['step_name']} |" if two_step else "")
-        for e in m["dev_epochs"]
-    )
-    per_type = "\n".join(f"| {t} | {r['precision']:.4f} | {r['recall']:.4f} | {r['f1']:.4f} | {r['support']} |"
-                         for t, r in test["per_type"].items())
-    fields = {
-        "run": m["run"], "base_model": m["base_model"], "base_model_resolved": m["base_model_resolved"],
-        "recipe_text": RECIPE_TEXT[m["recipe"]], "dataset": m["dataset"], "profile": m["profile"],
-        "dev_loss": _fmt(m["dev_epochs"][-1]["eval_loss"] if m["dev_epochs"] else None),
-        **{f"{name}_{k}": f"{split[k]:.4f}" for name, split in (("dev", dev), ("test", test))
-           for k in ("precision", "recall", "f1", "accuracy")},
-        "test_tokens": test["tokens"], "test_sentences": test["sentences"], "dev_sentences": dev["sentences"],
-        "command": m["command"], "profile_description": m["profile_description"],
-        "craft_version": config.CRAFT_VERSION, "annotation_set": m["annotation_set"],
-        "train_sentences": m["train_sentences"], "per_type": per_type,
-        "learning_rate": p["learning_rate"], "batch_size": p["batch_size"], "eval_batch_size": p["eval_batch_size"],
-        "seed": m["seed"],
-        "epochs": f"{p['epochs']}" + ("" if p["max_steps"] in (-1, None) else f" (max_steps: {p['max_steps']})"),
-        "max_length": p["max_length"], "window_stride": p["window_stride"], "precision_mode": m["precision_mode"],
-        "extra_head": " Stage |" if two_step else "", "extra_rule": ":-----:|" if two_step else "", "rows": rows,
-        "train_seconds": f"{m['train_seconds']:.1f}", "hardware": m["hardware"],
-        "tokens_per_second": f"{m['tokens_per_second']:.0f}",
-        **{k: v.get(k) for k in ("transformers", "torch", "datasets", "tokenizers")},
-    }
-    return Template(MODEL_CARD_TEMPLATE.read_text(encoding="utf-8")).substitute(fields)
-
-
 # ------------------------------------------------------------------------------------ recipes
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """A transformer run: its recipe and everything its numbers depend on, and where it reads and writes."""
+    """A transformer run: its recipe, its data (:class:`craftlib.config.DataSpec`: profile, annotation set, seed,
+    folders) and its model, resolved once by :func:`run_spec` (the command line, a notebook) and passed down whole."""
 
     recipe: str
-    profile: config.Profile
+    data: config.DataSpec
     base_model: str = "minilm"
-    seed: int = 42
-    annotation_set: str = "proper"
-    data_dir: str | os.PathLike | None = None
     models_dir: str | os.PathLike | None = None
     label_all_subtokens: bool = False
 
     @property
-    def name(self) -> str:
-        return runs.run_name(self.recipe, self.base_model, self.profile, self.seed, self.annotation_set,
-                             self.label_all_subtokens)
+    def profile(self) -> config.Profile:
+        return self.data.profile
 
     @property
-    def run_dir(self) -> Path:
-        return config.models_dir(self.models_dir) / self.name
+    def seed(self) -> int:
+        return self.data.seed
+
+    @property
+    def run(self) -> Run:
+        """The run folder this spec writes (:class:`craftlib.runs.Run`)."""
+        return Run.named(runs.run_name(self.recipe, self.base_model, self.profile, self.seed,
+                                       self.data.annotation_set, self.label_all_subtokens), self.models_dir)
+
+    @property
+    def name(self) -> str:
+        return self.run.name
 
     @property
     def command(self) -> str:
-        return runs.train_command(self.recipe, self.profile, self.base_model, self.seed, self.annotation_set,
-                                  self.data_dir, self.models_dir, self.label_all_subtokens)
+        data_dir = None if self.data.data_dir == config.data_dir() else self.data.data_dir
+        return runs.train_command(self.recipe, self.profile, self.base_model, self.seed, self.data.annotation_set,
+                                  data_dir, self.models_dir, self.label_all_subtokens)
 
     def settings(self) -> dict:
         """The metrics fields a run must match to be reused as another run's step 1."""
         return {"profile": self.profile.name, "seed": self.seed, "base_model": str(self.base_model),
-                "annotation_set": self.annotation_set, "label_all_subtokens": self.label_all_subtokens,
+                "annotation_set": self.data.annotation_set, "label_all_subtokens": self.label_all_subtokens,
                 "hyperparameters": self.profile.to_dict()}
+
+
+def run_spec(recipe: str, profile: str | config.Profile | None = None, base_model: str = "minilm", seed: int = 42,
+             annotation_set: str = "proper", data_dir: str | os.PathLike | None = None,
+             models_dir: str | os.PathLike | None = None, label_all_subtokens: bool = False) -> RunSpec:
+    """The edge of training: a :class:`RunSpec` from a recipe, a profile name (or ``CRAFTLIB_PROFILE``) and
+    the settings; everything below takes the spec whole."""
+    if recipe not in PLANS:
+        raise CraftlibError(f"Unknown recipe {recipe!r}: choose one of {', '.join(RECIPES)}.")
+    data = config.data_spec(profile, annotation_set, data_dir, seed=seed)
+    return RunSpec(recipe, data, base_model, models_dir, label_all_subtokens)
 
 
 @dataclass(frozen=True)
@@ -823,15 +380,15 @@ class RunRecord:
     epochs: list[dict] = field(default_factory=list)
     steps: list[dict] = field(default_factory=list)
 
-    def add_previous_run(self, step: Step, run_dir: Path, reused: bool) -> None:
+    def add_previous_run(self, step: Step, run: Run, reused: bool) -> None:
         """A finished run that is this run's ``step`` (a two-step run's step 1): its log, epochs and timings."""
         import pandas as pd
 
-        m = json.loads((run_dir / "metrics.json").read_text())
-        self.logs += pd.read_csv(run_dir / "training_log.csv").to_dict("records")
+        m = run.metrics()
+        self.logs += pd.read_csv(run.dir / "training_log.csv").to_dict("records")
         self.epochs += [e | {"step_name": step.name} for e in m["dev_epochs"]]
         self.steps.append({"name": step.name, "data": step.data, "from": str(self.spec.base_model),
-                           "run": run_dir.name, "reused": reused, "train_seconds": m["train_seconds"],
+                           "run": run.name, "reused": reused, "train_seconds": m["train_seconds"],
                            "tokens_seen": m["tokens_seen"], "train_sentences": m["train_sentences"]})
 
     def add_step(self, step: Step, start_from: str, result: StepResult) -> None:
@@ -848,18 +405,16 @@ class RunRecord:
         """``metrics.json`` of the finished run (:func:`craftlib.runs.metrics_core` plus the transformer fields)."""
         import torch
 
-        from craftlib.models import model_info, portable_model_name
-        from craftlib.runtime import detect_device, versions
-
         spec, prof = self.spec, self.spec.profile
         device = detect_device()
         train_seconds = sum(s["train_seconds"] for s in self.steps)
         tokens_seen = sum(s["tokens_seen"] for s in self.steps)
-        core = runs.metrics_core(spec.name, "transformer", prof, spec.seed,
-                                 config.dataset_name(prof, spec.annotation_set), spec.recipe, spec.base_model)
+        core = runs.metrics_core(spec.name, "transformer", prof, spec.seed, spec.data.dataset_name, spec.recipe,
+                                 spec.base_model)
         return {
             **core, "base_model_resolved": portable_model_name(spec.base_model),
-            "base_model_info": model_info(spec.base_model), "annotation_set": spec.annotation_set, "dev": dev, "test": test, "dev_epochs": self.epochs, "steps": self.steps,
+            "base_model_info": model_info(spec.base_model), "annotation_set": spec.data.annotation_set, "dev": dev,
+            "test": test, "dev_epochs": self.epochs, "steps": self.steps,
             "train_seconds": train_seconds, "tokens_seen": tokens_seen,
             "tokens_per_second": tokens_seen / train_seconds if train_seconds else 0.0,
             "train_sentences": self.steps[-1]["train_sentences"],
@@ -884,134 +439,98 @@ def matched_profile(profile: config.Profile, single_tokens: int, target_tokens: 
     return dataclasses.replace(profile, epochs=max(0.1, round(profile.epochs * ratio, 1)))
 
 
-def _reusable_step1(run_dir: Path, expected: dict) -> bool:
-    path = run_dir / "metrics.json"
-    if not (path.is_file() and (run_dir / "config.json").is_file()):
-        return False
-    try:
-        metrics = json.loads(path.read_text())
-    except ValueError:  # damaged: retrain it
-        return False
-    return isinstance(metrics, dict) and all(metrics.get(k) == v for k, v in expected.items())
+def _reusable_step1(run: Run, expected: dict) -> bool:
+    metrics = run.metrics_or_none() if (run.dir / "config.json").is_file() else None  # damaged: retrain it
+    return metrics is not None and all(metrics.get(k) == v for k, v in expected.items())
 
 
 @sized_for_sharing  # threads sized to the cores other processes leave free; the caller's count restored
-def train_recipe(
-    recipe: str,
-    profile: str | config.Profile | None = None,
-    base_model: str = "minilm",
-    seed: int = 42,
-    annotation_set: str = "proper",
-    data_dir: str | os.PathLike | None = None,
-    models_dir: str | os.PathLike | None = None,
-    label_all_subtokens: bool = False,
-    reuse_step1: bool = True,
-    progress: bool | None = None,
-    save_checkpoints: bool = False,
-) -> Path:
+def train_recipe(spec: RunSpec, reuse_step1: bool = True, progress: bool | None = None,
+                 save_checkpoints: bool = False) -> Path:
     """Train one recipe (its :data:`PLANS` entry) and write ``models/<run>/`` (see ARCHITECTURE.md); return that
-    directory.
+    directory. ``spec``: :func:`run_spec` (``train_recipe(run_spec("two-step", "smoke"))``).
 
     The plan: a ``two-step`` run takes its step 1 from the ``augmented`` run of the same settings (trained first
     when there is none, or when ``reuse_step1=False``), then :func:`fine_tune` runs once on the last step's data.
 
     ``progress``: ``tqdm.auto`` bars per training step and per prediction pass (``None``: when someone can see
-    them, :func:`live_progress`: in JupyterLab or a terminal, not under papermill or in CI logs); training
-    always prints one short line per epoch.
+    them, :func:`craftlib.progress.live_progress`: in JupyterLab or a terminal, not under papermill or in CI
+    logs); training always prints one short line per epoch.
 
     ``models/<run>/`` gets the model and tokenizer (``save_pretrained``), ``metrics.json``,
     ``training_log.csv``, ``learning_curve.png``, ``README.md`` (model card) and
     ``predictions_{validation,test}.jsonl``.
     """
-    from craftlib.models import check_max_length, load_model, load_tokenizer
-    from craftlib.runtime import seed_everything
-
-    if recipe not in PLANS:
-        raise CraftlibError(f"Unknown recipe {recipe!r}: choose one of {', '.join(RECIPES)}.")
-    spec = RunSpec(recipe, config.get_profile(profile), base_model, seed, annotation_set, data_dir, models_dir,
-                   label_all_subtokens)
-    check_max_length(base_model, spec.profile.max_length)  # before any work, not on the first long sentence
+    check_max_length(spec.base_model, spec.profile.max_length)  # before any work, not on the first long sentence
     progress = live_progress() if progress is None else progress
-    run_dir = spec.run_dir
-    seed_everything(seed)
+    seed_everything(spec.seed)
     record = RunRecord(spec)
-    *earlier, step = PLANS[recipe]
-    start, start_from = base_model, str(base_model)
+    *earlier, step = PLANS[spec.recipe]
+    start, start_from = spec.base_model, str(spec.base_model)
     if earlier:  # two-step: step 1 is the augmented run (PLANS["augmented"]), reused when one matches
         step1 = dataclasses.replace(spec, recipe="augmented")
-        reused = reuse_step1 and _reusable_step1(step1.run_dir, step1.settings())
+        reused = reuse_step1 and _reusable_step1(step1.run, step1.settings())
         if not reused:
-            train_recipe("augmented", spec.profile, base_model, seed, annotation_set, data_dir, models_dir,
-                         label_all_subtokens, progress=progress, save_checkpoints=save_checkpoints)
-        record.add_previous_run(earlier[0], step1.run_dir, reused)
-        start, start_from = step1.run_dir, step1.run_dir.name
+            train_recipe(step1, progress=progress, save_checkpoints=save_checkpoints)
+        record.add_previous_run(earlier[0], step1.run, reused)
+        start, start_from = step1.run.dir, step1.name
     tokenizer = load_tokenizer(start)
     model = load_model(start)
+    run_dir = spec.run.dir
 
     # The whole run is built in a temporary folder beside models/<run>/ and renamed into place at the end, so an
     # interrupted or failed run leaves the previous complete run (or nothing) there, never a mix.
     with cache.atomic_dir(run_dir) if _is_main_process() else cache.temp_dir(run_dir) as build_dir:
-        with _main_process_first(), _datasets_bars(progress):  # several processes: the first builds missing data
-            data = load_recipe_data(step.data, spec.profile, seed, annotation_set, data_dir)
+        with _main_process_first(), datasets_bars(progress):  # several processes: the first builds missing data
+            data = load_recipe_data(step.data, spec.data)
         for split, rows in data.items():
             check_dataset(rows, f"{step.data} {split}")
-        result = fine_tune(model, tokenizer, data, spec.profile, seed, build_dir, label_all_subtokens, progress,
-                           save_checkpoints)
+        result = fine_tune(model, tokenizer, data, spec.profile, build_dir,
+                           TrainOptions(spec.seed, spec.label_all_subtokens, progress, save_checkpoints))
         if result.global_step < 1:
             raise ConfigError(f"{spec.name}: step {step.name} made no optimizer step ({result.train_sentences} "
                               "training sentences): there is nothing to train on; check the profile's data "
                               "limits and --max-steps / --epochs.")
         record.add_step(step, start_from, result)
         if _is_main_process():
-            _write_outputs(build_dir, record, result.model, tokenizer, data, result.dev_predictions, progress)
+            _write_outputs(Run(build_dir), record, result, tokenizer, data, progress)
     _barrier()
     return run_dir
 
 
-def _write_outputs(run_dir: Path, record: RunRecord, model, tokenizer, data: dict, dev_predictions=None,
+def _write_outputs(run: Run, record: RunRecord, result: StepResult, tokenizer, data: dict,
                    progress: bool = False) -> None:
     """Save the model, final dev/test predictions and scores, metrics.json, log, curve and card.
 
-    ``dev_predictions`` (tags, words without sub-token) are the last epoch's dev predictions of these very
+    ``result.dev_predictions`` (tags, words without sub-token) are the last epoch's dev predictions of these very
     weights: reused instead of predicting dev a second time."""
     import pandas as pd
 
-    prof = record.spec.profile
-    model.save_pretrained(run_dir, safe_serialization=True)
-    tokenizer.save_pretrained(run_dir)
+    prof, model = record.spec.profile, result.model
+    model.save_pretrained(run.dir, safe_serialization=True)
+    tokenizer.save_pretrained(run.dir)
 
     # final dev and test metrics, computed once after training, on every CRAFT token
     split_scores, uncovered = {}, {}
     for split in ("validation", "test"):
-        if split == "validation" and dev_predictions is not None:
-            pred, missing = dev_predictions
+        if split == "validation" and result.dev_predictions is not None:
+            pred, missing = result.dev_predictions
         else:
             pred, missing = predict_dataset(model, tokenizer, data[split], prof.max_length, prof.window_stride,
                                             max(32, prof.eval_batch_size), progress=progress,
                                             case_markers=prof.case_markers)
         gold = dataset_tags(data[split])
-        runs.write_predictions(runs.predictions_path(run_dir, split), [
+        run.write_predictions(split, [
             {"doc_id": row["doc_id"], "sentence_id": row["sentence_id"], "tokens": row["tokens"], "gold": g, "pred": p}
             for row, g, p in zip(data[split], gold, pred)])
         split_scores[split] = score(gold, pred)
         uncovered[split] = missing
 
     metrics = record.metrics(split_scores["validation"], split_scores["test"], uncovered)
-    pd.DataFrame(record.logs).to_csv(run_dir / "training_log.csv", index=False)
-    _save_learning_curve(run_dir / "training_log.csv", run_dir / "learning_curve.png", record.spec.name)
-    cache.atomic_write_text(run_dir / "README.md", model_card(metrics))
-    runs.write_metrics(run_dir, metrics)  # last: its presence marks a complete run
-
-
-def _save_learning_curve(csv_path: Path, png_path: Path, title: str) -> None:
-    """Write the learning curve to ``png_path`` through a bare :class:`matplotlib.figure.Figure`: no pyplot
-    state, no backend switch, so the caller's plots (a notebook's inline backend) keep working."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7, 3.5))
-    plot_learning_curve(csv_path, title=title, ax=fig.subplots())
-    fig.tight_layout()
-    fig.savefig(png_path, dpi=110)
+    pd.DataFrame(record.logs).to_csv(run.dir / "training_log.csv", index=False)
+    save_learning_curve(run.dir / "training_log.csv", run.dir / "learning_curve.png", record.spec.name)
+    run.write_card(metrics)
+    run.write_metrics(metrics)  # last: its presence marks a complete run
 
 
 def _world_size() -> int:
@@ -1021,13 +540,9 @@ def _world_size() -> int:
 def _main_process_first():
     """Under ``torchrun`` / ``accelerate launch``: a context where the main process runs first (it builds any
     missing dataset, entity lists or augmented set) and the others wait for it; a no-op in one process."""
-    import contextlib
-
     if _world_size() == 1:
         return contextlib.nullcontext()
     from accelerate import PartialState
-
-    from craftlib.runtime import detect_device
 
     return PartialState(cpu=detect_device().type == "cpu").main_process_first()
 
@@ -1073,8 +588,6 @@ def predict(model_dir: str | os.PathLike, texts_or_tokens, batch_size: int = 16,
     hp = (metrics or {}).get("hyperparameters") or {}
     model_config = check_model_labels(model_dir)
     max_length = max_length or hp.get("max_length", 128)
-    from craftlib.models import check_max_length
-
     check_max_length(model_dir, max_length, model_config)
     tokenizer, model = _load_for_prediction(model_dir)
     tags, _ = predict_dataset(model, tokenizer, sentences, max_length,
@@ -1105,18 +618,11 @@ def check_model_dir(model_dir: str | os.PathLike) -> dict | None:
     if not model_dir.is_dir():
         raise RunError(f"{model_dir} does not exist: give a models/<run> folder written by `python -m craftlib "
                        "train` (e.g. models/two-step-minilm-smoke).")
-    metrics_path = model_dir / "metrics.json"
-    metrics = None
-    if metrics_path.is_file():
-        try:
-            metrics = json.loads(metrics_path.read_text())
-        except ValueError as err:
-            raise RunError(f"{metrics_path} is not valid JSON ({err}): the run is damaged; {_RETRAIN}.") from err
-        if not isinstance(metrics, dict):
-            raise RunError(f"{metrics_path} is not a metrics object: the run is damaged; {_RETRAIN}.")
-        if metrics.get("system", "transformer") != "transformer":
-            raise RunError(f"{model_dir} is a {metrics['system']} run, not a transformer model: predict needs a "
-                           "run of `python -m craftlib train`.")
+    run = Run(model_dir)
+    metrics = run.metrics(fix=f"the run is damaged; {_RETRAIN}") if run.finished else None
+    if metrics is not None and metrics.get("system", "transformer") != "transformer":
+        raise RunError(f"{model_dir} is a {metrics['system']} run, not a transformer model: predict needs a "
+                       "run of `python -m craftlib train`.")
     if not (model_dir / "config.json").is_file():
         raise RunError(f"{model_dir} holds no trained model (config.json): train one with "
                        "`python -m craftlib train --recipe two-step --profile smoke`.")
@@ -1167,8 +673,6 @@ def check_model_labels(model_dir: str | os.PathLike):
 
 
 def _load_for_prediction(model_dir: Path):
-    from craftlib.models import load_model, load_tokenizer
-
     try:
         return load_tokenizer(model_dir), load_model(model_dir)
     except CraftlibError:
@@ -1183,14 +687,12 @@ def _load_for_prediction(model_dir: Path):
 
 def _cmd_train(args: argparse.Namespace) -> int:
     overrides = {f: getattr(args, f) for f in runs.CLI_OVERRIDES}
-    run_dir = train_recipe(
-        args.recipe, profile=config.get_profile(args.profile, **overrides), base_model=args.base_model, seed=args.seed,
-        annotation_set=args.annotation_set, data_dir=args.data_dir, models_dir=args.models_dir,
-        label_all_subtokens=args.label_all_subtokens, reuse_step1=not args.retrain_step1,
-        progress=False if args.no_progress else None, save_checkpoints=args.save_checkpoints,
-    )
+    spec = run_spec(args.recipe, config.get_profile(args.profile, **overrides), args.base_model, args.seed,
+                    args.annotation_set, args.data_dir, args.models_dir, args.label_all_subtokens)
+    run_dir = train_recipe(spec, reuse_step1=not args.retrain_step1, progress=False if args.no_progress else None,
+                           save_checkpoints=args.save_checkpoints)
     if _is_main_process():
-        m = json.loads((run_dir / "metrics.json").read_text())
+        m = Run(run_dir).metrics()
         print(f"{m['run']}: dev F1 {m['dev']['f1']:.4f} | test P {m['test']['precision']:.4f} "
               f"R {m['test']['recall']:.4f} F1 {m['test']['f1']:.4f} acc {m['test']['accuracy']:.4f} | "
               f"{m['train_seconds']:.0f} s → {run_dir}")

@@ -40,7 +40,7 @@ def _sentence(k: int) -> tuple[list[str], list[str]]:
 
 
 def hand_made_dataset(n_train: int = 40, n_eval: int = 12):
-    """A DatasetDict shaped like ``craftlib.tags.load_dataset``'s (ClassLabel tags over LABELS)."""
+    """A DatasetDict shaped like the dataset stage's (``stages.load("dataset", spec)``) (ClassLabel tags over LABELS)."""
     from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 
     features = Features({

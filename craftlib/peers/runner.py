@@ -33,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-from craftlib import cache, config, runs
+from craftlib import cache, config, runs, stages
 from craftlib.bio import tag_names
 from craftlib.errors import CraftlibError
 from craftlib.evaluate import score
@@ -250,10 +250,10 @@ def _read_external(system: str, run_dir: Path, sentences: dict, prof: config.Pro
     """A system trained elsewhere: re-score its predictions on our sentences, or say it was not run."""
     entry = {"system": system, "run": run_dir.name, "kind": "external",
              "command": runs.build_command(system, prof.name, "minilm", seed, annotation_set)}
-    metrics_path = run_dir / "metrics.json"
-    if not metrics_path.is_file():
-        return {**entry, "status": "not run", "note": f"no {metrics_path}; run: {entry['command']}"}
-    metrics = json.loads(metrics_path.read_text())
+    run = runs.Run(run_dir)
+    if not run.finished:
+        return {**entry, "status": "not run", "note": f"no {run.metrics_path}; run: {entry['command']}"}
+    metrics = run.metrics()
     row = {
         **entry, "status": "ok", "command": metrics.get("command", entry["command"]),
         "train_seconds": metrics.get("train_seconds"), "train_seconds_from": "metrics.json",
@@ -261,9 +261,8 @@ def _read_external(system: str, run_dir: Path, sentences: dict, prof: config.Pro
         "model_size_mb": disk_size_mb(run_dir, NON_MODEL_FILES),
     }
     if system == "dictionary":  # its "model" is the entity lists it was built from
-        from craftlib.ontology import lists_dir
-
-        row["model_size_mb"] = disk_size_mb(lists_dir(prof, annotation_set, data_dir))
+        lists = stages.folder("entity_lists", config.data_spec(prof, annotation_set, data_dir))
+        row["model_size_mb"] = disk_size_mb(lists)
     for split, key in (("validation", "dev"), ("test", "test")):
         pred_path = runs.predictions_path(run_dir, split)
         if not pred_path.is_file():
@@ -292,7 +291,9 @@ def _train_transformer(recipe: str, prof: config.Profile, seed: int, annotation_
         if value is not None:
             argv += [flag, str(value)]
     log = models / f"benchmark-train-{recipe}-{prof.name}.log"
-    result, code, wall = run_worker({"system": "cli", "argv": argv, "run_dir": str(models)}, log)
+    train = {"recipe": recipe, "profile": prof.name, "seed": seed, "annotation_set": annotation_set,
+             "data_dir": dirs.get("--data-dir"), "models_dir": dirs.get("--models-dir")}
+    result, code, wall = run_worker({"system": "train", "train": train, "run_dir": str(models)}, log)
     ok = result is not None and result["exit_code"] == 0
     return {"command": "python -m craftlib " + " ".join(argv), "ok": ok, "exit_code": code if result is None
             else result["exit_code"], "wall_seconds": wall, "log": str(log),
@@ -344,10 +345,9 @@ def run_benchmark(
 
     t_start = time.perf_counter()
     if dataset is None:
-        from craftlib.tags import load_dataset
-
-        dataset = load_dataset(prof, annotation_set, data_dir=data_dir, source=source)
-        dataset_name = config.dataset_name(prof, annotation_set)
+        data = config.data_spec(prof, annotation_set, data_dir, source=source)
+        dataset = stages.load("dataset", data, say=lambda line: None)
+        dataset_name = data.dataset_name
     else:
         dataset_name = "given"
     sentences = prepare_sentences(dataset, prof, seed)
