@@ -22,7 +22,6 @@ The index is cached as ``<processed>/linking/index.json`` (rebuilt when an OBO f
 from __future__ import annotations
 
 import json
-import os
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -149,21 +148,17 @@ def build_index(resolved: Mapping[str, Sequence], filters: Sequence[str] = FILTE
     return out, names
 
 
-def index_dir(data_dir: str | os.PathLike | None = None) -> Path:
+def index_dir(data: config.DataSpec) -> Path:
     """``<data>/processed/linking``: one index per set of ontology files, whatever the profile."""
-    return config.data_dir(data_dir) / "processed" / "linking"
+    return data.data_dir / "processed" / "linking"
 
 
-def load_linker(
-    source: str | os.PathLike | None = None,
-    data_dir: str | os.PathLike | None = None,
-    ontology_dir: str | os.PathLike | None = None,
-    sources: Mapping[str, Sequence[str | os.PathLike]] | None = None,
-    force: bool = False,
-) -> Linker:
-    """The :class:`Linker` of the ontology files the entity lists use (bundled in CRAFT, plus ``ontology_dir`` /
-    ``CRAFTLIB_ONTOLOGY_DIR``, or explicit ``sources``), built once and cached."""
-    resolved = resolve_sources(source, data_dir, ontology_dir, sources)
+def load_linker(data: config.DataSpec | None = None, force: bool = False) -> Linker:
+    """The :class:`Linker` of the ontology files the entity lists use (bundled in CRAFT, plus ``data.ontology_dir``
+    / ``CRAFTLIB_ONTOLOGY_DIR``, or explicit ``data.sources``), built once and cached. ``data``:
+    :func:`craftlib.config.data_spec` (``None``: the settings)."""
+    data = data or config.data_spec()
+    resolved = resolve_sources(data.source, data.data_dir, data.ontology_dir, data.sources)
     inputs = {"index_format": INDEX_FORMAT,
               "sources": {t: [{**cache.file_fingerprint(s.path), "kind": s.kind} for s in resolved[t]]
                           for t in TYPE_PREFIX},
@@ -177,7 +172,7 @@ def load_linker(
         data = json.loads((folder / "index.json").read_text(encoding="utf-8"))
         return Linker(data["index"], data["names"])
 
-    return cache.load_or_build(index_dir(data_dir), inputs, build, load, force=force)
+    return cache.load_or_build(index_dir(data), inputs, build, load, force=force)
 
 
 __all__ = [
