@@ -48,7 +48,7 @@ from pathlib import Path
 from craftlib import cache, config
 from craftlib.bio import bio_spans, validate_iob2
 from craftlib.errors import CraftlibError
-from craftlib.ontology import dataset_key
+from craftlib.ontology import craft_tokenize, dataset_key, term_key
 
 #: Attempts at drawing a term different from the mention (per pool of candidates) before moving on.
 MAX_DRAWS = 20
@@ -64,8 +64,6 @@ PICK_FLOOR = 0.2
 
 
 def _tokenized_lists(entity_lists: Mapping[str, Sequence[str]]) -> dict[str, list[tuple[str, list[str], str]]]:
-    from craftlib.ontology import craft_tokenize, term_key
-
     out = {}
     for t, terms in entity_lists.items():
         items = []
@@ -109,8 +107,6 @@ class ReplacementPool:
 
     def draw(self, kind: str, original: Sequence[str], rng: random.Random):
         """A ``(term, tokens, key)`` different from ``original`` (a token list), or ``None``."""
-        from craftlib.ontology import term_key
-
         key = term_key(original)
         for group in self._candidate_groups(kind, len(original)):
             if len(group) == 1 and group[0][2] == key:

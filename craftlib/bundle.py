@@ -33,7 +33,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from craftlib import config
+from craftlib import config, corpus
 from craftlib.errors import CraftlibError
 
 log = logging.getLogger(__name__)
@@ -187,8 +187,6 @@ def verify_sums(folder: Path) -> list[str]:
 def copy_data(dest: Path, source: str | None = None, sha256: str | None = None, ontology_dir=None) -> dict:
     """The CRAFT archive (copied, or downloaded when the source is a URL; verified when its sha256 is known)
     and the ontology files. Returns the settings a learner exports."""
-    from craftlib import corpus
-
     src = config.craft_source(source)
     (dest / "craft").mkdir(parents=True, exist_ok=True)
     archive = dest / "craft" / f"{corpus.CRAFT_DIRNAME}.tar.gz"

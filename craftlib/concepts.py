@@ -26,10 +26,10 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from craftlib import cache, config, corpus, runs
+from craftlib import cache, config, corpus, runs, stages
 from craftlib.bio import bio_spans
 from craftlib.errors import CraftlibError
-from craftlib.linking import TYPE_ONTOLOGY, Linker, load_linker
+from craftlib.linking import TYPE_ONTOLOGY, Linker
 
 #: Ontology → the row name of the tables (types that link to it).
 ONTOLOGY_ROWS: dict[str, str] = {"SO": "Sequence", "CL": "Cell", "PR": "Gene+Protein", "NCBITaxon": "Taxon",
@@ -174,7 +174,7 @@ def evaluate_concepts(run_dirs: Sequence[str | os.PathLike], split: str = "test"
     (:func:`craftlib.config.data_spec`; ``None``: the settings)."""
     data = data or config.data_spec()
     root = corpus.fetch_craft(data.source, data_dir=data.data_dir, progress=False)
-    linker = linker or load_linker(data)
+    linker = linker or stages.load("linking", data, say=lambda line: None)
     systems, doc_ids = {}, None
     for run_dir in run_dirs:
         run_dir = Path(run_dir)

@@ -25,9 +25,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from craftlib import config, estimate
+from craftlib import config, corpus, estimate, models
 from craftlib.errors import CraftlibError
 from craftlib.options import add_profile_option
+from craftlib.runtime import detect_device
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 MIN_PYTHON = (3, 11)
@@ -115,8 +116,6 @@ def check_torch() -> Check:
                      "`make setup` (CPU-only laptop: make setup TORCH_PIP=\"--index-url https://download.pytorch.org/whl/cpu\")")
     import torch
 
-    from craftlib.runtime import detect_device
-
     device = detect_device()
     if device.type == "cuda":
         where = f"GPU {device.name} x{device.count}, {'bf16' if device.bf16 else 'fp16'} mixed precision"
@@ -155,8 +154,6 @@ def check_jupyter() -> list[Check]:
 
 
 def check_model(base_model: str = "minilm") -> Check:
-    from craftlib import models
-
     try:
         from transformers import AutoModel
         from transformers.utils import logging as hf_logging
@@ -194,8 +191,6 @@ def _reachable(url: str, timeout: float = 5.0) -> str | None:
 def check_source(source: str | None = None, sha256: str | None = None, data_dir=None,
                  reachable: Callable[[str], str | None] = _reachable) -> Check:
     """The CRAFT source: a cached extraction, a local folder or archive (verified when the sha256 is known), or a URL."""
-    from craftlib import corpus
-
     src = config.craft_source(source)
     try:
         expected = config.craft_sha256(sha256)

@@ -14,7 +14,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from craftlib.errors import ConfigError
+from craftlib.errors import ConfigError, CraftlibError
 
 #: Distributions whose versions are recorded in metrics files and model cards.
 TRACKED_PACKAGES = (
@@ -61,8 +61,6 @@ def precision_setting(value: str | None = None) -> str:
     """The precision asked for: ``value``, else ``CRAFTLIB_PRECISION``, else ``auto``."""
     value = (value or os.environ.get("CRAFTLIB_PRECISION") or "auto").lower()
     if value not in PRECISIONS:
-        from craftlib.errors import CraftlibError
-
         raise CraftlibError(f"CRAFTLIB_PRECISION={value!r} is not one of {', '.join(PRECISIONS)}: unset it or pick one.")
     return value
 

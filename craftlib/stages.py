@@ -1,4 +1,4 @@
-"""The derived artefacts of one dataset, declared once: what each is built from, where it lives, what builds it.
+"""The derived artefacts of a dataset, declared once: what each is built from, where it lives, what builds it.
 
 :data:`STAGES` is the table (ARCHITECTURE.md shows it); :func:`load` is the one loader. For a stage and a
 :class:`craftlib.config.DataSpec` it loads the stages the stage needs, settles what the caller left unstated from
@@ -23,6 +23,7 @@ from craftlib import cache, config
 from craftlib.augment import DEFAULT_SAMPLING, SAMPLINGS, augmented_inputs, read_augmented, write_augmented
 from craftlib.corpus import fetch_craft
 from craftlib.errors import CraftlibError, DatasetError, OntologyError
+from craftlib.linking import index_inputs, read_index, write_index
 from craftlib.ontology import (
     FILTERS,
     lists_inputs,
@@ -75,6 +76,8 @@ class Stage:
     settle: Callable | None = None
     #: the entries of a shared folder that are this stage's (``None``: the whole folder)
     entries: tuple[str, ...] | None = None
+    #: one artefact for every dataset: its folder is under ``processed/``, not ``processed/<dataset>/``
+    every_dataset: bool = False
 
 
 #: Every derived artefact of a dataset, in build order. ``needs`` name earlier rows; a build sees each need's
@@ -86,6 +89,8 @@ STAGES: dict[str, Stage] = {
                           "python -m craftlib entity-lists", OntologyError, settle_lists),
     "augmented": Stage("the augmented set", "augmented", ("dataset", "entity_lists"), augmented_inputs,
                        write_augmented, read_augmented, "python -m craftlib augment"),
+    "linking": Stage("the linking index", "linking", (), index_inputs, write_index, read_index,
+                     "python -m craftlib predict --link", OntologyError, every_dataset=True),
 }
 
 
@@ -97,7 +102,8 @@ def _stage(name: str) -> Stage:
 
 def folder(name: str, spec: config.DataSpec) -> Path:
     """Where stage ``name`` of ``spec``'s dataset lives."""
-    return spec.processed_dir / _stage(name).folder
+    stage = _stage(name)
+    return (spec.data_dir / "processed" if stage.every_dataset else spec.processed_dir) / stage.folder
 
 
 def _complete(stage: Stage, where: Path) -> bool:

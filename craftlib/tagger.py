@@ -21,6 +21,7 @@ PubTator, CoNLL, HTML.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
@@ -30,13 +31,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from craftlib import config, corpus
+from craftlib import config, corpus, stages
 from craftlib.bio import bio_spans
 from craftlib.engines import ENGINES, export_onnx, file_size_mb, load_engine
 from craftlib.errors import CraftlibError
 from craftlib.evaluate import score
 from craftlib.export import FORMATS, Entity, TaggedDocument, render, write
-from craftlib.linking import load_linker
 from craftlib.models import check_max_length, load_tokenizer
 from craftlib.ontology import craft_tokenize
 from craftlib.options import positive_int
@@ -341,7 +341,7 @@ def predict(model_dir: str | os.PathLike, inputs: str | os.PathLike | Sequence =
         texts = [texts]
     data = data or config.data_spec()
     docs = read_inputs(inputs, texts, data)
-    linker = load_linker(data) if link else None
+    linker = stages.load("linking", data, say=lambda line: None) if link else None
     return Tagger(model_dir, engine, linker, batch_size).tag(docs, progress=progress)
 
 
@@ -418,9 +418,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         raise CraftlibError("--format brat writes a folder of .txt/.ann files: give it with --out DIR.")
     progress = not args.no_progress and sys.stderr.isatty()
     t0 = time.perf_counter()
-    docs = predict(args.model, args.inputs, args.text or (), engine=args.engine, link=args.link,
-                   batch_size=args.batch_size, progress=progress or (args.out is not None and not args.no_progress),
-                   data=config.data_spec(data=args.data_dir, source=args.source))
+    with contextlib.redirect_stdout(sys.stderr):  # standard output carries the tagged documents alone
+        docs = predict(args.model, args.inputs, args.text or (), engine=args.engine, link=args.link,
+                       batch_size=args.batch_size, progress=progress or (args.out is not None and not args.no_progress),
+                       data=config.data_spec(data=args.data_dir, source=args.source))
     if fmt is None:
         _print_plain(docs)
     elif args.out:

@@ -68,6 +68,7 @@ from pathlib import Path
 from craftlib import cache, config
 from craftlib.bio import spans_to_bio, validate_iob2
 from craftlib.corpus import (
+    MARKER,
     NER_MODULES,
     Document,
     Mention,
@@ -472,8 +473,6 @@ def _dataset_checksums(folder: Path) -> dict[str, str]:
 
 def _corpus_identity(root: Path) -> dict:
     """Where the corpus read came from: the extraction's recorded source, or the folder read in place."""
-    from craftlib.corpus import MARKER
-
     try:
         marker = json.loads((Path(root) / MARKER).read_text())
         return {"extraction": str(root), "source": marker.get("source"), "sha256": marker.get("sha256")}

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 
 from craftlib.errors import ConfigError
+from craftlib.runtime import detect_device
 
 #: Seconds between two load measurements during training.
 RECHECK_SECONDS = 5.0
@@ -204,8 +205,6 @@ def _skip_sizing() -> bool:
     """Several processes (torchrun: each has its own threads setting) or a GPU: leave the threads alone."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return True
-    from craftlib.runtime import detect_device
-
     return detect_device().type != "cpu"
 
 

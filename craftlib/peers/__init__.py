@@ -16,11 +16,10 @@ import argparse
 
 from craftlib import config
 from craftlib.options import add_profile_option, seed_value
+from craftlib.peers.runner import SYSTEMS, run_benchmark
 
 
 def _cmd_benchmark(args: argparse.Namespace) -> int:
-    from craftlib.peers.runner import run_benchmark
-
     report = run_benchmark(
         profile=args.profile,
         seed=args.seed,
@@ -37,8 +36,6 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
 
 
 def add_commands(subparsers) -> None:
-    from craftlib.peers.runner import SYSTEMS
-
     p = subparsers.add_parser(
         "benchmark",
         help="CRF and spaCy peers vs the dictionary baseline and transformer recipes (needs .[peers])",

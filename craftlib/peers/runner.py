@@ -37,9 +37,10 @@ from craftlib import cache, config, runs, stages
 from craftlib.bio import tag_names
 from craftlib.errors import CraftlibError
 from craftlib.evaluate import score
+from craftlib.peers.extras import require
 from craftlib.peers.report import hardware_line, markdown_report
 from craftlib.runs import read_predictions
-from craftlib.runtime import TRACKED_PACKAGES, versions
+from craftlib.runtime import TRACKED_PACKAGES, detect_device, versions
 from craftlib.tags import profile_splits
 
 #: Peer-specific knobs per profile (the data limits come from ``config.get_profile``). The CRF uses
@@ -118,8 +119,6 @@ def fingerprint(sentences: Mapping[str, list[dict]]) -> str:
 
 def hardware() -> dict:
     """CPU model, cores, memory and accelerator of this machine (peers always train on CPU)."""
-    from craftlib.runtime import detect_device
-
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -337,8 +336,6 @@ def run_benchmark(
     unknown = [s for s in systems if s not in SYSTEMS]
     if unknown:
         raise CraftlibError(f"Unknown system(s) {unknown}: choose from {', '.join(SYSTEMS)}.")
-    from craftlib.peers.extras import require
-
     for system, module in (("crf", "sklearn_crfsuite"), ("spacy", "spacy")):
         if system in systems:
             require(module)
