@@ -114,8 +114,8 @@ def _complete(stage: Stage, where: Path) -> bool:
 
 def stats(name: str, spec: config.DataSpec) -> dict:
     """The ``stats.json`` report of stage ``name`` (build it first: the error names the command)."""
-    stage = _stage(name)
-    return cache.read_stats(folder(name, spec), stage.command, stage.error)
+    stage, where = _stage(name), folder(name, spec)
+    return cache.read_stats(where, stage.command, stage.error)
 
 
 def load(name: str, spec: config.DataSpec, build: bool = True, force: bool = False, say=print):

@@ -82,12 +82,14 @@ def load_recipe_data(recipe_step: str, spec: config.DataSpec) -> dict:
     original sentences are drawn for every recipe (seeded shuffle); the augmented step adds the augmented
     copies of exactly those sentences.
     """
-    original = stages.load("dataset", spec, say=lambda line: None)
+    original = stages.load("dataset", spec, say=lambda line: None)  # the stages first, then the sentences they give
+    aug_train = None
+    if recipe_step == "augmented":
+        aug_train = stages.load("augmented", spec, say=lambda line: None)["train"]
     _check_labels(original["train"])
     splits = profile_splits(original, spec.profile, spec.seed)  # the sentences every system uses
     train = splits["train"]
-    if recipe_step == "augmented":
-        aug_train = stages.load("augmented", spec, say=lambda line: None)["train"]
+    if aug_train is not None:
         _check_labels(aug_train)
         if spec.profile.max_train_sentences is not None:
             keep = set(zip(train["doc_id"], train["sentence_id"]))
