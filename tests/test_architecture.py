@@ -169,7 +169,8 @@ def _hand_parsed_metrics(text: str) -> list[str]:
 
 
 def test_only_the_run_object_opens_metrics_json():
-    """metrics.json is read and written through craftlib.runs (Run, read_metrics, write_metrics) only."""
+    """metrics.json is read and written through craftlib.runs (Run, read_metrics, write_metrics) only: in the package,
+    the notebooks, the solutions and the benchmarks."""
     import json
 
     found = {name: _hand_parsed_metrics(path.read_text(encoding="utf-8"))
@@ -178,6 +179,10 @@ def test_only_the_run_object_opens_metrics_json():
         cells = json.loads(nb.read_text(encoding="utf-8"))["cells"]
         found[nb.name] = _hand_parsed_metrics("\n".join("".join(c["source"]) for c in cells
                                                         if c["cell_type"] == "code"))
+    for script in sorted((ROOT / "benchmarks").glob("*.py")):
+        found[f"benchmarks/{script.name}"] = _hand_parsed_metrics(script.read_text(encoding="utf-8"))
+    for solution in sorted((ROOT / "solutions").glob("*.md")):
+        found[f"solutions/{solution.name}"] = _hand_parsed_metrics(solution.read_text(encoding="utf-8"))
     assert not {k: v for k, v in found.items() if v}
     assert _hand_parsed_metrics('m = json.loads((d / "metrics.json").read_text())')  # the check can fail
 
