@@ -268,3 +268,16 @@ def test_craftlib_imports_sit_at_the_top():
             and (lines := _function_level_craftlib_imports(ast.parse(path.read_text(encoding="utf-8"))))}
     assert not late, f"craftlib imports inside functions (move them to the top): {late}"
     assert _function_level_craftlib_imports(ast.parse("def f():\n    from craftlib import corpus\n")) == [2]
+
+
+def test_architecture_md_names_every_module_and_stage():
+    """ARCHITECTURE.md's module table has a row for every module of craftlib/ (peers/ as one), and its stage table
+    a row for every stage of craftlib.stages.STAGES."""
+    from craftlib import stages
+
+    text = (ROOT / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip().strip("`") for line in text.splitlines() if line.startswith("| `")}
+    files = {f"{name.split('.')[-1]}.py" if not name.startswith("craftlib.peers") else "peers/"
+             for name in MODULES if name not in ("craftlib", "craftlib.__main__")}
+    assert not files - rows, f"ARCHITECTURE.md's module table lacks {sorted(files - rows)}"
+    assert not set(stages.STAGES) - rows, f"ARCHITECTURE.md's stage table lacks {sorted(set(stages.STAGES) - rows)}"
