@@ -95,3 +95,20 @@ def test_docs_name_the_label_all_subtokens_run_as_the_code_does():
         text = path.read_text()
         assert f"`{suffix}`" in text, f"{path.name} must say that label_all_subtokens runs are named {suffix}"
         assert "does not change the run name" not in text
+
+
+def test_notebook_07_quotes_the_committed_engine_benchmark():
+    """Notebook 07's engine sentence carries the ratios of ``benchmarks/results/engines-quick.json``."""
+    bench = json.loads((ROOT / "benchmarks" / "results" / "engines-quick.json").read_text())
+    engines = {e["engine"]: e for e in bench["engines"]}
+    nb = json.loads((ROOT / "notebooks" / "07_use_your_model.ipynb").read_text())
+    text = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    assert bench["command"].startswith("python benchmarks/bench_engines.py") and bench["hardware"]["cores"] >= 1
+    m = re.search(r"int8 tagged ([\d.]+)× .*?torch fp32 \(bf16 autocast ([\d.]+)×, ONNX fp32 ([\d.]+)×\), at test F1 "
+                  r"([+−-][\d.]+)", text, re.S)
+    assert m, "notebook 07 no longer quotes the engine benchmark"
+    assert float(m.group(1)) == engines["onnx-int8"]["speedup"]
+    assert float(m.group(2)) == engines["torch-bf16"]["speedup"]
+    assert float(m.group(3)) == engines["onnx"]["speedup"]
+    assert float(m.group(4).replace("−", "-")) == engines["onnx-int8"]["f1_difference"]
+    assert f"{bench['sentences']:,} test sentences" in text
