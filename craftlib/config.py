@@ -185,6 +185,10 @@ class Profile:
     #: a marker token before capitalised / all-caps / mixed-case words (``craftlib.train.CASE_MARKERS``), so that
     #: an uncased model sees how a word was written
     case_markers: bool = False
+    #: a marker token before every word CRAFT's typography layer sets in italics (``craftlib.train.ITALIC_MARKER``):
+    #: an ablation of what the typesetting tells a tagger (CRAFT's Gene label mostly follows the italics), never a
+    #: default: plain text has no italics. Single-step only (the augmented copies carry no typesetting).
+    italic_markers: bool = False
     #: augmented set: True = full-copy variant (every train sentence copied), False = replaced-only
     #: (see :mod:`craftlib.augment`)
     augment_keep_unchanged: bool = False

@@ -33,7 +33,7 @@ from craftlib.errors import CraftlibError, RunError
 #: The transformer recipes (:mod:`craftlib.train`).
 RECIPES = ("single", "augmented", "two-step")
 #: The peer toolkits (:mod:`craftlib.peers`).
-PEERS = ("crf", "spacy")
+PEERS = ("crf", "spacy", "crf-italic")
 
 
 # ------------------------------------------------------------------------------------------ identity
@@ -67,7 +67,8 @@ def run_name(
 
 #: Short names of profile fields in run names (``single-minilm-quick-ep2-lr5e-05``).
 _OVERRIDE_NAMES = {"epochs": "ep", "learning_rate": "lr", "max_train_sentences": "n", "max_steps": "steps",
-                   "batch_size": "bs", "max_length": "len", "case_markers": "case", "replace_prob": "p"}
+                   "batch_size": "bs", "max_length": "len", "case_markers": "case", "replace_prob": "p",
+                   "italic_markers": "ital"}
 
 
 def profile_overrides(profile: config.Profile) -> dict:
@@ -117,7 +118,8 @@ def system_run_name(
 #: Profile fields that ``python -m craftlib train`` can override, with their CLI options.
 CLI_OVERRIDES = {"epochs": "--epochs", "learning_rate": "--learning-rate",
                  "max_train_sentences": "--max-train-sentences", "max_steps": "--max-steps",
-                 "case_markers": "--case-markers", "replace_prob": "--replace-prob"}
+                 "case_markers": "--case-markers", "replace_prob": "--replace-prob",
+                 "italic_markers": "--italic-markers"}
 
 
 def train_command(recipe: str, profile: str | config.Profile, base_model: str, seed: int, annotation_set: str,

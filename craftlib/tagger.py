@@ -41,7 +41,7 @@ from craftlib.models import check_max_length, load_tokenizer
 from craftlib.ontology import craft_tokenize
 from craftlib.options import positive_int
 from craftlib.runtime import detect_device
-from craftlib.train import check_model_dir, check_model_labels
+from craftlib.train import check_model_dir, check_model_labels, refuse_italic_model
 from craftlib.windows import META_COLUMNS, add_case_markers, encode_windows, merge_windows
 
 
@@ -245,6 +245,7 @@ class Tagger:
         check_max_length(self.model_dir, self.max_length, model_config)
         self.stride = int(hp.get("window_stride", 32))
         self.case_markers = bool(hp.get("case_markers", False))
+        refuse_italic_model(self.model_dir, hp)
         self.tokenizer = load_tokenizer(self.model_dir)
         if self.case_markers:
             add_case_markers(self.tokenizer)

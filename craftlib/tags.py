@@ -409,6 +409,43 @@ def tag_document(
     return records, counts
 
 
+# ------------------------------------------------------------------------------------------ typography
+
+
+def italic_flags(dataset, root: str | os.PathLike) -> list[list[bool]]:
+    """For every sentence of ``dataset`` (rows with ``doc_id``, ``sentence_id`` and ``tokens``), whether each token
+    overlaps an italic span of its document in CRAFT's typography layer (the extracted corpus at ``root``).
+
+    The input of ``Profile.italic_markers``: what a tagger could see if its text kept the journal's typesetting
+    (a PMC XML article does; plain text does not). An ablation, never a default. A sentence whose tokens differ from
+    the corpus's (another CRAFT version, a stale dataset) is an error that says how to rebuild."""
+    rows = list(zip(dataset["doc_id"], dataset["sentence_id"], dataset["tokens"]))
+    flags_of: dict[tuple[str, str], list[bool]] = {}
+    for doc_id in sorted({d for d, _, _ in rows}):
+        doc = read_document(root, doc_id, modules=(), annotation_sets=())
+        merged: list[list[int]] = []  # the italic spans as disjoint sorted intervals
+        for s in sorted((s.start, s.end) for s in doc.typography if s.label == "italic"):
+            if merged and s[0] <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], s[1])
+            else:
+                merged.append(list(s))
+        starts = [m[0] for m in merged]
+        for sent in doc.sentences:
+            flags = []
+            for tok in sent.tokens:  # the last interval starting before the token's end overlaps it, or none does
+                k = bisect.bisect_left(starts, tok.end) - 1
+                flags.append(k >= 0 and merged[k][1] > tok.start)
+            flags_of[(doc_id, sent.sentence_id)] = flags
+    out = []
+    for doc_id, sentence_id, tokens in rows:
+        flags = flags_of.get((doc_id, sentence_id))
+        if flags is None or len(flags) != len(tokens):
+            raise DatasetError(f"Sentence {sentence_id} of document {doc_id} does not match the CRAFT corpus at "
+                               f"{root}: rebuild the dataset from it (`python -m craftlib data --force`).")
+        out.append(flags)
+    return out
+
+
 # ------------------------------------------------------------------------------------------ dataset
 
 

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from craftlib import cache, config, runs, stages
 from craftlib.bio import bio_spans, dataset_tags
+from craftlib.corpus import fetch_craft
 from craftlib.errors import ConfigError, CraftlibError, RunError
 from craftlib.evaluate import score
 from craftlib.models import check_max_length, load_model, load_tokenizer, model_info, portable_model_name
@@ -48,12 +49,12 @@ from craftlib.options import (
 from craftlib.progress import live_progress, use_craftlib_progress
 from craftlib.runs import RECIPES, Run
 from craftlib.runtime import datasets_bars, detect_device, seed_everything, versions
-from craftlib.tags import check_dataset, profile_splits
+from craftlib.tags import check_dataset, italic_flags, profile_splits
 from craftlib.threads import sized_for_sharing, training_callback
 from craftlib.viz import save_learning_curve
 from craftlib.windows import (
     META_COLUMNS,
-    add_case_markers,
+    Markers,
     encode_windows,
     featurize,
     merge_windows,
@@ -82,12 +83,18 @@ def load_recipe_data(recipe_step: str, spec: config.DataSpec) -> dict:
     original sentences are drawn for every recipe (seeded shuffle); the augmented step adds the augmented
     copies of exactly those sentences.
     """
+    if spec.profile.italic_markers and recipe_step == "augmented":
+        raise ConfigError("--italic-markers: the augmented copies carry no typesetting (their ontology names were "
+                          "never set in a journal's italics); use --recipe single.")
     original = stages.load("dataset", spec, say=lambda line: None)  # the stages first, then the sentences they give
     aug_train = None
     if recipe_step == "augmented":
         aug_train = stages.load("augmented", spec, say=lambda line: None)["train"]
     _check_labels(original["train"])
     splits = profile_splits(original, spec.profile, spec.seed)  # the sentences every system uses
+    if spec.profile.italic_markers:  # the typography ablation: each word's italics, from the extracted corpus
+        root = fetch_craft(spec.source, sha256=spec.sha256, data_dir=spec.data_dir, progress=False)
+        splits = {k: v.add_column("italic", italic_flags(v, root)) for k, v in splits.items()}
     train = splits["train"]
     if aug_train is not None:
         _check_labels(aug_train)
@@ -245,12 +252,13 @@ def fine_tune(model, tokenizer, data: dict, profile: config.Profile, output_dir:
     save_checkpoints = options.save_checkpoints
     set_seed(seed)
     device = detect_device()
-    if profile.case_markers:
-        add_case_markers(tokenizer)
+    markers = Markers.of(profile)
+    markers.add_to(tokenizer)  # saved with the tokenizer: the run predicts with them
     train_feats = featurize(data["train"], tokenizer, profile.max_length, profile.window_stride, label_all_subtokens,
-                            case_markers=profile.case_markers, progress=progress)
+                            markers=markers, progress=progress)
     dev_feats = encode_windows(tokenizer, data["validation"]["tokens"], data["validation"]["ner_tags"],
-                               profile.max_length, profile.window_stride, case_markers=profile.case_markers)
+                               profile.max_length, profile.window_stride, case_markers=markers.case,
+                               italic=markers.flags(data["validation"]))
     dev_eval = _DevEval(dev_feats, data["validation"], tokenizer, max(32, profile.eval_batch_size), device, progress)
     per_epoch = math.ceil(len(train_feats) / (profile.batch_size * _world_size()))
     total = profile.max_steps if profile.max_steps > 0 else math.ceil(per_epoch * profile.epochs)
@@ -443,7 +451,17 @@ def matched_profile(profile: config.Profile, single_tokens: int, target_tokens: 
 
 def _reusable_step1(run: Run, expected: dict) -> bool:
     metrics = run.metrics_or_none() if (run.dir / "config.json").is_file() else None  # damaged: retrain it
-    return metrics is not None and all(metrics.get(k) == v for k, v in expected.items())
+    if metrics is None:
+        return False
+    recorded = metrics.get("hyperparameters")
+    if isinstance(recorded, dict) and isinstance(expected.get("hyperparameters"), dict):
+        # a field added to Profile after the run was trained counts as its default (e.g. italic_markers)
+        defaults = {f.name: f.default for f in dataclasses.fields(config.Profile)
+                    if f.default is not dataclasses.MISSING}
+        metrics = {**metrics, "hyperparameters": {
+            **{k: v for k, v in expected["hyperparameters"].items()
+               if k not in recorded and k in defaults and v == defaults[k]}, **recorded}}
+    return all(metrics.get(k) == v for k, v in expected.items())
 
 
 @sized_for_sharing  # threads sized to the cores other processes leave free; the caller's count restored
@@ -520,7 +538,7 @@ def _write_outputs(run: Run, record: RunRecord, result: StepResult, tokenizer, d
         else:
             pred, missing = predict_dataset(model, tokenizer, data[split], prof.max_length, prof.window_stride,
                                             max(32, prof.eval_batch_size), progress=progress,
-                                            case_markers=prof.case_markers)
+                                            markers=Markers.of(prof))
         gold = dataset_tags(data[split])
         run.write_predictions(split, [
             {"doc_id": row["doc_id"], "sentence_id": row["sentence_id"], "tokens": row["tokens"], "gold": g, "pred": p}
@@ -566,6 +584,15 @@ def _barrier() -> None:
 _WORD = re.compile(r"\w+|[^\w\s]")
 
 
+def refuse_italic_model(model_dir, hyperparameters: dict) -> None:
+    """Plain text carries no italics: a model trained with ``--italic-markers`` (an ablation) would be tagging
+    without the signal it learnt to lean on, so predicting text with it is refused in one clear line."""
+    if hyperparameters.get("italic_markers"):
+        raise ConfigError(f"{model_dir} was trained with --italic-markers (an ablation that reads CRAFT's italics): "
+                          "plain text has no italics to show it, so its tags would be worse than its scores say. "
+                          "Tag text with a model trained without --italic-markers.")
+
+
 def predict(model_dir: str | os.PathLike, texts_or_tokens, batch_size: int = 16,
             max_length: int | None = None, stride: int | None = None) -> list[dict]:
     """Tag raw texts (``str`` or list of ``str``, split into words and punctuation) or pre-tokenized
@@ -591,10 +618,11 @@ def predict(model_dir: str | os.PathLike, texts_or_tokens, batch_size: int = 16,
     model_config = check_model_labels(model_dir)
     max_length = max_length or hp.get("max_length", 128)
     check_max_length(model_dir, max_length, model_config)
+    refuse_italic_model(model_dir, hp)
     tokenizer, model = _load_for_prediction(model_dir)
     tags, _ = predict_dataset(model, tokenizer, sentences, max_length,
                               stride or hp.get("window_stride", 32), batch_size,
-                              case_markers=bool(hp.get("case_markers", False)))
+                              markers=Markers(case=bool(hp.get("case_markers", False))))
     return [{"tokens": toks, "tags": tg,
              "entities": [{"text": " ".join(toks[s:e]), "type": t, "start": s, "end": e}
                           for s, e, t in bio_spans(tg)]}
@@ -737,5 +765,8 @@ def add_commands(subparsers) -> None:
                         "0: the same copies with nothing replaced, the control that isolates the names)")
     g.add_argument("--case-markers", action=argparse.BooleanOptionalAction, default=None,
                    help="mark capitalised / all-caps / mixed-case words with a token the uncased model can see")
+    g.add_argument("--italic-markers", action=argparse.BooleanOptionalAction, default=None,
+                   help="an ablation: mark the words CRAFT's typography layer sets in italics (single recipe only; "
+                        "a model trained so needs italics at prediction, which plain text lacks)")
     p.set_defaults(func=_cmd_train)
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from tqdm.auto import tqdm
 
 from craftlib import config
 from craftlib.bio import tag_names
-from craftlib.errors import CraftlibError
+from craftlib.errors import ConfigError, CraftlibError
 from craftlib.runtime import datasets_bars, detect_device
 
 #: Columns of a windowed feature that are bookkeeping, not model inputs.
@@ -108,11 +109,64 @@ def add_case_markers(tokenizer):
     return tokenizer
 
 
-def _with_markers(words: Sequence[str]) -> tuple[list[str], list[int]]:
-    """Words with a case marker before each cased word, and for each of them its original word index (-1: marker)."""
+#: The marker shown before a word that was set in italics (``italic_markers=True``; an ablation, see
+#: :func:`craftlib.tags.italic_flags`): gene symbols are italic by nomenclature convention, and CRAFT's Gene label
+#: mostly follows its typography layer, which plain text loses. Another id of BERT's unused vocabulary.
+ITALIC_MARKER = "[unused4]"
+
+
+def add_italic_marker(tokenizer):
+    """Register :data:`ITALIC_MARKER` with ``tokenizer`` like :func:`add_case_markers` (in place)."""
+    from tokenizers import AddedToken
+
+    if ITALIC_MARKER not in tokenizer.get_added_vocab():
+        tokenizer.add_tokens([AddedToken(ITALIC_MARKER, normalized=False, special=True)])
+    return tokenizer
+
+
+@dataclass(frozen=True)
+class Markers:
+    """What a model is shown besides the words of a dataset: a case marker before every cased word (``case``), an
+    italic marker before every word the dataset's ``italic`` column flags (``italic``: the typography ablation)."""
+
+    case: bool = False
+    italic: bool = False
+
+    @classmethod
+    def of(cls, profile) -> Markers:
+        """The markers a :class:`~craftlib.config.Profile` trains with (``case_markers``, ``italic_markers``)."""
+        return cls(case=profile.case_markers, italic=profile.italic_markers)
+
+    def add_to(self, tokenizer):
+        """Register the marker tokens with ``tokenizer`` (in place; saved with it, so a trained run predicts with
+        them too)."""
+        if self.case:
+            add_case_markers(tokenizer)
+        if self.italic:
+            add_italic_marker(tokenizer)
+        return tokenizer
+
+    def flags(self, dataset):
+        """The ``italic`` column of ``dataset`` when the italic markers are on (else ``None``); a dataset without
+        one is refused in one line."""
+        if not self.italic:
+            return None
+        if not hasattr(dataset, "column_names") or "italic" not in dataset.column_names:
+            raise ConfigError("This model was trained with italic markers: its input needs the words' italics "
+                              "(a dataset with an `italic` column, see craftlib.tags.italic_flags).")
+        return dataset["italic"]
+
+
+def _with_markers(words: Sequence[str], case: bool = True,
+                  italic: Sequence[bool] | None = None) -> tuple[list[str], list[int]]:
+    """Words with an italic marker before each italic word (``italic``: one flag per word) and a case marker
+    before each cased word (``case``), and for each of them its original word index (-1: marker)."""
     out, owner = [], []
     for i, w in enumerate(words):
-        kind = case_class(w)
+        if italic is not None and italic[i]:
+            out.append(ITALIC_MARKER)
+            owner.append(-1)
+        kind = case_class(w) if case else None
         if kind is not None:
             out.append(CASE_MARKERS[kind])
             owner.append(-1)
@@ -123,25 +177,29 @@ def _with_markers(words: Sequence[str]) -> tuple[list[str], list[int]]:
 
 def encode_windows(
     tokenizer, sentences: Sequence[Sequence[str]], tags: Sequence[Sequence[int]] | None = None,
-    max_length: int = 128, stride: int = 32, label_all_subtokens: bool = False, first_index: int = 0,
-    case_markers: bool = False,
+    max_length: int = 128, stride: int = 32, label_all_subtokens: bool = False, case_markers: bool = False,
+    italic: Sequence[Sequence[bool]] | None = None,
 ) -> dict[str, list]:
     """Tokenize pre-split sentences into model windows (columns of a ``datasets`` batch).
 
     Returns ``input_ids``, ``attention_mask`` (and ``token_type_ids`` when the model has them), ``labels``
-    (when ``tags`` are given) and the bookkeeping columns ``sentence`` (index, offset by ``first_index``),
+    (when ``tags`` are given) and the bookkeeping columns ``sentence`` (index in ``sentences``),
     ``word_start``/``word_end`` (the window's word range) and ``word_ids`` (sentence-level word index of
     each sub-token, ``-1`` for special tokens) used by :func:`merge_windows`.
 
     ``case_markers=True`` puts a :data:`CASE_MARKERS` token before every cased word (the tokenizer must have them:
-    :func:`add_case_markers`); markers count towards the window budget and get ``word_ids`` ``-1``.
+    :func:`add_case_markers`); markers count towards the window budget and get ``word_ids`` ``-1``. ``italic``
+    (one flag per word of each sentence) puts :data:`ITALIC_MARKER` before every italic word the same way.
     """
     budget = max_length - tokenizer.num_special_tokens_to_add(pair=False)
     if budget < 1 or stride >= budget:
         raise CraftlibError(f"max_length={max_length} leaves no room for stride={stride}: use a smaller stride.")
     sentences = [list(s) for s in sentences]
-    if case_markers:
-        marked = [_with_markers(words) for words in sentences]
+    if italic is not None and len(italic) != len(sentences):
+        raise CraftlibError(f"{len(italic)} rows of italic flags for {len(sentences)} sentences.")
+    if case_markers or italic is not None:
+        marked = [_with_markers(words, case_markers, None if italic is None else italic[i])
+                  for i, words in enumerate(sentences)]
     else:
         marked = [(words, list(range(len(words)))) for words in sentences]
     # counting only (no truncation here): verbose=False silences the "longer than the maximum" warning,
@@ -153,7 +211,12 @@ def encode_windows(
         expanded, owner = marked[i]
         lengths = [0] * len(words)
         # a marker's sub-token counts for the word it precedes
-        word_of = [o if o >= 0 else owner[k + 1] for k, o in enumerate(owner)]
+        word_of, following = list(owner), -1
+        for k in range(len(owner) - 1, -1, -1):
+            if owner[k] >= 0:
+                following = owner[k]
+            else:
+                word_of[k] = following
         for wid in counts.word_ids(i):
             if wid is not None:
                 lengths[word_of[wid]] += 1
@@ -175,7 +238,7 @@ def encode_windows(
         out[key] = list(values)
     for j, (i, start, end) in enumerate(owners):
         wids = [-1 if w is None else piece_owner[j][w] for w in enc.word_ids(j)]
-        out["sentence"].append(first_index + i)
+        out["sentence"].append(i)
         out["word_start"].append(start)
         out["word_end"].append(end)
         out["word_ids"].append(wids)
@@ -211,16 +274,18 @@ def merge_windows(
 
 
 def featurize(dataset, tokenizer, max_length: int, stride: int, label_all_subtokens: bool = False,
-              with_labels: bool = True, case_markers: bool = False, progress: bool = True):
-    """Windowed features of a ``datasets.Dataset`` with ``tokens`` (and ``ner_tags``); ``progress=False``: no
-    "tokenizing" bar (``train --no-progress``)."""
+              markers: Markers = Markers(), progress: bool = True):
+    """Windowed features of a ``datasets.Dataset`` with ``tokens`` and ``ner_tags`` (and ``italic`` flags when
+    ``markers.italic``); ``progress=False``: no "tokenizing" bar (``train --no-progress``)."""
 
     def fn(batch, indices):
-        return encode_windows(
-            tokenizer, batch["tokens"], batch["ner_tags"] if with_labels else None,
-            max_length, stride, label_all_subtokens, first_index=indices[0] if indices else 0,
-            case_markers=case_markers,
+        out = encode_windows(
+            tokenizer, batch["tokens"], batch["ner_tags"], max_length, stride, label_all_subtokens,
+            case_markers=markers.case, italic=batch["italic"] if markers.italic else None,
         )
+        offset = indices[0] if indices else 0  # the batch's sentence indices in the whole dataset
+        out["sentence"] = [offset + i for i in out["sentence"]]
+        return out
 
     with datasets_bars(progress):
         return dataset.map(fn, batched=True, with_indices=True, remove_columns=dataset.column_names,
@@ -289,14 +354,15 @@ def to_tags(ids: list[list[int]], model) -> list[list[str]]:
 
 
 def predict_dataset(model, tokenizer, dataset, max_length: int, stride: int, batch_size: int = 32,
-                    progress: bool = False, case_markers: bool = False) -> tuple[list[list[str]], int]:
+                    progress: bool = False, markers: Markers = Markers()) -> tuple[list[list[str]], int]:
     """Word-level predicted tags for every sentence of ``dataset`` (a ``datasets.Dataset`` or a list of token
     lists), via windows (:func:`predict_windows`: length-sorted batches, inference mode, the device's autocast);
-    returns ``(tags, words_without_subtoken)``."""
+    returns ``(tags, words_without_subtoken)``. ``markers``: those the model was trained with (italic ones read the
+    dataset's ``italic`` column, :func:`craftlib.tags.italic_flags`)."""
     sentences = dataset["tokens"] if hasattr(dataset, "column_names") else [list(s) for s in dataset]
-    if case_markers:
-        add_case_markers(tokenizer)
-    feats = encode_windows(tokenizer, sentences, None, max_length, stride, case_markers=case_markers)
+    italic = markers.flags(dataset)
+    markers.add_to(tokenizer)
+    feats = encode_windows(tokenizer, sentences, None, max_length, stride, case_markers=markers.case, italic=italic)
     meta = [{k: feats[k][i] for k in META_COLUMNS} for i in range(len(feats["input_ids"]))]
     ids, _ = predict_windows(model, tokenizer, feats, batch_size, progress=progress)
     words, missing = merge_windows([len(s) for s in sentences], meta, ids)

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from craftlib import config
+from craftlib import config, runs
 from craftlib.errors import BIOError
 
 # ------------------------------------------------------------------------------- hand-made data
@@ -99,6 +99,32 @@ def test_crf_learns_hand_made_sentences(tmp_path):
     crf = train_crf(tokens, tags, tmp_path / "m.crfsuite", max_iterations=50)
     assert (tmp_path / "m.crfsuite").stat().st_size > 0
     assert predict_crf(crf, tokens[:8]) == tags[:8]
+
+
+def test_crf_italic_feature_decides_what_words_cannot(tmp_path):
+    """The same word is Gene when italic and Protein when roman: only the italic feature can learn that."""
+    from craftlib.peers.crf import predict_crf, sentence_features, train_crf
+
+    tokens = [["the", "Shh", "level", "rose"]] * 20
+    tags = [["O", "B-Gene", "O", "O"] if k % 2 else ["O", "B-Protein", "O", "O"] for k in range(20)]
+    italic = [[False, bool(k % 2), False, False] for k in range(20)]
+    assert "italic" not in sentence_features(tokens[0])[1]
+    assert sentence_features(tokens[0], italic[1])[1]["italic"] is True
+    assert sentence_features(tokens[0], italic[1])[2]["-1:italic"] is True
+    crf = train_crf(tokens, tags, tmp_path / "m.crfsuite", max_iterations=50, italic=italic)
+    assert predict_crf(crf, tokens[:4], italic[:4]) == tags[:4]
+    with pytest.raises(ValueError, match="rows of italic flags"):
+        predict_crf(crf, tokens[:4], italic[:3])
+
+
+def test_crf_italic_is_an_ablation_outside_the_default_benchmark():
+    from craftlib.peers import runner
+
+    assert "crf-italic" in runner.SYSTEMS and "crf-italic" not in runner.DEFAULT_SYSTEMS
+    assert all(v["crf-italic"] == {**v["crf"], "italic": True} for v in runner.PEER_SETTINGS.values())
+    assert runner.benchmark_command("quick", 42, "proper", runner.DEFAULT_SYSTEMS, False) == \
+        "python -m craftlib benchmark --profile quick --seed 42"
+    assert runs.system_run_name("crf-italic", "quick") == "crf-italic-quick"
 
 
 # ------------------------------------------------------------------------------- spaCy conversion
@@ -211,7 +237,7 @@ def _write_external_run(run_dir, dataset, *, perfect: bool, drop_last: bool = Fa
 
 
 def test_benchmark_smoke_writes_a_complete_results_file(tmp_path):
-    from craftlib.peers.runner import SYSTEMS, run_benchmark
+    from craftlib.peers.runner import DEFAULT_SYSTEMS, run_benchmark
 
     dataset = hand_made_dataset()
     models, results = tmp_path / "models", tmp_path / "results"
@@ -230,7 +256,7 @@ def test_benchmark_smoke_writes_a_complete_results_file(tmp_path):
     assert on_disk["sentences"] == {"train": 40, "validation": 12, "test": 12}
     assert on_disk["hardware"]["cores"] >= 1 and on_disk["versions"]["spacy"] != "not installed"
     rows = {r["system"]: r for r in on_disk["systems"]}
-    assert list(rows) == list(SYSTEMS)
+    assert list(rows) == list(DEFAULT_SYSTEMS)
 
     for name in ("crf", "spacy"):
         row = rows[name]
@@ -263,7 +289,7 @@ def test_benchmark_smoke_writes_a_complete_results_file(tmp_path):
     md = (results / "peers-smoke.md").read_text()
     assert "python -m craftlib benchmark --profile smoke --seed 7" in md
     table = [line for line in md.splitlines() if line.startswith("| ")]
-    for name in SYSTEMS:
+    for name in DEFAULT_SYSTEMS:
         assert any(line.startswith(f"| {name} |") for line in table), name
     assert "| not run |" in md and on_disk["hardware"]["cpu"] in md
 

@@ -578,3 +578,25 @@ def test_dataset_without_a_record_is_rebuilt_with_its_own_settings(built, capsys
     dsd = stages.load("dataset", config.data_spec("quick", "proper", data, progress=False))
     assert "Rebuilding the tagged dataset" in capsys.readouterr().out and len(dsd["train"]) == 2
     assert (out / "inputs.json").is_file()
+
+
+# ------------------------------------------------------------------------------------------ typography
+
+
+def test_italic_flags_follow_the_typography_layer():
+    """Italic Shh and Fgf8 (document 1001's typography layer) are flagged; "The Shh protein" is not."""
+    records, _ = tags.tag_document(corpus.read_document(ROOT, "1001"))
+    rows = {"doc_id": [r["doc_id"] for r in records], "sentence_id": [r["sentence_id"] for r in records],
+            "tokens": [r["tokens"] for r in records]}
+    flags = tags.italic_flags(rows, ROOT)
+    assert [len(f) for f in flags] == [len(t) for t in rows["tokens"]]
+    italic_words = {w for toks, fl in zip(rows["tokens"], flags) for w, f in zip(toks, fl) if f}
+    assert {"Shh", "Fgf8"} <= italic_words and not {"gene", "protein", "The"} & italic_words
+    assert flags[1][rows["tokens"][1].index("Shh")] is False  # "The Shh protein": roman
+
+
+def test_italic_flags_refuse_sentences_that_are_not_the_corpus():
+    rows = {"doc_id": ["1001"], "sentence_id": [next(iter(corpus.read_document(ROOT, "1001").sentences)).sentence_id],
+            "tokens": [["not", "the", "tokens"]]}
+    with pytest.raises(CraftlibError, match="does not match the CRAFT corpus"):
+        tags.italic_flags(rows, ROOT)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from craftlib import config, progress, runs, train, windows
-from craftlib.errors import CraftlibError
+from craftlib.errors import ConfigError, CraftlibError
 
 L = config.LABEL2ID
 
@@ -601,3 +601,44 @@ def test_predict_cli_says_when_no_entity_is_found(monkeypatch, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[:2] == ["text1: 0 mention(s)", "  no entities found"]
     assert out[2] == "text2: 1 mention(s)" and "Pax6" in out[3] and "no entities" not in " ".join(out[2:])
+
+
+def test_italic_markers_precede_italic_words_and_carry_no_label():
+    from craftlib.models import load_tokenizer
+
+    tok = windows.add_italic_marker(windows.add_case_markers(load_tokenizer("minilm")))
+    words = ["The", "Pax6", "gene", "and", "shh", "in", "mouse"] * 5
+    tags = [0, 7, 8, 0, 7, 0, 9] * 5
+    italic = [False, True, False, False, True, False, False] * 5
+    both = windows.encode_windows(tok, [words], [tags], max_length=20, stride=5, case_markers=True, italic=[italic])
+    marker = tok.convert_tokens_to_ids(windows.ITALIC_MARKER)
+    case_ids = set(tok.convert_tokens_to_ids(list(windows.CASE_MARKERS.values())))
+    seen = 0
+    for ids, wids, labels in zip(both["input_ids"], both["word_ids"], both["labels"]):
+        assert len(ids) <= 20
+        for k, (i, w, y) in enumerate(zip(ids, wids, labels)):
+            if i == marker:
+                seen += 1
+                assert w == -1 and y == -100
+                nxt = next(wids[j] for j in range(k + 1, len(wids)) if wids[j] >= 0)
+                assert italic[nxt]  # the marker stands before an italic word (a case marker may follow it)
+            if i in case_ids:
+                assert w == -1 and y == -100
+    assert seen >= sum(italic)  # every italic word is marked in some window (overlaps may repeat it)
+    meta = [{k: both[k][i] for k in windows.META_COLUMNS} for i in range(len(both["input_ids"]))]
+    oracle = [[0 if y == -100 else y for y in labels] for labels in both["labels"]]
+    merged, missing = windows.merge_windows([len(words)], meta, oracle)
+    assert missing == 0 and merged[0] == tags
+    with pytest.raises(CraftlibError, match="rows of italic flags"):
+        windows.encode_windows(tok, [words], [tags], italic=[italic, italic])
+
+
+def test_italic_markers_in_run_names_commands_and_recipes(tmp_path):
+    prof = config.get_profile("quick", italic_markers=True)
+    assert runs.run_name("single", "minilm", prof) == "single-minilm-quick-ital"
+    assert "--italic-markers" in runs.train_command("single", prof, "minilm", 42, "proper")
+    with pytest.raises(ConfigError, match="augmented copies carry no typesetting"):
+        train.load_recipe_data("augmented", config.data_spec(prof, "proper", tmp_path))
+    with pytest.raises(ConfigError, match="trained with --italic-markers"):
+        train.refuse_italic_model(tmp_path, {"italic_markers": True})
+    train.refuse_italic_model(tmp_path, {"italic_markers": False})

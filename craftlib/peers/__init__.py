@@ -46,7 +46,8 @@ def add_commands(subparsers) -> None:
     add_profile_option(p)
     p.add_argument("--seed", type=seed_value, default=42)
     p.add_argument("--annotation-set", default="proper", choices=config.ANNOTATION_SETS)
-    p.add_argument("--systems", default=None, help=f"comma-separated subset of: {','.join(SYSTEMS)} (default: all)")
+    p.add_argument("--systems", default=None, help=f"comma-separated subset of: {','.join(SYSTEMS)} (default: all but crf-italic, "
+                                                         "the typography ablation)")
     p.add_argument("--train-transformers", action="store_true",
                    help="train the transformer recipes first (python -m craftlib train); default: read models/<run>/")
     p.add_argument("--source", default=None, help="CRAFT source when the dataset must be built (default: $CRAFT_SOURCE)")

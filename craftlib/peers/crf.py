@@ -45,8 +45,10 @@ def _lexical(word: str, prefix: str) -> dict[str, object]:
     }
 
 
-def token_features(tokens: Sequence[str], i: int) -> dict[str, object]:
-    """Features of ``tokens[i]`` in its sentence (a dict, the input format of sklearn-crfsuite)."""
+def token_features(tokens: Sequence[str], i: int, italic: Sequence[bool] | None = None) -> dict[str, object]:
+    """Features of ``tokens[i]`` in its sentence (a dict, the input format of sklearn-crfsuite); with ``italic``
+    (one flag per token, :func:`craftlib.tags.italic_flags`) also whether it and its neighbours are italic (the
+    ``crf-italic`` peer of the typography ablation)."""
     word = tokens[i]
     low = word.lower()
     feats: dict[str, object] = {"bias": 1.0, **_lexical(word, "")}
@@ -67,11 +69,22 @@ def token_features(tokens: Sequence[str], i: int) -> dict[str, object]:
             feats.update(_lexical(tokens[j], f"{offset:+d}:"))
         else:
             feats[f"{offset:+d}:{'BOS' if j < 0 else 'EOS'}"] = True
+    if italic is not None:
+        feats["italic"] = bool(italic[i])
+        for offset in (-1, 1):
+            if 0 <= i + offset < len(tokens):
+                feats[f"{offset:+d}:italic"] = bool(italic[i + offset])
     return feats
 
 
-def sentence_features(tokens: Sequence[str]) -> list[dict[str, object]]:
-    return [token_features(tokens, i) for i in range(len(tokens))]
+def sentence_features(tokens: Sequence[str], italic: Sequence[bool] | None = None) -> list[dict[str, object]]:
+    return [token_features(tokens, i, italic) for i in range(len(tokens))]
+
+
+def _features(tokens: Sequence[Sequence[str]], italic: Sequence[Sequence[bool]] | None):
+    if italic is not None and len(italic) != len(tokens):
+        raise ValueError(f"{len(italic)} rows of italic flags for {len(tokens)} sentences")
+    return [sentence_features(s, None if italic is None else italic[k]) for k, s in enumerate(tokens)]
 
 
 def train_crf(
@@ -82,8 +95,10 @@ def train_crf(
     c1: float = 0.1,
     c2: float = 0.1,
     max_iterations: int = 100,
+    italic: Sequence[Sequence[bool]] | None = None,
 ):
     """Train an L-BFGS CRF (L1 ``c1`` + L2 ``c2``) and save it to ``model_file``; return the estimator.
+    ``italic``: per sentence, the tokens' italic flags (the typography ablation's feature).
 
     L-BFGS from a zero start is deterministic: the same data gives the same model.
     """
@@ -99,10 +114,11 @@ def train_crf(
         all_possible_transitions=True,
         model_filename=str(model_file),
     )
-    crf.fit([sentence_features(s) for s in tokens], [list(t) for t in tags])
+    crf.fit(_features(tokens, italic), [list(t) for t in tags])
     return crf
 
 
-def predict_crf(crf, tokens: Sequence[Sequence[str]]) -> list[list[str]]:
-    """IOB2 tags for each sentence (one tag per token)."""
-    return [list(p) for p in crf.predict([sentence_features(s) for s in tokens])]
+def predict_crf(crf, tokens: Sequence[Sequence[str]], italic: Sequence[Sequence[bool]] | None = None
+                ) -> list[list[str]]:
+    """IOB2 tags for each sentence (one tag per token; ``italic`` as for :func:`train_crf`)."""
+    return [list(p) for p in crf.predict(_features(tokens, italic))]

@@ -35,13 +35,14 @@ from pathlib import Path
 
 from craftlib import cache, config, runs, stages
 from craftlib.bio import tag_names
+from craftlib.corpus import fetch_craft
 from craftlib.errors import CraftlibError
 from craftlib.evaluate import score
 from craftlib.peers.extras import require
 from craftlib.peers.report import hardware_line, markdown_report
 from craftlib.runs import read_predictions
 from craftlib.runtime import TRACKED_PACKAGES, detect_device, versions
-from craftlib.tags import profile_splits
+from craftlib.tags import italic_flags, profile_splits
 
 #: Peer-specific knobs per profile (the data limits come from ``config.get_profile``). The CRF uses
 #: the sklearn-crfsuite tutorial's regularisation (c1 = c2 = 0.1), untuned; spaCy uses its quickstart
@@ -61,11 +62,17 @@ PEER_SETTINGS: dict[str, dict[str, dict]] = {
         "spacy": {"max_epochs": 0, "max_steps": 20000, "eval_frequency": 200, "patience": 1600},
     },
 }
+# crf-italic: the same CRF plus the tokens' italic flags from CRAFT's typography layer (the typography ablation;
+# never in the default comparison: plain text has no italics)
+for _settings in PEER_SETTINGS.values():
+    _settings["crf-italic"] = {**_settings["crf"], "italic": True}
 #: Systems trained here (``peer``) or read from their run directory (``external``), in table order.
 SYSTEMS: dict[str, str] = {
     "dictionary": "external", "crf": "peer", "spacy": "peer",
-    "single": "external", "augmented": "external", "two-step": "external",
+    "single": "external", "augmented": "external", "two-step": "external", "crf-italic": "peer",
 }
+#: What ``benchmark`` runs without ``--systems``: every system but the typography ablation.
+DEFAULT_SYSTEMS: tuple[str, ...] = tuple(s for s in SYSTEMS if s != "crf-italic")
 TRANSFORMER_RECIPES = ("single", "augmented", "two-step")
 PEER_PACKAGES = ("sklearn-crfsuite", "python-crfsuite", "scikit-learn", "spacy", "thinc")
 #: Files of a run directory that are outputs, not the model (excluded from "model size").
@@ -95,14 +102,21 @@ def to_records(split) -> list[dict]:
     ]
 
 
-def prepare_sentences(dataset: Mapping, profile: config.Profile, seed: int) -> dict[str, list[dict]]:
+def prepare_sentences(dataset: Mapping, profile: config.Profile, seed: int,
+                      italic_root=None) -> dict[str, list[dict]]:
     """Train/validation/test sentences every system uses, cut to the profile's limits exactly as the
     transformer recipes cut them (:func:`craftlib.tags.profile_splits`: a seeded shuffle of train, the first
-    sentences of dev and test)."""
+    sentences of dev and test). ``italic_root``: the extracted CRAFT corpus whose typography gives each record
+    its tokens' ``italic`` flags (for ``crf-italic``)."""
     missing = [s for s in ("train", "validation", "test") if s not in dataset]
     if missing:
         raise CraftlibError(f"The dataset has no {missing} split(s): rebuild it with `python -m craftlib data`.")
-    out = {split: to_records(rows) for split, rows in profile_splits(dataset, profile, seed).items()}
+    splits = profile_splits(dataset, profile, seed)
+    out = {split: to_records(rows) for split, rows in splits.items()}
+    if italic_root is not None:
+        for split, recs in out.items():
+            for rec, flags in zip(recs, italic_flags(splits[split], italic_root)):
+                rec["italic"] = flags
     for split, recs in out.items():
         if not recs:
             raise CraftlibError(f"The {split} split is empty: the benchmark needs sentences in every split.")
@@ -307,7 +321,7 @@ def benchmark_command(profile: str, seed: int, annotation_set: str, systems: Seq
     cmd = f"python -m craftlib benchmark --profile {profile} --seed {seed}"
     if annotation_set != "proper":
         cmd += f" --annotation-set {annotation_set}"
-    if list(systems) != list(SYSTEMS):
+    if list(systems) != list(DEFAULT_SYSTEMS):
         cmd += f" --systems {','.join(systems)}"
     return cmd + (" --train-transformers" if train_transformers else "")
 
@@ -332,11 +346,11 @@ def run_benchmark(
     prof = config.get_profile(profile)
     if prof.name not in PEER_SETTINGS:
         raise CraftlibError(f"No peer settings for profile {prof.name!r}: choose one of {', '.join(PEER_SETTINGS)}.")
-    systems = list(systems or SYSTEMS)
+    systems = list(systems or DEFAULT_SYSTEMS)
     unknown = [s for s in systems if s not in SYSTEMS]
     if unknown:
         raise CraftlibError(f"Unknown system(s) {unknown}: choose from {', '.join(SYSTEMS)}.")
-    for system, module in (("crf", "sklearn_crfsuite"), ("spacy", "spacy")):
+    for system, module in (("crf", "sklearn_crfsuite"), ("crf-italic", "sklearn_crfsuite"), ("spacy", "spacy")):
         if system in systems:
             require(module)
 
@@ -347,7 +361,12 @@ def run_benchmark(
         dataset_name = data.dataset_name
     else:
         dataset_name = "given"
-    sentences = prepare_sentences(dataset, prof, seed)
+    italic_root = None
+    if "crf-italic" in systems:
+        if dataset_name == "given":
+            raise CraftlibError("crf-italic reads CRAFT's typography layer: it needs the CRAFT dataset, not a given one.")
+        italic_root = fetch_craft(data.source, data_dir=data.data_dir, progress=False)
+    sentences = prepare_sentences(dataset, prof, seed, italic_root)
     models = config.models_dir(models_dir)
     results = config.results_dir(results_dir)
     command = benchmark_command(prof.name, seed, annotation_set, systems, train_transformers)

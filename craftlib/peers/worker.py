@@ -42,13 +42,20 @@ def _columns(records: list[dict]) -> tuple[list[list[str]], list[list[str]]]:
 def _run_crf(splits: dict, run_dir: Path, settings: dict, seed: int) -> tuple[dict, Path]:
     from craftlib.peers.crf import predict_crf, train_crf
 
+    settings = dict(settings)
+    italic = settings.pop("italic", False)  # crf-italic: the tokens' italic flags as features
+
+    def flags(split: str):
+        return [r["italic"] for r in splits[split]] if italic else None
+
     tokens, tags = _columns(splits["train"])
     model_file = run_dir / "model.crfsuite"
     before = _rss_mb()
     t0 = time.perf_counter()
-    crf = train_crf(tokens, tags, model_file, **settings)
+    crf = train_crf(tokens, tags, model_file, italic=flags("train"), **settings)
     train_seconds = time.perf_counter() - t0
-    return _predict_all(lambda toks: predict_crf(crf, toks), splits, train_seconds, before), model_file
+    return (_predict_all(lambda toks, split: predict_crf(crf, toks, flags(split)), splits, train_seconds, before),
+            model_file)
 
 
 def _run_spacy(splits: dict, run_dir: Path, settings: dict, seed: int) -> tuple[dict, Path]:
@@ -68,7 +75,7 @@ def _run_spacy(splits: dict, run_dir: Path, settings: dict, seed: int) -> tuple[
         shutil.rmtree(model_dir)
     (train_out / "model-best").rename(model_dir)
     shutil.rmtree(train_out)  # model-last: not the kept model
-    return _predict_all(lambda toks: predict_spacy(nlp, toks), splits, train_seconds, before), model_dir
+    return _predict_all(lambda toks, split: predict_spacy(nlp, toks), splits, train_seconds, before), model_dir
 
 
 def _predict_all(predict, splits: dict, train_seconds: float, rss_before: float) -> dict:
@@ -76,7 +83,7 @@ def _predict_all(predict, splits: dict, train_seconds: float, rss_before: float)
     for split in ("validation", "test"):
         tokens, _ = _columns(splits[split])
         t0 = time.perf_counter()
-        out["pred"][split] = predict(tokens)
+        out["pred"][split] = predict(tokens, split)
         out["predict_seconds"][split] = time.perf_counter() - t0
     return out
 
@@ -109,7 +116,7 @@ def _infer_dictionary(splits: dict, spec: dict) -> dict:
             "load_seconds": t1 - t0, "rss_before_training_mb": before}
 
 
-RUNNERS = {"crf": _run_crf, "spacy": _run_spacy}
+RUNNERS = {"crf": _run_crf, "crf-italic": _run_crf, "spacy": _run_spacy}
 INFERENCE = {"transformer": _infer_transformer, "dictionary": _infer_dictionary}
 
 
