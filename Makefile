@@ -60,7 +60,8 @@ setup: $(if $(filter $(VENV)/bin/python,$(PYTHON)),$(VENV)/bin/python)
 # Running a notebook writes its outputs into the .ipynb file (JupyterLab autosaves). The clean filter below makes
 # git read every notebook without them (.gitattributes: *.ipynb filter=nbstripout): `git diff` stays empty and
 # nothing a learner ran can be committed by accident; the file on disk keeps the outputs for the learner. (`git
-# status` still lists a notebook whose size changed until `git add` refreshes the index: git's size shortcut.)
+# status` would still list a notebook whose size changed until `git add` refreshes the index, git's size shortcut:
+# `make lab` starts JupyterLab with jupyter_server_config.py, whose post-save hook does that refresh.)
 # This checkout's git config only; outside a git checkout it does nothing.
 git-filter:
 	@if git rev-parse --git-dir >/dev/null 2>&1; then \
@@ -87,7 +88,7 @@ check:
 	$(PYTHON) -m craftlib doctor
 
 lab:
-	$(PYTHON) -m jupyterlab --ServerApp.root_dir=notebooks
+	$(PYTHON) -m jupyterlab --ServerApp.root_dir=notebooks --config="$(CURDIR)/jupyter_server_config.py"
 
 test:
 	$(PYTHON) -m pytest -q -m "not browser"

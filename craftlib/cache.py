@@ -154,6 +154,71 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
         replace_dir(tmp, final)
 
 
+#: Prefix of the temporary folders an interrupted build keeps for the next build to resume (:func:`resumable_dir`).
+RESUME_PREFIX = ".resume-"
+#: File, inside a resumable folder, naming the process (``<host>_<pid>``) that builds in it now.
+OWNER_FILE = ".owner"
+
+
+def _resumable_owner_alive(folder: Path) -> bool:
+    """Whether another live process of this machine builds in the resumable ``folder`` now."""
+    try:
+        owner = (folder / OWNER_FILE).read_text().strip()
+    except OSError:
+        return False
+    return owner != _owner_tag() and not _owner_gone(f"x-{owner}-", "x")
+
+
+def resumable_folder(final: str | os.PathLike, key: Mapping) -> Path:
+    """Where :func:`resumable_dir` builds ``final`` for ``key``: ``.resume-<name>-<12 hex digits of key>``."""
+    final = Path(final)
+    return final.parent / f"{RESUME_PREFIX}{final.name}-{digest(key)[:12]}"
+
+
+@contextlib.contextmanager
+def resumable_dir(final: str | os.PathLike, key: Mapping, keep: Sequence[str] = ()) -> Iterator[Path]:
+    """:func:`atomic_dir` for a long build that an interrupt should not throw away.
+
+    The build happens in :func:`resumable_folder` (beside ``final``, named after the digest of ``key``: what the
+    build depends on). Success: the ``keep`` entries are removed and the folder replaces ``final``. An interrupt
+    (``KeyboardInterrupt``): the folder is kept as it is, never under ``final``'s name, so it never looks like a
+    complete result. Any other error: it is removed. The next build with the same ``key`` finds the ``keep``
+    entries (e.g. training checkpoints) where they were and everything else removed; a build with another key
+    removes the kept folders of ``final``'s other keys. While another live process of this machine builds in the
+    same folder, this build uses a plain :func:`atomic_dir` instead (nothing to resume)."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = resumable_folder(final, key)
+    if _resumable_owner_alive(tmp):
+        with atomic_dir(final) as plain:
+            yield plain
+        return
+    mine = re.compile(re.escape(f"{RESUME_PREFIX}{final.name}-") + r"[0-9a-f]{12}")
+    for other in final.parent.glob(f"{RESUME_PREFIX}{final.name}-*"):
+        if other != tmp and mine.fullmatch(other.name) and not _resumable_owner_alive(other):
+            shutil.rmtree(other, ignore_errors=True)
+    tmp.mkdir(exist_ok=True)
+    for entry in tmp.iterdir():  # what an interrupted build left besides what it keeps for the next one
+        if entry.name not in keep:
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+    (tmp / OWNER_FILE).write_text(_owner_tag())
+    try:
+        yield tmp
+    except KeyboardInterrupt:
+        (tmp / OWNER_FILE).unlink(missing_ok=True)
+        raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for name in (*keep, OWNER_FILE):
+        entry = tmp / name
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink(missing_ok=True)
+    replace_dir(tmp, final)
+
+
 def clean_orphans(parent: str | os.PathLike, name: str = "", max_age: float = ORPHAN_AGE,
                   prefix: str = TMP_PREFIX) -> list[Path]:
     """Remove temporary folders/files (``.build-<name>-*``; another ``prefix`` for older names such as

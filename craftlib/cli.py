@@ -94,8 +94,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted: nothing half-written was kept; run the same command again to resume", file=sys.stderr)
+    except KeyboardInterrupt as err:  # training says where it stopped and what it kept (craftlib.session.Stopped)
+        print(str(err) or "interrupted: nothing half-written was kept; run the same command again to resume",
+              file=sys.stderr)
         return 130
     except OSError as err:  # the last resort: disk full, read-only folder, missing file, network
         if debug:

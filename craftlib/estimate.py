@@ -20,7 +20,7 @@ import platform
 import time
 from dataclasses import dataclass
 
-from craftlib import cache, config, runs
+from craftlib import cache, config, runs, session
 from craftlib.models import load_model, load_tokenizer
 from craftlib.runtime import detect_device
 from craftlib.threads import LoadProbe, plan_threads
@@ -264,6 +264,11 @@ def notebook_plan(data: config.DataSpec, recipes=RECIPES, base_model: str = "min
     """The line notebook 04 prints before training: how many trainings it will run on ``data``
     (:func:`craftlib.config.data_spec`: profile, seed, annotation set; a finished run of the same name is reused,
     not retrained) and about how long they take on this machine."""
+    return _plan(data, recipes, base_model, models_dir)[0]
+
+
+def _plan(data: config.DataSpec, recipes, base_model: str, models_dir) -> tuple[str, list[str], float | None]:
+    """The plan line, the runs to train (in order) and their estimated seconds (``None``: unknown)."""
     prof, seed, annotation_set, data_dir = data.profile, data.seed, data.annotation_set, data.data_dir
     todo, done = [], []
     for recipe in recipes:
@@ -273,7 +278,7 @@ def notebook_plan(data: config.DataSpec, recipes=RECIPES, base_model: str = "min
     if any(r.startswith("two-step-") for r in todo) and step1 not in todo + done:
         todo.insert(0, step1)  # two-step trains its step 1 (the augmented run) first
     if not todo:
-        return f"Plan: nothing to train, the {len(done)} runs exist under {config.models_dir(models_dir)}."
+        return f"Plan: nothing to train, the {len(done)} runs exist under {config.models_dir(models_dir)}.", [], None
     cal = calibrate(base_model, data_dir)
     names = {runs.system_run_name(r, prof, base_model): runs.system_run_name(r, prof, base_model, seed=seed,
                                                                              annotation_set=annotation_set)
@@ -281,10 +286,26 @@ def notebook_plan(data: config.DataSpec, recipes=RECIPES, base_model: str = "min
     est = estimate(prof, base_model, cal, trainings=[k for k, v in names.items() if v in todo])
     reused = f" ({len(done)} already trained: reused)" if done else ""
     if est is None:
-        return f"Plan: {len(todo)} trainings{reused}; no time estimate for profile {prof.name}."
-    return (f"Plan: {len(todo)} trainings{reused}, about {minutes(est['notebook04_s'])} on {where(cal)} "
+        return f"Plan: {_trainings(len(todo))}{reused}; no time estimate for profile {prof.name}.", todo, None
+    line = (f"Plan: {_trainings(len(todo))}{reused}, about {minutes(est['notebook04_s'])} on {where(cal)} "
             f"({', '.join(f'{r} {minutes(s)}' for r, s in est['per_run_s'].items())}).")
+    return line, todo, est["notebook04_s"]
 
 
-__all__ = ["calibrate", "calibration_key", "estimate", "notebook_plan", "report_lines", "workload"]
+def _trainings(n: int) -> str:
+    return f"{n} training{'' if n == 1 else 's'}"
+
+
+def training_session(data: config.DataSpec, recipes=RECIPES, base_model: str = "minilm", models_dir=None,
+                     progress: bool | None = None):
+    """``with training_session(...):`` notebook 04's training cell: prints :func:`notebook_plan`'s line, then
+    numbers the trainings of the block "k of N" against that plan under an overall line, and ends a stop in one
+    line (:func:`craftlib.session.planned`)."""
+    line, todo, seconds = _plan(data, recipes, base_model, models_dir)
+    print(line, flush=True)
+    return session.planned(todo, seconds, progress=progress)
+
+
+__all__ = ["calibrate", "calibration_key", "estimate", "notebook_plan", "report_lines", "training_session",
+           "workload"]
 

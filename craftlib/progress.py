@@ -1,12 +1,12 @@
-"""What a learner sees while a model trains: a progress bar per training run and per dev evaluation when someone
-is looking (:func:`live_progress`), and one short line per epoch either way, instead of the Trainer's raw dicts."""
+"""What a learner sees while a model trains: the training's bar (:mod:`craftlib.session`: named after its run and
+"k of N") when someone is looking (:func:`live_progress`), and one short line per epoch either way, instead of the
+Trainer's raw dicts."""
 
 from __future__ import annotations
 
 import sys
 
-from tqdm.auto import tqdm
-
+from craftlib import session
 from craftlib.runtime import has_widget_frontend
 
 
@@ -21,8 +21,8 @@ def live_progress() -> bool:
 
 def use_craftlib_progress(trainer, progress: bool) -> None:
     """Replace the Trainer's printer/progress callbacks (which print raw dicts of numbers) with
-    :func:`_progress_callback`: a ``tqdm.auto`` bar per training run and per dev evaluation when ``progress``,
-    and one short line per epoch either way."""
+    :func:`_progress_callback`: a bar per training, named after its run (:mod:`craftlib.session`), when
+    ``progress``, and one short line per epoch either way."""
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     printers = [PrinterCallback, ProgressCallback]
@@ -38,34 +38,22 @@ def use_craftlib_progress(trainer, progress: bool) -> None:
 
 
 def _progress_callback(progress: bool):
+    """The Trainer's display: the current training's bar (:func:`craftlib.session.training_bar`: named after its run
+    and "k of N", one line once done), its loss, and one short line per epoch either way."""
     from transformers import TrainerCallback  # heavy (transformers): imported when training starts
 
     class CraftlibProgress(TrainerCallback):
         def __init__(self):
-            self.bar = self.eval_bar = None
+            self.bar, self.owned = None, False
             self.loss = None
 
         def on_train_begin(self, args, state, control, **kwargs):
             if state.is_world_process_zero and progress:
-                self.bar = tqdm(total=state.max_steps, desc="training", unit="step", dynamic_ncols=True)
+                self.bar, self.owned = session.training_bar(state.max_steps, state.global_step, progress)
 
         def on_step_end(self, args, state, control, **kwargs):
             if self.bar is not None:
-                self.bar.update(state.global_step - self.bar.n)
-
-        def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):
-            if not (state.is_world_process_zero and progress):
-                return
-            if self.eval_bar is None:
-                total = len(eval_dataloader) if eval_dataloader is not None else None
-                self.eval_bar = tqdm(total=total, desc="dev evaluation", unit="batch", leave=False,
-                                     dynamic_ncols=True)
-            self.eval_bar.update(1)
-
-        def on_evaluate(self, args, state, control, **kwargs):
-            if self.eval_bar is not None:
-                self.eval_bar.close()
-                self.eval_bar = None
+                self.bar.update(state.global_step)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if not state.is_world_process_zero or not logs:
@@ -73,7 +61,7 @@ def _progress_callback(progress: bool):
             if "loss" in logs:
                 self.loss = logs["loss"]
                 if self.bar is not None:
-                    self.bar.set_postfix(loss=f"{logs['loss']:.3f}", refresh=False)
+                    self.bar.update(postfix=f"loss {logs['loss']:.3f}")
             if "eval_f1" in logs:
                 self._epoch_line(logs, state)
 
@@ -85,14 +73,18 @@ def _progress_callback(progress: bool):
 
         def _epoch_line(self, logs, state):
             loss = logs.get("eval_loss")
-            line = (f"epoch {logs.get('epoch', state.epoch or 0):.2f} (step {state.global_step}/{state.max_steps}): "
+            now = session.current()
+            line = ((f"{now.label}: " if now is not None else "")
+                    + f"epoch {logs.get('epoch', state.epoch or 0):.2f} (step {state.global_step}/{state.max_steps}): "
                     f"dev F1 {logs['eval_f1']:.3f}" + (f", dev loss {loss:.3f}" if loss is not None else "")
                     + (f", train loss {self.loss:.3f}" if self.loss is not None else ""))
             (self.bar.write if self.bar is not None else print)(line)
 
         def on_train_end(self, args, state, control, **kwargs):
-            if self.bar is not None:
-                self.bar.close()
+            if self.bar is not None and self.owned:  # a bar of its own (no current training): one line now
+                self.bar.close(f"done: training, {state.global_step} steps")
                 self.bar = None
+            elif self.bar is not None:  # the training's bar: it becomes one line once the run is written
+                self.bar.note("trained; scoring and saving")
 
     return CraftlibProgress()

@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from craftlib import cache, config, runs, stages
+from craftlib import cache, config, runs, session, stages
 from craftlib.bio import bio_spans, dataset_tags
 from craftlib.corpus import fetch_craft
 from craftlib.errors import ConfigError, CraftlibError, RunError
@@ -100,8 +100,9 @@ def load_recipe_data(recipe_step: str, spec: config.DataSpec) -> dict:
         _check_labels(aug_train)
         if spec.profile.max_train_sentences is not None:
             keep = set(zip(train["doc_id"], train["sentence_id"]))
-            aug_train = aug_train.filter(
-                lambda d, s: (d, s) in keep, input_columns=["doc_id", "sentence_id"], desc="augmented subset")
+            with datasets_bars(False):  # seconds; its bar would stay on screen
+                aug_train = aug_train.filter(
+                    lambda d, s: (d, s) in keep, input_columns=["doc_id", "sentence_id"], desc="augmented subset")
         train = aug_train
     return {**splits, "train": train}
 
@@ -238,6 +239,8 @@ class TrainOptions:
     label_all_subtokens: bool = False
     progress: bool = True
     save_checkpoints: bool = False
+    #: checkpoints every few minutes in ``output_dir/checkpoints``, resumed from when found (:func:`fine_tune`)
+    resume: bool = False
 
 
 def fine_tune(model, tokenizer, data: dict, profile: config.Profile, output_dir: Path,
@@ -245,7 +248,11 @@ def fine_tune(model, tokenizer, data: dict, profile: config.Profile, output_dir:
     """One fine-tuning step with ``transformers.Trainer`` (dev scored after each epoch): the step every recipe
     runs (:func:`train_recipe`) and notebook 04's hand-written two-step calls. ``data``: ``train`` and
     ``validation`` ``datasets.Dataset`` (:func:`load_recipe_data`). Returns the trained model and, in
-    ``dev_predictions``, the word-level dev tags of the final weights (no second dev pass needed)."""
+    ``dev_predictions``, the word-level dev tags of the final weights (no second dev pass needed).
+
+    ``options.resume`` (``output_dir`` survives an interrupt: :func:`craftlib.cache.resumable_dir`): a checkpoint
+    every :func:`craftlib.session.checkpoint_minutes` of training in ``output_dir/checkpoints``, and training resumes
+    from the latest one found there (``train_seconds`` counts the time before the interruption too)."""
     from transformers import DataCollatorForTokenClassification, Trainer, set_seed
 
     seed, label_all_subtokens, progress = options.seed, options.label_all_subtokens, options.progress
@@ -262,18 +269,24 @@ def fine_tune(model, tokenizer, data: dict, profile: config.Profile, output_dir:
     dev_eval = _DevEval(dev_feats, data["validation"], tokenizer, max(32, profile.eval_batch_size), device, progress)
     per_epoch = math.ceil(len(train_feats) / (profile.batch_size * _world_size()))
     total = profile.max_steps if profile.max_steps > 0 else math.ceil(per_epoch * profile.epochs)
+    minutes = session.checkpoint_minutes() if options.resume else None
+    checkpoint = session.latest_checkpoint(output_dir / "checkpoints") if options.resume else None
+    before = session.elapsed_at(checkpoint)  # seconds trained before an interruption
     trainer = Trainer(
         model=model,
         args=_training_args(output_dir / "checkpoints", profile, seed, progress, save_checkpoints, device, total),
         data_collator=DataCollatorForTokenClassification(tokenizer),
         train_dataset=train_feats.remove_columns(list(META_COLUMNS)),
         processing_class=tokenizer,
-        callbacks=[dev_eval.callback(), training_callback()],  # training_callback: follows the CPU load
+        # training_callback: follows the CPU load; work_callback: what a stop reports, resumable checkpoints
+        callbacks=[dev_eval.callback(), training_callback(), session.work_callback(minutes, before)],
     )
     use_craftlib_progress(trainer, progress)  # bars in a live kernel, short lines elsewhere (no raw dicts)
+    if checkpoint is not None:
+        print(session.resume_note(session.current(), checkpoint), flush=True)
     start = time.perf_counter()
-    trainer.train()
-    seconds = time.perf_counter() - start
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
+    seconds = before + time.perf_counter() - start
     if trainer.is_world_process_zero():
         shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
     # the plain model: without accelerate's autocast wrapper on forward (and DDP wrapper), so that the weights
@@ -449,6 +462,22 @@ def matched_profile(profile: config.Profile, single_tokens: int, target_tokens: 
     return dataclasses.replace(profile, epochs=max(0.1, round(profile.epochs * ratio, 1)))
 
 
+def _resume_key(spec: RunSpec, step: Step, start) -> dict:
+    """What the kept checkpoints of an interrupted training must match to be resumed: the run's settings, the step,
+    the recorded inputs of its data (the dataset, and the augmented set for an augmented step) and the weights it
+    starts from (a step-1 run: also when that run was made)."""
+    origin = {"start": str(start)}
+    if (Path(start) / "metrics.json").is_file():
+        metrics = Run(Path(start)).metrics_or_none()
+        if metrics is not None:
+            origin["created"] = metrics.get("created")
+    processed = spec.data.processed_dir
+    inputs = {"dataset": cache.recorded_inputs(processed),
+              "augmented": cache.recorded_inputs(processed / "augmented") if step.data == "augmented" else None}
+    return {"run": spec.name, "step": step.name, "data": step.data, "settings": spec.settings(), "inputs": inputs,
+            **origin}
+
+
 def _reusable_step1(run: Run, expected: dict) -> bool:
     metrics = run.metrics_or_none() if (run.dir / "config.json").is_file() else None  # damaged: retrain it
     if metrics is None:
@@ -464,9 +493,10 @@ def _reusable_step1(run: Run, expected: dict) -> bool:
     return all(metrics.get(k) == v for k, v in expected.items())
 
 
+@session.training_entry  # library bars off; an interrupt ends in one line that says what was kept
 @sized_for_sharing  # threads sized to the cores other processes leave free; the caller's count restored
 def train_recipe(spec: RunSpec, reuse_step1: bool = True, progress: bool | None = None,
-                 save_checkpoints: bool = False) -> Path:
+                 save_checkpoints: bool = False, reuse: bool = False) -> Path:
     """Train one recipe (its :data:`PLANS` entry) and write ``models/<run>/`` (see ARCHITECTURE.md); return that
     directory. ``spec``: :func:`run_spec` (``train_recipe(run_spec("two-step", "smoke"))``).
 
@@ -480,9 +510,17 @@ def train_recipe(spec: RunSpec, reuse_step1: bool = True, progress: bool | None 
     ``models/<run>/`` gets the model and tokenizer (``save_pretrained``), ``metrics.json``,
     ``training_log.csv``, ``learning_curve.png``, ``README.md`` (model card) and
     ``predictions_{validation,test}.jsonl``.
+
+    ``reuse=True``: a finished run of the same name and settings is returned as it is, not trained again. An
+    interrupted training keeps its resumable folder (``models/.resume-<run>-<key>/``, :func:`_resume_key`) with a
+    checkpoint every :func:`craftlib.session.checkpoint_minutes`; the next call resumes from it, and the stop itself
+    is one line (:class:`craftlib.session.Stopped`).
     """
     check_max_length(spec.base_model, spec.profile.max_length)  # before any work, not on the first long sentence
     progress = live_progress() if progress is None else progress
+    if reuse and _reusable_step1(spec.run, spec.settings()):  # a finished run of these settings
+        session.reused(spec.name, spec.run.dir)
+        return spec.run.dir
     seed_everything(spec.seed)
     record = RunRecord(spec)
     *earlier, step = PLANS[spec.recipe]
@@ -498,15 +536,20 @@ def train_recipe(spec: RunSpec, reuse_step1: bool = True, progress: bool | None 
     model = load_model(start)
     run_dir = spec.run.dir
 
+    with _main_process_first(), datasets_bars(progress):  # several processes: the first builds missing data
+        data = load_recipe_data(step.data, spec.data)
+    for split, rows in data.items():
+        check_dataset(rows, f"{step.data} {split}")
     # The whole run is built in a temporary folder beside models/<run>/ and renamed into place at the end, so an
-    # interrupted or failed run leaves the previous complete run (or nothing) there, never a mix.
-    with cache.atomic_dir(run_dir) if _is_main_process() else cache.temp_dir(run_dir) as build_dir:
-        with _main_process_first(), datasets_bars(progress):  # several processes: the first builds missing data
-            data = load_recipe_data(step.data, spec.data)
-        for split, rows in data.items():
-            check_dataset(rows, f"{step.data} {split}")
+    # interrupted or failed run leaves the previous complete run (or nothing) there, never a mix. In one process the
+    # folder is resumable: an interrupt keeps it, with the training's checkpoints, for the next call of this run.
+    resumable = _world_size() == 1
+    folder = (cache.resumable_dir(run_dir, _resume_key(spec, step, start), keep=("checkpoints",)) if resumable
+              else cache.atomic_dir(run_dir) if _is_main_process() else cache.temp_dir(run_dir))
+    label = f"step {len(earlier) + 1}" if earlier else None  # two-step's step 2
+    with folder as build_dir, session.training(spec.name, label, progress):
         result = fine_tune(model, tokenizer, data, spec.profile, build_dir,
-                           TrainOptions(spec.seed, spec.label_all_subtokens, progress, save_checkpoints))
+                           TrainOptions(spec.seed, spec.label_all_subtokens, progress, save_checkpoints, resumable))
         if result.global_step < 1:
             raise ConfigError(f"{spec.name}: step {step.name} made no optimizer step ({result.train_sentences} "
                               "training sentences): there is nothing to train on; check the profile's data "

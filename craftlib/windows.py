@@ -11,12 +11,11 @@ boundaries, into windows overlapping by about ``window_stride`` sub-tokens (:fun
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tqdm.auto import tqdm
-
-from craftlib import config
+from craftlib import config, session
 from craftlib.bio import tag_names
 from craftlib.errors import ConfigError, CraftlibError
 from craftlib.runtime import datasets_bars, detect_device
@@ -117,7 +116,7 @@ ITALIC_MARKER = "[unused4]"
 
 def add_italic_marker(tokenizer):
     """Register :data:`ITALIC_MARKER` with ``tokenizer`` like :func:`add_case_markers` (in place)."""
-    from tokenizers import AddedToken
+    from tokenizers import AddedToken  # heavy: tokenizers, torch and transformers load only when used
 
     if ITALIC_MARKER not in tokenizer.get_added_vocab():
         tokenizer.add_tokens([AddedToken(ITALIC_MARKER, normalized=False, special=True)])
@@ -325,8 +324,11 @@ def predict_windows(model, tokenizer, features: dict, batch_size: int = 32, devi
     out: list[list[int] | None] = [None] * n
     total_loss, total_tokens = 0.0, 0
     pad_id = tokenizer.pad_token_id or 0
-    with torch.inference_mode(), autocast(device):
-        for b in tqdm(range(0, n, batch_size), desc=desc, disable=not progress, leave=False):
+    # shown on the current training's bar (session.activity), else on a bar that disappears when done
+    with torch.inference_mode(), autocast(device), session.activity(math.ceil(n / batch_size), desc,
+                                                                     progress=progress) as advance:
+        for b in range(0, n, batch_size):
+            advance()
             idx = order[b:b + batch_size]
             width = len(features["input_ids"][idx[-1]])
             batch = {}

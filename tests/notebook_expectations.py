@@ -9,9 +9,33 @@ from __future__ import annotations
 
 import re
 
+#: Notebook 04 in the browser tier: stopped once during two-step's step 2 (after a checkpoint), then run again.
+#: ``cell``: text of the training cell; ``resume_folder``: the resumable folder (``models/``) whose first complete
+#: checkpoint is awaited before pressing stop; ``line``: the one
+#: line the stop must end in; ``named``: outputs of the cell before the stop (named bars, "k of 3", collapsed to one
+#: line when done); ``resumed``: outputs after Run All again.
+STOP_04 = {
+    "cell": "estimate.training_session",
+    "resume_folder": r"\.resume-two-step-minilm-smoke-[0-9a-f]{12}",
+    "line": r"Stopped during two-step-minilm-smoke step 2 \(3 of 3\) at epoch \d+\.\d\d \(\d of 8 steps done\); "
+            r"kept: 2 finished run\(s\), its checkpoint of step \d; rerun the cell to resume\.",
+    "named": [r"Plan: 3 trainings, about", r"done: single-minilm-smoke \(1 of 3\): 8 steps in \d+:\d\d",
+              r"done: augmented-minilm-smoke \(2 of 3\): 8 steps in \d+:\d\d",
+              r"two-step-minilm-smoke step 2 \(3 of 3\): \d/8 steps.* \| stopped"],
+    "resumed": [r"Plan: 1 training \(2 already trained: reused\), about",
+                r"single-minilm-smoke: a finished run with the same settings is in .*: reused, not trained again",
+                r"augmented-minilm-smoke: a finished run with the same settings is in .*: reused, not trained again",
+                r"two-step-minilm-smoke step 2 \(1 of 1\): resuming from its checkpoint of step \d",
+                (r"done: two-step-minilm-smoke step 2 \(1 of 1\): 8 steps in \d+:\d\d \(resumed from its checkpoint "
+                 r"of step \d\)"),
+                r"this cell: 1 training\(s\) in \d+:\d\d .*; 2 finished run\(s\) reused\."],
+}
+
 #: notebook → minimum number of figures drawn as images (``image/png`` outputs), of entity HTML views
 #: (``craftlib.viz`` renders each entity as a ``<mark>``), whether it shows the error-browser widget (05) or the text
 #: box that tags what is typed (07), and ``texts``: patterns (``re.search``) that its printed output must contain.
+#: Browser tier only: ``stop`` (see :data:`STOP_04`) and ``no_widgets`` (no ipywidgets output at all: its progress
+#: bars are display handles, so the saved notebook reopens without "Error displaying widget: model not found").
 EXPECTED: dict[str, dict] = {
     "01_explore_craft.ipynb": {"figures": 2, "entity_views": 1},       # mentions per module, mention lengths
     "02_normalize_tags.ipynb": {"figures": 1, "entity_views": 1},      # label shares; tagged sentences
@@ -19,7 +43,8 @@ EXPECTED: dict[str, dict] = {
     # learning curves (after training!) and per-seed scores of the controlled comparison; the plan with its
     # estimate, printed before training (craftlib.estimate)
     "04_two_step_transfer.ipynb": {"figures": 2, "entity_views": 0,
-                                   "texts": [r"Plan: 3 trainings, about \d+ (s|min) on this (CPU|GPU) \("]},
+                                   "texts": [r"Plan: 3 trainings, about \d+ (s|min) on this (CPU|GPU) \("],
+                                   "stop": STOP_04, "no_widgets": True},
     "05_error_analysis.ipynb": {"figures": 3, "entity_views": 2, "widget": True},  # F1, errors, confusions
     "06_compare_toolkits.ipynb": {"figures": 1, "entity_views": 0},    # accuracy against cost
     # engines' speed; paragraph, article (model | gold), pasted text, tag box; the text box widget (browser tier)

@@ -24,6 +24,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("craftlib.threads",),
     ("craftlib",),  # the package: re-exports config and runtime names
     ("craftlib.cache",),
+    ("craftlib.session",),
     ("craftlib.bio",),
     ("craftlib.options",),
     ("craftlib.runs",),

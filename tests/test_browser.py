@@ -9,12 +9,21 @@ promises of ``tests/notebook_expectations.py`` (no error and no red output, figu
 HTML views) and, in notebook 05, that the error browser widget renders and answers a filter change. A screenshot
 per notebook is saved under the test's temporary folder (the path is printed).
 
+Notebook 04 is also stopped once, the way a learner presses the stop button: during two-step's step 2, after a
+checkpoint (its kernel checkpoints every few seconds, ``CRAFTLIB_CHECKPOINT_MINUTES``), the kernel is
+interrupted; the training cell must end in one line ("Stopped during two-step-minilm-smoke step 2 (3 of 3) at
+epoch ...; rerun the cell to resume"), no traceback, and Run All again must reuse the finished runs and resume the
+stopped training from its checkpoint. Its plan line (with the estimate), its named bars ("k of 3", collapsed to
+one line when done) and the absence of widget outputs (a saved notebook reopened would show "Error displaying
+widget: model not found" for each) are checked on the way.
+
 The notebooks run from a temporary copy and write data, models and results to a temporary folder: the
 repository is not touched. That copy is a git checkout of its own with the repository's ``.gitattributes``,
-``.gitignore`` and ``make git-filter``: after each notebook has run, it is saved (as JupyterLab's autosave
-would), must hold its outputs on disk, and git must see no change in it (``git diff`` empty, nothing staged by
-``git add -u``: outputs never land in tracked files). ``git status`` itself lists such a notebook as modified
-until ``git add`` refreshes the index (git compares file sizes before it applies a clean filter). Run with ``make test-browser`` (``pytest -m browser``); it needs
+``.gitignore``, ``make git-filter`` and JupyterLab started as ``make lab`` starts it (``--config`` with the
+repository's ``jupyter_server_config.py``): after each notebook has run, it is saved (as JupyterLab's autosave
+would), must hold its outputs on disk, and ``git status`` must be clean (``git diff`` empty, nothing to stage:
+outputs never land in tracked files, and the server's post-save hook refreshes the index that git alone would
+leave listing the notebook until ``git add``). Run with ``make test-browser`` (``pytest -m browser``); it needs
 ``pip install -e .[browser]`` and ``apt-get install chromium``. Without them the tier is skipped, unless
 ``CRAFTLIB_REQUIRE_BROWSER=1`` (CI) turns that into a failure.
 """
@@ -122,7 +131,8 @@ def lab(tmp_path_factory):
     log = (root / "jupyterlab.log").open("w")
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
            f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-           f"--ServerApp.root_dir={nbdir}", "--ServerApp.allow_root=True", "--LabApp.expose_app_in_browser=True"]
+           f"--ServerApp.root_dir={nbdir}", "--ServerApp.allow_root=True", "--LabApp.expose_app_in_browser=True",
+           f"--config={ROOT / 'jupyter_server_config.py'}"]  # as `make lab` starts it
     proc = subprocess.Popen(cmd, cwd=nbdir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -227,6 +237,84 @@ def _run_all(page) -> list[dict]:
     return page.evaluate(_CELLS)
 
 
+#: Seconds of training between two checkpoints in notebook 04's kernel here (CRAFTLIB_CHECKPOINT_MINUTES), so that a
+#: smoke training has one to resume from; the default is 10 minutes.
+CHECKPOINT_SECONDS = 3
+
+
+def _kernel_env(page, name: str, value: str) -> None:
+    """Set an environment variable in the open notebook's kernel (before Run All; the notebook is not changed)."""
+    page.evaluate(f"""async () => {{
+      const k = {_PANEL}.sessionContext.session.kernel;
+      await k.requestExecute({{code: "import os; os.environ[{name!r}] = {value!r}", silent: true}}).done;
+    }}""")
+
+
+def _cell_of(lab, name: str, text: str) -> str:
+    nb = json.loads((lab["nbdir"] / name).read_text())
+    return next(c["id"] for c in nb["cells"] if c["cell_type"] == "code" and text in "".join(c["source"]))
+
+
+def _outputs_text(cell: dict) -> str:
+    out = []
+    for o in cell["outputs"]:
+        data = o.get("data", {})
+        out += [*([data["text/plain"]] if "text/plain" in data else []), o.get("text", ""), *o.get("traceback", [])]
+    return "\n".join("".join(x) if isinstance(x, list) else str(x) for x in out)
+
+
+def _widget_outputs(cells) -> int:
+    return sum("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for c in cells for o in c["outputs"])
+
+
+def _wait_for_checkpoint(models: Path, folder_pattern: str) -> None:
+    """Until a complete checkpoint (its time recorded: craftlib.session.ELAPSED_FILE) is in the resumable folder of
+    the run whose name matches ``folder_pattern``."""
+    from craftlib.session import ELAPSED_FILE
+
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if any(re.fullmatch(folder_pattern, p.parent.parent.parent.name)
+               for p in models.glob(f".resume-*/checkpoints/checkpoint-*/{ELAPSED_FILE}")):
+            return
+        time.sleep(0.2)
+    pytest.fail(f"no checkpoint in {models}/{folder_pattern} within {RUN_TIMEOUT_S} s")
+
+
+def _stop_and_resume(page, lab, name: str, want: dict) -> tuple[list[dict], list[str]]:
+    """Notebook 04: Run All, press stop during two-step's step 2 once it has a checkpoint, check the one line, Run
+    All again (finished runs reused, the stopped training resumed). Returns the final cells and what went wrong."""
+    stop = want["stop"]
+    found = []
+    _kernel_env(page, "CRAFTLIB_CHECKPOINT_MINUTES", str(CHECKPOINT_SECONDS / 60))
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+    _wait_for_checkpoint(lab["root"] / "models", stop["resume_folder"])  # on disk: no race with the page's drawing
+    page.evaluate(f"() => {_PANEL}.sessionContext.session.kernel.interrupt()")
+    page.wait_for_function(_DONE, timeout=300_000, polling=500)
+    page.wait_for_timeout(1000)
+    cells = {c["id"]: c for c in page.evaluate(_CELLS)}
+    training = cells[_cell_of(lab, name, stop["cell"])]
+    errors = [o for o in training["outputs"] if o["output_type"] == "error"]
+    text = _outputs_text(training)
+    print(f"{name}: stopped; the training cell says:\n{text}")
+    if len(errors) != 1 or len(errors[0].get("traceback", [])) != 1:
+        found.append(f"the stop did not end in one line: {errors}")
+    elif not re.fullmatch(stop["line"], errors[0]["traceback"][0]):
+        found.append(f"the stop's line {errors[0]['traceback'][0]!r} does not match {stop['line']!r}")
+    found += [f"before the stop: no output matches {p!r}" for p in stop["named"] if not re.search(p, text)]
+    other = [c for c in cells.values() if c is not training for o in c["outputs"] if o["output_type"] == "error"]
+    if other:
+        found.append(f"errors outside the training cell after the stop: {other}")
+    found += [f"before the stop: {p}" for p in problems(name, list(cells.values()))  # the plan line, no red
+              if p.startswith(("error output", "red", "no printed line")) and not p.startswith("error output: Stopped")]
+    start = time.monotonic()
+    final = _run_all(page)
+    again = _outputs_text({c["id"]: c for c in final}[training["id"]])
+    print(f"{name}: Run All again ({time.monotonic() - start:.0f} s); the training cell says:\n{again}")
+    found += [f"after the rerun: no output matches {p!r}" for p in stop["resumed"] if not re.search(p, again)]
+    return final, found
+
+
 def _widget_count(page) -> int | None:
     text = page.locator(".jp-OutputArea-output .widget-label", has_text=re.compile(r"errors, page")).first.inner_text()
     m = re.match(r"\s*(\d+) errors", text)
@@ -321,9 +409,16 @@ def _check_notebook(page, lab, name: str, want: dict) -> list[str]:
             a.pop("version", None), b.pop("version", None)
             dirty = dirty if a != b else False
     start = time.monotonic()
-    cells = _run_all(page)
+    if want.get("stop"):  # notebook 04: stopped once during training, then run again
+        cells, found = _stop_and_resume(page, lab, name, want)
+        found += [p for p in problems(name, cells) if not p.startswith("no printed line matches")]  # plan: 1st run
+    else:
+        cells = _run_all(page)
+        found = problems(name, cells)
     seconds = time.monotonic() - start
-    found = problems(name, cells)
+    widgets = _widget_outputs(cells)  # counted in every notebook (printed below), required to be 0 where promised
+    if widgets and want.get("no_widgets"):
+        found.append(f"{widgets} widget output(s): a saved notebook reopened would show 'Error displaying widget'")
     images = page.locator(".jp-OutputArea-output img").count()
     views = page.locator(".jp-OutputArea-output:has(mark)").count()
     if images < want["figures"]:
@@ -337,7 +432,7 @@ def _check_notebook(page, lab, name: str, want: dict) -> list[str]:
     if dirty:
         found.append(f"JupyterLab marked the notebook modified as soon as it was opened (metadata: {dirty})")
     found += _saved_and_clean(page, lab, name)
-    print(f"{name}: ran in {seconds:.0f} s, {images} images, {views} entity views")
+    print(f"{name}: ran in {seconds:.0f} s, {images} images, {views} entity views, {widgets} widget outputs")
     return found
 
 
@@ -356,18 +451,17 @@ def _saved_and_clean(page, lab, name: str) -> list[str]:
         time.sleep(0.5)
     if not any(c.get("outputs") for c in saved["cells"] if c["cell_type"] == "code"):
         return [f"saved {name} holds no outputs: the clean-checkout check would prove nothing"]
-    # `git status` alone lists a notebook whose file size changed before it applies the filter (a limit of git's
-    # clean filters), so the check is the content: no diff, nothing `git add -u` would stage, nothing untracked
+    # git alone would list the notebook (its size changed) until `git add`; the server's post-save hook
+    # (jupyter_server_config.py) refreshes the index after the save, so `git status` itself must be clean
     problems_found = []
     diff = _git(lab["repo"], "diff", "--stat")
     if diff.strip():
         problems_found.append(f"after running and saving {name}, git diff shows outputs in tracked files: {diff!r}")
-    _git(lab["repo"], "add", "-u")
-    staged = _git(lab["repo"], "diff", "--cached", "--name-only")
-    untracked = _git(lab["repo"], "ls-files", "--others", "--exclude-standard")
-    if staged.strip() or untracked.strip():
-        problems_found.append(f"after running and saving {name}: staged {staged!r}, untracked {untracked!r}")
     status = _git(lab["repo"], "status", "--porcelain", "--untracked-files=all")
     if status.strip():
-        problems_found.append(f"git status after `git add -u`: {status!r}")
+        problems_found.append(f"git status after running and saving {name} (no git add): {status!r}")
+    _git(lab["repo"], "add", "-u")  # and nothing to stage
+    staged = _git(lab["repo"], "diff", "--cached", "--name-only")
+    if staged.strip():
+        problems_found.append(f"after running and saving {name}, `git add -u` staged {staged!r}")
     return problems_found

@@ -126,3 +126,32 @@ def test_atomic_open_leaves_the_old_file_on_error(tmp_path):
         raise RuntimeError("connection lost")
     assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["f.bin"]
     assert cache.atomic_copy(path, tmp_path / "g.bin").read_bytes() == b"old"
+
+
+def test_resumable_dir_keeps_its_work_on_an_interrupt_only(tmp_path):
+    final = tmp_path / "run"
+    key = {"run": "run", "seed": 42}
+    with pytest.raises(KeyboardInterrupt), cache.resumable_dir(final, key, keep=("checkpoints",)) as tmp:
+        (tmp / "checkpoints").mkdir()
+        (tmp / "checkpoints" / "step-3").write_text("weights")
+        (tmp / "model.bin").write_text("half")
+        raise KeyboardInterrupt
+    assert not final.exists()  # never a half-written run under its own name
+    kept = cache.resumable_folder(final, key)
+    assert kept.name.startswith(".resume-run-") and (kept / "checkpoints" / "step-3").is_file()
+    with cache.resumable_dir(final, key, keep=("checkpoints",)) as tmp:  # the next build finds what it kept
+        assert tmp == kept and (tmp / "checkpoints" / "step-3").is_file() and not (tmp / "model.bin").exists()
+        (tmp / "model.bin").write_text("whole")
+    assert (final / "model.bin").read_text() == "whole" and not (final / "checkpoints").exists()
+    assert not kept.exists() and not (final / cache.OWNER_FILE).exists()
+    with pytest.raises(KeyboardInterrupt), cache.resumable_dir(final, key, keep=("checkpoints",)):
+        raise KeyboardInterrupt
+    other = tmp_path / "run-seed7"  # a run whose name extends this one's keeps its own folder
+    with pytest.raises(KeyboardInterrupt), cache.resumable_dir(other, key):
+        raise KeyboardInterrupt
+    with cache.resumable_dir(final, {**key, "seed": 7}):  # another key: the old kept folder is dropped
+        pass
+    assert not kept.exists() and cache.resumable_folder(other, key).exists()
+    with pytest.raises(ValueError), cache.resumable_dir(other, key):  # any other error: removed
+        raise ValueError("boom")
+    assert not cache.resumable_folder(other, key).exists()

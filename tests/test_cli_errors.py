@@ -187,3 +187,18 @@ def test_malformed_metrics_under_results_is_a_clear_error(tmp_path, capsys):
     (run / "metrics.json").write_text(json.dumps({"run": "single-minilm-quick", "test": {"f1": "high"}}))
     assert cli.main(["results", "--results-dir", str(tmp_path / "results")]) == 2
     assert "test scores precision, recall, f1, accuracy are missing or not numbers" in capsys.readouterr().err
+
+
+def test_a_stopped_training_is_one_line_on_the_command_line(monkeypatch, capsys):
+    """Ctrl-C during `train`: the line of craftlib.session.Stopped (where, what is kept, how to resume), exit 130."""
+    from craftlib import session, train
+
+    line = "Stopped during single-minilm-smoke at epoch 0.15 (3 of 8 steps done); kept: its checkpoint of step 3; " \
+           "run the same command again to resume."
+
+    def stopped(*args, **kwargs):
+        raise session.Stopped(line)
+
+    monkeypatch.setattr(train, "train_recipe", stopped)
+    assert cli.main(["train", "--profile", "smoke"]) == 130
+    assert capsys.readouterr().err == line + "\n"

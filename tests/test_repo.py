@@ -241,6 +241,47 @@ def test_make_git_filter_keeps_the_checkout_clean_after_a_run(tmp_path):
             assert staged.strip() == f"notebooks/{NOTEBOOKS[0].name}" and "profile=smoke" in diff
 
 
+@pytest.mark.skipif(shutil.which("git") is None or shutil.which("make") is None, reason="needs git and make")
+def test_the_lab_servers_save_hook_leaves_git_status_clean(tmp_path):
+    """`make lab`'s server settings (jupyter_server_config.py): after a save, git status no longer lists a notebook
+    whose only change is its outputs (git alone does, until `git add`); a real edit stays listed, nothing is staged."""
+    import runpy
+
+    import nbformat
+    from traitlets.config import Config
+
+    settings = runpy.run_path(str(ROOT / "jupyter_server_config.py"), init_globals={"get_config": Config})
+    hook = settings["refresh_git_index"]
+    assert settings["c"].FileContentsManager.post_save_hook is hook
+    assert '--config="$(CURDIR)/jupyter_server_config.py"' in (ROOT / "Makefile").read_text()
+    repo = tmp_path / "repo"
+    (repo / "notebooks").mkdir(parents=True)
+    for name in ("Makefile", ".gitattributes", ".gitignore"):
+        shutil.copy(ROOT / name, repo / name)
+    path = repo / "notebooks" / NOTEBOOKS[0].name
+    shutil.copy(NOTEBOOKS[0], path)
+    _git(repo, "init", "-q")
+    subprocess.run(["make", "git-filter", f"PYTHON={sys.executable}"], cwd=repo, check=True, capture_output=True)
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "start")
+    nb = nbformat.read(path, as_version=4)
+    code = next(c for c in nb.cells if c.cell_type == "code")
+    code.execution_count = 3
+    code.outputs = [nbformat.v4.new_output("stream", name="stdout", text="profile=smoke\n")]
+    nbformat.write(nb, path)
+    assert _git(repo, "status", "--porcelain").strip() == f"M notebooks/{path.name}"  # git's size shortcut
+    hook(model={"type": "notebook"}, os_path=str(path), contents_manager=None)
+    assert _git(repo, "status", "--porcelain") == ""
+    assert "profile=smoke" in path.read_text()  # the learner's file keeps its outputs
+    code.source += "\nprint('my change')"  # a real edit: listed, and still not staged
+    nbformat.write(nb, path)
+    hook(model={"type": "notebook"}, os_path=str(path), contents_manager=None)
+    assert _git(repo, "status", "--porcelain").strip() == f"M notebooks/{path.name}"
+    assert _git(repo, "diff", "--cached", "--name-only") == ""
+    hook(model={"type": "file"}, os_path=str(repo / "Makefile"))  # other files, folders outside git: nothing
+    hook(model={"type": "notebook"}, os_path=str(tmp_path / "elsewhere.ipynb"))
+
+
 #: Folders of the machines runs were made on: a committed record naming one does not travel.
 _MACHINE_PATH = re.compile(r"(?<![\w.])/(work|tmp|root|home)/")
 

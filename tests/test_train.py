@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from craftlib import config, progress, runs, train, windows
+from craftlib import cache, config, progress, runs, train, windows
 from craftlib.errors import ConfigError, CraftlibError
 
 L = config.LABEL2ID
@@ -371,7 +371,19 @@ def test_an_interrupted_run_leaves_the_previous_complete_run_untouched(tiny_mode
         train.train_recipe(train.run_spec("single", prof, str(tiny_model_dir), seed=7, models_dir=tmp_path),
                            progress=False)
     assert not (tmp_path / runs.run_name("single", str(tiny_model_dir), prof, seed=7)).exists()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
+    # what an interrupt keeps for the next call (its resumable folders) is hidden and never a complete run
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert kept and all(p.name.startswith(cache.RESUME_PREFIX) and not (p / "metrics.json").exists() for p in kept)
+    monkeypatch.setattr(train, "_write_outputs", real)
+    train.train_recipe(train.run_spec("single", prof, base_model=str(tiny_model_dir), models_dir=tmp_path, seed=7), progress=False)
+    assert (tmp_path / runs.run_name("single", str(tiny_model_dir), prof, seed=7) / "metrics.json").is_file()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [
+        p.name for p in kept if "-seed7-" not in p.name]  # seed 7's folder went with its run; seed 42's is kept
+    with pytest.raises(ValueError):  # any other failure removes the resumable folder
+        monkeypatch.setattr(train, "_write_outputs", lambda *a, **k: (_ for _ in ()).throw(ValueError("boom")))
+        train.train_recipe(train.run_spec("single", prof, base_model=str(tiny_model_dir), models_dir=tmp_path, seed=42),
+                           progress=False)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     monkeypatch.setattr(train, "_write_outputs", real)
 
 
@@ -601,6 +613,98 @@ def test_predict_cli_says_when_no_entity_is_found(monkeypatch, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[:2] == ["text1: 0 mention(s)", "  no entities found"]
     assert out[2] == "text2: 1 mention(s)" and "Pax6" in out[3] and "no entities" not in " ".join(out[2:])
+
+
+def _stop_at(step: int):
+    """A ``training_callback`` stand-in that also presses the stop button when step ``step`` ends (after the
+    checkpoint of the step before is complete)."""
+    from transformers import TrainerCallback
+
+    class StopButton(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == step:
+                raise KeyboardInterrupt
+            return control
+
+    return StopButton
+
+
+def test_a_stopped_training_says_so_in_one_line_and_resumes_to_the_same_numbers(tiny_model_dir, tmp_path,
+                                                                                  monkeypatch, capsys):
+    """The stop button during training: one line (no traceback), the checkpoint kept in the run's resumable folder
+    (never in models/<run>/), a rerun resumes from it, and the resumed run gives the uninterrupted run's numbers."""
+    from craftlib import session
+
+    monkeypatch.setattr(train, "load_recipe_data", _fake_data(_synthetic(60)))
+    monkeypatch.setenv("CRAFTLIB_CHECKPOINT_MINUTES", "0")  # a checkpoint after every optimizer step
+    prof = config.get_profile("smoke", max_steps=6, learning_rate=3e-3, max_length=16, window_stride=4)
+    base = str(tiny_model_dir)
+    whole = train.train_recipe(train.run_spec("single", prof, base_model=base, models_dir=tmp_path / "whole"), progress=False)
+    assert not [p for p in (tmp_path / "whole").iterdir() if p.name.startswith(".")]  # nothing kept after success
+
+    models = tmp_path / "stopped"
+    monkeypatch.setattr(train, "training_callback", _stop_at(4))
+    with pytest.raises(session.Stopped) as stopped:
+        train.train_recipe(train.run_spec("single", prof, base_model=base, models_dir=models), progress=False)
+    message = str(stopped.value)
+    assert message.startswith(f"Stopped during {whole.name} at epoch ") and "(3 of 6 steps done)" in message, message
+    assert "its checkpoint of step 3" in message and message.endswith("run the same command again to resume.")
+    assert stopped.value._render_traceback_() == [message]  # what IPython shows instead of a traceback
+    assert not (models / whole.name).exists()  # the run folder stays atomic
+    (kept,) = [p for p in models.iterdir() if p.name.startswith(cache.RESUME_PREFIX)]
+    assert session.latest_checkpoint(kept / "checkpoints").name == "checkpoint-3"
+    assert not (kept / "metrics.json").exists()
+
+    monkeypatch.setattr(train, "training_callback", lambda: _stop_at(-1)())
+    capsys.readouterr()
+    resumed = train.train_recipe(train.run_spec("single", prof, base_model=base, models_dir=models), progress=False)
+    assert "resuming from its checkpoint of step 3" in capsys.readouterr().out
+    assert not kept.exists() and not (resumed / "checkpoints").exists()
+    a, b = (json.loads((d / "metrics.json").read_text()) for d in (whole, resumed))
+    assert b["steps"][0]["global_step"] == a["steps"][0]["global_step"] == 6
+    assert b["tokens_seen"] == a["tokens_seen"]
+    assert (resumed / "predictions_test.jsonl").read_text() == (whole / "predictions_test.jsonl").read_text()
+    assert b["test"] == a["test"] and b["dev"] == a["dev"]
+
+
+def test_reuse_returns_a_finished_run_of_the_same_settings(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    calls, fake = [], _fake_data()
+    monkeypatch.setattr(train, "load_recipe_data", lambda *a, **k: calls.append(a[0]) or fake(*a, **k))
+    prof, base = _tiny_profile(), str(tiny_model_dir)
+    out = train.train_recipe(train.run_spec("single", prof, base_model=base, models_dir=tmp_path), progress=False, reuse=True)
+    assert calls == ["original"]
+    capsys.readouterr()
+    assert train.train_recipe(train.run_spec("single", prof, base_model=base, models_dir=tmp_path), progress=False, reuse=True) == out
+    assert calls == ["original"] and "reused, not trained again" in capsys.readouterr().out
+    train.train_recipe(train.run_spec("single", prof, base_model=base, models_dir=tmp_path), progress=False)  # the CLI's default
+    assert calls == ["original", "original"]
+
+
+def test_on_smoke_a_resumed_training_gives_the_numbers_of_an_uninterrupted_one(tmp_path, monkeypatch):
+    """The real thing on the smoke profile (MiniLM, CRAFT's smoke documents): stopped after step 3 of 8, resumed
+    from its checkpoint, the run's predictions and scores are those of the run that was never stopped (same data
+    order, RNG states and optimizer state restored by Trainer; one thread, so that no resize changes float sums)."""
+    from craftlib import session
+    from tests.conftest import require_local_craft
+
+    require_local_craft()
+    monkeypatch.setenv("CRAFTLIB_THREADS", "1")
+    data = tmp_path / "data"
+    whole = train.train_recipe(train.run_spec("single", "smoke", data_dir=data, models_dir=tmp_path / "whole"), progress=False)
+    monkeypatch.setenv("CRAFTLIB_CHECKPOINT_MINUTES", "0")  # a checkpoint after every optimizer step
+    monkeypatch.setattr(train, "training_callback", _stop_at(4))
+    with pytest.raises(session.Stopped, match=r"\(3 of 8 steps done\); kept: its checkpoint of step 3"):
+        train.train_recipe(train.run_spec("single", "smoke", data_dir=data, models_dir=tmp_path / "stopped"), progress=False)
+    monkeypatch.setenv("CRAFTLIB_CHECKPOINT_MINUTES", "off")
+    monkeypatch.setattr(train, "training_callback", lambda: _stop_at(-1)())
+    resumed = train.train_recipe(train.run_spec("single", "smoke", data_dir=data, models_dir=tmp_path / "stopped"), progress=False)
+    a, b = (json.loads((d / "metrics.json").read_text()) for d in (whole, resumed))
+    assert b["steps"][0]["global_step"] == a["steps"][0]["global_step"] == 8
+    assert b["tokens_seen"] == a["tokens_seen"]
+    for split in ("test", "validation"):
+        assert (resumed / f"predictions_{split}.jsonl").read_text() == (whole / f"predictions_{split}.jsonl").read_text()
+    assert b["test"] == a["test"] and b["dev"] == a["dev"]
+    assert [e["eval_loss"] for e in b["dev_epochs"]] == pytest.approx([e["eval_loss"] for e in a["dev_epochs"]])
 
 
 def test_italic_markers_precede_italic_words_and_carry_no_label():
