@@ -39,6 +39,7 @@ from craftlib.options import (
     probability,
     seed_value,
 )
+from craftlib.runtime import datasets_bars
 from craftlib.tags import (
     BOUNDARY_CHOICES,
     DATASET_ENTRIES,
@@ -161,8 +162,9 @@ def load(name: str, spec: config.DataSpec, build: bool = True, force: bool = Fal
     elif reason not in ("missing", "rebuild asked"):
         print(f"Rebuilding {stage.title} in {where} ({reason}).")
     t0 = time.perf_counter()
-    out = cache.load_or_build(where, inputs or {}, lambda tmp: stage.build(tmp, spec, needs),
-                              lambda d: stage.read(d, spec), force=True, entries=stage.entries)
+    with datasets_bars(False):  # seconds each ("Saving the dataset"); they would stay on screen as widgets
+        out = cache.load_or_build(where, inputs or {}, lambda tmp: stage.build(tmp, spec, needs),
+                                  lambda d: stage.read(d, spec), force=True, entries=stage.entries)
     say(f"wrote {where} in {time.perf_counter() - t0:.1f} s")
     return out
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import re
 import sys
@@ -31,7 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from craftlib import config, corpus, stages
+from craftlib import config, corpus, session, stages
 from craftlib.bio import bio_spans
 from craftlib.engines import ENGINES, export_onnx, file_size_mb, load_engine
 from craftlib.errors import CraftlibError
@@ -261,7 +262,6 @@ class Tagger:
                    ) -> tuple[list[list[str]], list[list[float]]]:
         """IOB2 tags and their probabilities for pre-split sentences (lists of words)."""
         import numpy as np
-        from tqdm.auto import tqdm
 
         sentences = [list(s) for s in sentences]
         feats = encode_windows(self.tokenizer, sentences, None, self.max_length, self.stride,
@@ -272,19 +272,21 @@ class Tagger:
         order = sorted(range(n), key=lambda i: len(feats["input_ids"][i]))
         ids: list = [None] * n
         probs: list = [None] * n
-        for b in tqdm(range(0, n, self.batch_size), desc="tagging", unit="batch", disable=not progress, leave=False):
-            idx = order[b:b + self.batch_size]
-            width = len(feats["input_ids"][idx[-1]])
-            batch = {k: np.array([feats[k][i] + [pad if k == "input_ids" else 0] * (width - len(feats[k][i]))
-                                  for i in idx], dtype=np.int64) for k in names}
-            logits = self.engine.logits(batch)
-            z = logits - logits.max(-1, keepdims=True)
-            p = np.exp(z)
-            p /= p.sum(-1, keepdims=True)
-            for row, i in enumerate(idx):
-                m = len(feats["input_ids"][i])
-                ids[i] = p[row, :m].argmax(-1).tolist()
-                probs[i] = p[row, :m].max(-1).tolist()
+        with session.activity(math.ceil(n / self.batch_size), "tagging", progress=progress) as advance:
+            for b in range(0, n, self.batch_size):
+                advance()
+                idx = order[b:b + self.batch_size]
+                width = len(feats["input_ids"][idx[-1]])
+                batch = {k: np.array([feats[k][i] + [pad if k == "input_ids" else 0] * (width - len(feats[k][i]))
+                                      for i in idx], dtype=np.int64) for k in names}
+                logits = self.engine.logits(batch)
+                z = logits - logits.max(-1, keepdims=True)
+                p = np.exp(z)
+                p /= p.sum(-1, keepdims=True)
+                for row, i in enumerate(idx):
+                    m = len(feats["input_ids"][i])
+                    ids[i] = p[row, :m].argmax(-1).tolist()
+                    probs[i] = p[row, :m].max(-1).tolist()
         meta = [{k: feats[k][i] for k in META_COLUMNS} for i in range(n)]
         lengths = [len(s) for s in sentences]
         word_ids, _ = merge_windows(lengths, meta, ids)
@@ -297,8 +299,6 @@ class Tagger:
     def tag(self, inputs: Sequence[Input], progress: bool = False) -> list[TaggedDocument]:
         """Tag documents: split, tokenize, predict all their sentences together (batching across documents),
         and build entities with character offsets (linked when the tagger has a linker)."""
-        from tqdm.auto import tqdm
-
         docs = []
         for doc in inputs:
             spans = doc.sentences if doc.sentences is not None else [
@@ -306,10 +306,12 @@ class Tagger:
             docs.append((doc, [s for s in spans if s]))
         out = []
         # documents one by one (a folder shows a bar per document); their sentences in length-sorted batches
-        for doc, spans in tqdm(docs, desc="documents", unit="doc", disable=not progress or len(docs) < 2):
-            words = [[doc.text[s:e] for s, e in sent] for sent in spans]
-            tags, probs = self.tag_tokens(words) if words else ([], [])
-            out.append(self._document(doc, spans, tags, probs))
+        with session.activity(len(docs), "documents", "doc", progress=progress and len(docs) > 1) as advance:
+            for doc, spans in docs:
+                words = [[doc.text[s:e] for s, e in sent] for sent in spans]
+                tags, probs = self.tag_tokens(words) if words else ([], [])
+                out.append(self._document(doc, spans, tags, probs))
+                advance()
         return out
 
     def tag_text(self, text: str, doc_id: str = "text") -> TaggedDocument:

@@ -65,7 +65,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from craftlib import cache, config
+from craftlib import cache, config, session
 from craftlib.bio import spans_to_bio, validate_iob2
 from craftlib.corpus import (
     MARKER,
@@ -534,16 +534,15 @@ def tag_corpus(
     ``sentence_id``) and the policy counts, and the number of documents per split. Documents are read in
     ``workers`` processes (default: one per CPU when there are more than a few documents; ``1`` reads them in
     this process); the result does not depend on it."""
-    from tqdm.auto import tqdm
-
     records: dict[str, list[dict]] = {s: [] for s in config.SPLITS}
     counts: dict[str, Counter] = {s: Counter() for s in config.SPLITS}
     docs: Counter = Counter()
     jobs = [(root, doc_id, split, annotation_set, policies) for split, doc_id in wanted]
     if workers is None:  # processes pay off beyond a few documents
         workers = min(os.cpu_count() or 1, len(jobs) // 8 or 1)
-    bar = tqdm(total=len(jobs), desc=desc, unit="doc", disable=not progress)
     with contextlib.ExitStack() as stack:
+        # a bar that disappears when done (craftlib.session: no widget left in a saved notebook)
+        advance = stack.enter_context(session.activity(len(jobs), desc, "doc", progress=progress))
         if workers > 1:
             pool = stack.enter_context(ProcessPoolExecutor(workers))
             results = pool.map(_tag_one, jobs, chunksize=2)  # map keeps the ids-file order
@@ -553,8 +552,7 @@ def tag_corpus(
             records[split].extend(recs)
             counts[split].update(c)
             docs[split] += 1
-            bar.update()
-    bar.close()
+            advance()
     return records, counts, docs
 
 

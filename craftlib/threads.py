@@ -2,8 +2,8 @@
 
 PyTorch starts one compute thread per core. Two trainings on the same cores then run 2 x cores threads that wait
 for each other at every parallel step (a descheduled thread holds up its siblings), and each training becomes far
-slower than twice its time alone. :func:`sized_for_sharing` (a decorator of :func:`craftlib.train.train_recipe`)
-measures, before training starts, how many cores other processes keep busy, says so, and gives training only the
+slower than twice its time alone. :func:`sized_for_sharing` (a decorator of the training inside
+:func:`craftlib.train.train_recipe`, once a finished run was not reused) measures, before training starts, how many cores other processes keep busy, says so, and gives training only the
 cores left (at least one); :func:`recheck` (called from the training loop) re-measures every
 :data:`RECHECK_SECONDS` and follows the load both ways (a training that started alone gives a core back when a
 second one starts, and takes it again when it ends). The caller's thread count is restored afterwards, whatever

@@ -494,7 +494,6 @@ def _reusable_step1(run: Run, expected: dict) -> bool:
 
 
 @session.training_entry  # library bars off; an interrupt ends in one line that says what was kept
-@sized_for_sharing  # threads sized to the cores other processes leave free; the caller's count restored
 def train_recipe(spec: RunSpec, reuse_step1: bool = True, progress: bool | None = None,
                  save_checkpoints: bool = False, reuse: bool = False) -> Path:
     """Train one recipe (its :data:`PLANS` entry) and write ``models/<run>/`` (see ARCHITECTURE.md); return that
@@ -517,10 +516,16 @@ def train_recipe(spec: RunSpec, reuse_step1: bool = True, progress: bool | None 
     is one line (:class:`craftlib.session.Stopped`).
     """
     check_max_length(spec.base_model, spec.profile.max_length)  # before any work, not on the first long sentence
-    progress = live_progress() if progress is None else progress
-    if reuse and _reusable_step1(spec.run, spec.settings()):  # a finished run of these settings
+    if reuse and _reusable_step1(spec.run, spec.settings()):  # a finished run of these settings: no load measured
+        cache.drop_resumable(spec.run.dir)  # checkpoints of an interrupted retraining it makes useless
         session.reused(spec.name, spec.run.dir)
         return spec.run.dir
+    return _train(spec, reuse_step1, live_progress() if progress is None else progress, save_checkpoints)
+
+
+@sized_for_sharing  # threads sized to the cores other processes leave free; the caller's count restored
+def _train(spec: RunSpec, reuse_step1: bool, progress: bool, save_checkpoints: bool) -> Path:
+    """:func:`train_recipe`'s training, once it is known that there is something to train."""
     seed_everything(spec.seed)
     record = RunRecord(spec)
     *earlier, step = PLANS[spec.recipe]

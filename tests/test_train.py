@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from craftlib import cache, config, progress, runs, train, windows
+from craftlib import cache, config, progress, runs, threads, train, windows
 from craftlib.errors import ConfigError, CraftlibError
 
 L = config.LABEL2ID
@@ -674,8 +674,19 @@ def test_reuse_returns_a_finished_run_of_the_same_settings(tiny_model_dir, tmp_p
     out = train.train_recipe(train.run_spec("single", prof, base_model=base, models_dir=tmp_path), progress=False, reuse=True)
     assert calls == ["original"]
     capsys.readouterr()
-    assert train.train_recipe(train.run_spec("single", prof, base_model=base, models_dir=tmp_path), progress=False, reuse=True) == out
+    stale = tmp_path / f"{cache.RESUME_PREFIX}{out.name}-0123456789ab"  # an interrupted retraining, never rerun
+    (stale / "checkpoints").mkdir(parents=True)
+
+    def busy(*args, **kwargs):
+        raise AssertionError("a reused run measured the CPU load (and said 'The CPU is shared')")
+
+    monkeypatch.setattr(threads, "plan_threads", busy)
+    spec = train.run_spec("single", prof, base_model=base, models_dir=tmp_path)
+    assert train.train_recipe(spec, progress=False, reuse=True) == out
     assert calls == ["original"] and "reused, not trained again" in capsys.readouterr().out
+    assert not stale.exists()  # its checkpoints went with the reuse
+    monkeypatch.undo()
+    monkeypatch.setattr(train, "load_recipe_data", lambda *a, **k: calls.append(a[0]) or fake(*a, **k))
     train.train_recipe(train.run_spec("single", prof, base_model=base, models_dir=tmp_path), progress=False)  # the CLI's default
     assert calls == ["original", "original"]
 
