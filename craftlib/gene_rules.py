@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from craftlib import cache, config
 from craftlib.corpus import Document, fetch_craft, read_corpus
-from craftlib.options import add_profile_option
+from craftlib.options import add_dataset_options
 from craftlib.tags import (
     GENE_CONTEXT_WORDS,
     GENE_RULE_CHOICES,
@@ -227,10 +227,7 @@ def add_commands(subparsers) -> None:
         help="measure the Gene/Protein rules on the PR mentions (Gene share, contradictions, agreement)",
         description="Measure every --gene-rule choice on the documents of a profile (quick: all 97).",
     )
-    g.add_argument("--source", default=None, help="URL, .tar.gz or extracted folder (default: $CRAFT_SOURCE)")
-    g.add_argument("--annotation-set", default="proper", choices=config.ANNOTATION_SETS)
-    add_profile_option(g)
-    g.add_argument("--data-dir", default=None, help="default: $CRAFTLIB_DATA_DIR or <repo>/data")
+    add_dataset_options(g)
     g.add_argument("--out", default=None, help="write the report as JSON (e.g. results/gene_rules.json)")
     g.set_defaults(func=_cmd_gene_rules)
 

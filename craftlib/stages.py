@@ -35,7 +35,6 @@ from craftlib.ontology import (
 from craftlib.options import (
     add_dataset_options,
     add_ontology_options,
-    add_profile_option,
     probability,
     seed_value,
 )
@@ -248,11 +247,8 @@ def add_commands(subparsers) -> None:
         help="get CRAFT and build the IOB2 dataset + stats.json + CoNLL export",
         description="Get CRAFT (URL, .tar.gz or folder) and build data/processed/<dataset>/.",
     )
-    p.add_argument("--source", default=None, help="URL, .tar.gz or extracted folder (default: $CRAFT_SOURCE or the release URL)")
+    add_dataset_options(p)
     p.add_argument("--sha256", default=None, help="expected sha256 of the archive (default: $CRAFT_SHA256)")
-    p.add_argument("--annotation-set", default="proper", choices=config.ANNOTATION_SETS)
-    add_profile_option(p)
-    p.add_argument("--data-dir", default=None, help="default: $CRAFTLIB_DATA_DIR or <repo>/data")
     p.add_argument("--force", action="store_true", help="re-extract the corpus and rebuild")
     d = TagPolicies()
     p.add_argument("--gene-rule", default=d.gene_rule, choices=GENE_RULE_CHOICES)
