@@ -327,14 +327,16 @@ def check_use() -> Check:
                  + importlib.metadata.version("onnxruntime"))
 
 
-def run_checks(profile: str | None = None, base_model: str = "minilm", source: str | None = None,
-               sha256: str | None = None, data_dir=None, models_dir=None, ontology_dir=None,
-               min_free_gb: float | None = None, model: bool = True) -> list[Check]:
+def run_checks(data: config.DataSpec, base_model: str = "minilm", models_dir=None, min_free_gb: float | None = None,
+               model: bool = True) -> list[Check]:
+    """Every check, for the data ``data`` names (:func:`craftlib.config.data_spec`: profile, CRAFT source and
+    checksum, data and ontology folders) and the base model."""
     checks = [check_python(), check_torch(), *check_jupyter()]
     if model:
         checks.append(check_model(base_model))
-    checks += [check_source(source, sha256, data_dir), check_ontologies(ontology_dir),
-               *check_resources(profile, data_dir, models_dir, min_free_gb), check_peers(), check_use()]
+    checks += [check_source(data.source, data.sha256, data.data_dir), check_ontologies(data.ontology_dir),
+               *check_resources(data.profile.name, data.data_dir, models_dir, min_free_gb), check_peers(),
+               check_use()]
     return checks
 
 
@@ -377,8 +379,9 @@ def _cmd_doctor(args) -> int:
     print(f"craftlib doctor (profile {profile}, base model {args.base_model})")
     print(settings_report({"CRAFT_SOURCE": args.source, "CRAFTLIB_DATA_DIR": args.data_dir,
                            "CRAFTLIB_MODELS_DIR": args.models_dir, "CRAFTLIB_ONTOLOGY_DIR": args.ontology_dir}))
-    checks = run_checks(profile, args.base_model, args.source, args.sha256, args.data_dir, args.models_dir,
-                        args.ontology_dir, args.min_free_gb, model=not args.no_model)
+    data = config.data_spec(profile, data=args.data_dir, source=args.source, sha256=args.sha256,
+                            ontology_dir=args.ontology_dir)
+    checks = run_checks(data, args.base_model, args.models_dir, args.min_free_gb, model=not args.no_model)
     print(report(checks, use_color()))
     failed = any(c.status == FAIL for c in checks)
     if not (failed or args.no_model or args.no_estimate):  # the estimate needs torch and the base model

@@ -234,9 +234,9 @@ def _run_peer(system: str, sentences_file: Path, sentences: dict, run_dir: Path,
     return row
 
 
-def _time_inference(system: str, sentences_file: Path, n_test: int, run_dir: Path, prof: config.Profile,
-                    annotation_set: str, data_dir) -> dict:
+def _time_inference(system: str, sentences_file: Path, n_test: int, run_dir: Path, data: config.DataSpec) -> dict:
     """Tag the test sentences with a saved system in a subprocess: speed and peak memory, or a note."""
+    prof, annotation_set, data_dir = data.profile, data.annotation_set, data.data_dir
     kind = "dictionary" if system == "dictionary" else "transformer"
     if kind == "transformer" and not (run_dir / "config.json").is_file():
         return {"inference_note": f"no saved model in {run_dir} (config.json): inference speed not measured"}
@@ -258,9 +258,9 @@ def _time_inference(system: str, sentences_file: Path, n_test: int, run_dir: Pat
     }
 
 
-def _read_external(system: str, run_dir: Path, sentences: dict, prof: config.Profile, seed: int,
-                   annotation_set: str, data_dir=None) -> dict:
+def _read_external(system: str, run_dir: Path, sentences: dict, data: config.DataSpec) -> dict:
     """A system trained elsewhere: re-score its predictions on our sentences, or say it was not run."""
+    prof, seed, annotation_set = data.profile, data.seed, data.annotation_set
     entry = {"system": system, "run": run_dir.name, "kind": "external",
              "command": runs.build_command(system, prof.name, "minilm", seed, annotation_set)}
     run = runs.Run(run_dir)
@@ -274,7 +274,7 @@ def _read_external(system: str, run_dir: Path, sentences: dict, prof: config.Pro
         "model_size_mb": disk_size_mb(run_dir, NON_MODEL_FILES),
     }
     if system == "dictionary":  # its "model" is the entity lists it was built from
-        lists = stages.folder("entity_lists", config.data_spec(prof, annotation_set, data_dir))
+        lists = stages.folder("entity_lists", data)
         row["model_size_mb"] = disk_size_mb(lists)
     for split, key in (("validation", "dev"), ("test", "test")):
         pred_path = runs.predictions_path(run_dir, split)
@@ -327,23 +327,22 @@ def benchmark_command(profile: str, seed: int, annotation_set: str, systems: Seq
 
 
 def run_benchmark(
-    profile: str | None = None,
-    seed: int = 42,
-    annotation_set: str = "proper",
+    data: config.DataSpec | None = None,
     systems: Sequence[str] | None = None,
-    data_dir: str | os.PathLike | None = None,
     models_dir: str | os.PathLike | None = None,
     results_dir: str | os.PathLike | None = None,
-    source: str | os.PathLike | None = None,
     train_transformers: bool = False,
     dataset: Mapping | None = None,
 ) -> dict:
-    """Train/evaluate/collect every system; write ``results/peers-<profile>.json`` and ``.md``; return the dict.
+    """Train/evaluate/collect every system on ``data``'s sentences (:func:`craftlib.config.data_spec`: profile, seed,
+    annotation set, data folder, CRAFT source; ``None``: the settings' defaults); write
+    ``results/peers-<profile>.json`` and ``.md``; return the dict.
 
     ``dataset`` replaces the CRAFT dataset (a mapping ``train``/``validation``/``test`` → records with
     ``tokens``, ``ner_tags``, ``doc_id``, ``sentence_id``), e.g. for tests.
     """
-    prof = config.get_profile(profile)
+    data = data if data is not None else config.data_spec()
+    prof, seed, annotation_set, data_dir = data.profile, data.seed, data.annotation_set, data.data_dir
     if prof.name not in PEER_SETTINGS:
         raise CraftlibError(f"No peer settings for profile {prof.name!r}: choose one of {', '.join(PEER_SETTINGS)}.")
     systems = list(systems or DEFAULT_SYSTEMS)
@@ -356,7 +355,6 @@ def run_benchmark(
 
     t_start = time.perf_counter()
     if dataset is None:
-        data = config.data_spec(prof, annotation_set, data_dir, source=source)
         dataset = stages.load("dataset", data, say=lambda line: None)
         dataset_name = data.dataset_name
     else:
@@ -392,10 +390,9 @@ def run_benchmark(
             if SYSTEMS[system] == "peer":
                 row = _run_peer(system, sentences_file, sentences, run_dir, prof, seed, common)
             else:
-                row = _read_external(system, run_dir, sentences, prof, seed, annotation_set, data_dir)
+                row = _read_external(system, run_dir, sentences, data)
                 if row["status"] != "not run":
-                    row.update(_time_inference(system, sentences_file, len(sentences["test"]), run_dir, prof,
-                                              annotation_set, data_dir))
+                    row.update(_time_inference(system, sentences_file, len(sentences["test"]), run_dir, data))
                     row["peak_memory_mb"] = row.get("inference_peak_memory_mb")
                     row["peak_memory_scope"] = "inference only"
                 if system in trained:
