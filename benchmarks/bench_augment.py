@@ -6,9 +6,9 @@ at the extra OBO files, e.g. ``../shared/ontologies``)::
     python benchmarks/bench_augment.py [--profile quick] [--data-dir DIR] [--ontology-dir DIR] [--repeat 1]
 
 The tagged dataset is built first if missing (not timed). Then, per repetition:
-``entity_lists`` = ``ontology.build_entity_lists(force=True)`` (read every OBO source, normalise, coverage,
+``entity_lists`` = ``stages.load("entity_lists", spec, force=True)`` (read every OBO source, normalise, coverage,
 write); ``augment`` = ``augment.augment_dataset`` on the train split (ratio 0.2, seed 42, in memory);
-``augment+save`` = ``augment.load_augmented(force=True)`` (augment and save_to_disk).
+``augment+save`` = ``stages.load("augmented", spec, force=True)`` (augment and save_to_disk).
 Targets from the issue: lists < 60 s, augmentation < 30 s. Writes ``benchmarks/results/bench_augment.json``.
 """
 
@@ -37,26 +37,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(HERE / "results" / "bench_augment.json"))
     args = parser.parse_args(argv)
 
-    from craftlib import augment, config, ontology, runtime, tags
+    from craftlib import augment, config, runtime, stages
 
     tmp = None if args.data_dir else tempfile.TemporaryDirectory(prefix="bench-augment-")
     data_dir = args.data_dir or tmp.name
-    dsd = tags.load_dataset(args.profile, args.annotation_set, data_dir=data_dir, source=args.source, progress=False)
+    spec = config.data_spec(args.profile, args.annotation_set, data_dir, source=args.source, progress=False,
+                            ontology_dir=args.ontology_dir, seed=42, ratio=0.2)
+    dsd = stages.load("dataset", spec)
     times: dict[str, list[float]] = {"entity_lists": [], "augment": [], "augment+save": []}
     for i in range(args.repeat):
         t0 = time.perf_counter()
-        lists = ontology.build_entity_lists(args.profile, args.annotation_set, data_dir, args.source,
-                                            args.ontology_dir, force=True, dataset=dsd)
+        lists = stages.load("entity_lists", spec, force=True)
         times["entity_lists"].append(round(time.perf_counter() - t0, 2))
         t0 = time.perf_counter()
         _, stats = augment.augment_dataset(dsd, lists, ratio=0.2, seed=42, return_stats=True)
         times["augment"].append(round(time.perf_counter() - t0, 2))
         t0 = time.perf_counter()
-        augment.load_augmented(args.profile, args.annotation_set, data_dir, ratio=0.2, seed=42, source=args.source,
-                               force=True)
+        stages.load("augmented", spec, force=True)
         times["augment+save"].append(round(time.perf_counter() - t0, 2))
         print(f"run {i + 1}/{args.repeat}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()))
-    lstats = ontology.load_stats(args.profile, args.annotation_set, data_dir)
+    lstats = stages.stats("entity_lists", spec)
     result = {
         "command": "python benchmarks/bench_augment.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "profile": args.profile, "dataset": config.dataset_name(args.profile, args.annotation_set),

@@ -50,12 +50,12 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
     import torch
 
-    from craftlib import engines, runtime, tagger, tags
+    from craftlib import config, engines, runs, runtime, stages, tagger
     from craftlib.bio import dataset_tags
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    test = tags.load_dataset(args.profile)["test"]
+    test = stages.load("dataset", config.data_spec(args.profile))["test"]
     if args.sentences:
         test = test.select(range(min(args.sentences, len(test))))
     load_before = os.getloadavg()
@@ -70,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
                 "speedup_goal": GOAL_SPEEDUP, "f1_goal": GOAL_F1,
                 "met": by["onnx-int8"]["speedup"] >= GOAL_SPEEDUP and abs(by["onnx-int8"]["f1_difference"]) <= GOAL_F1}
     hw = engines.hardware()
-    metrics_path = Path(args.model) / "metrics.json"
-    run_f1 = json.loads(metrics_path.read_text())["test"]["f1"] if metrics_path.is_file() else None
+    run_metrics = runs.Run(args.model).metrics_or_none()
+    run_f1 = run_metrics["test"]["f1"] if run_metrics else None
     report = {
         "command": "python benchmarks/bench_engines.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -56,8 +56,10 @@ def _finish(proc: subprocess.Popen, models_dir: Path) -> dict:
     log = Path(proc.log_path).read_text()  # type: ignore[attr-defined]
     if rc != 0:
         raise SystemExit(f"training failed ({rc}):\n{log[-3000:]}")
-    (metrics,) = models_dir.glob("*/metrics.json")
-    m = json.loads(metrics.read_text())
+    from craftlib.runs import Run
+
+    (run,) = (Run(p.parent) for p in models_dir.glob("*/metrics.json"))
+    m = run.metrics()
     return {"train_seconds": round(m["train_seconds"], 2), "wall_seconds": round(wall, 2),
             "torch_threads_at_end": m.get("torch_threads"),
             "said_shared": "The CPU is shared" in log}

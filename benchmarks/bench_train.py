@@ -18,7 +18,7 @@ base model, batch size, ``max_length`` and seed:
   reference and craftlib, and the best round of each counts (the machine may be shared).
 * **inference** on the profile's test sentences: the plain reference (length-sorted batches of 32 under
   ``torch.inference_mode`` and the same autocast, sentences truncated at ``max_length``) against
-  :func:`craftlib.train.predict_dataset` (windows, every word predicted). Sentences/s.
+  :func:`craftlib.windows.predict_dataset` (windows, every word predicted). Sentences/s.
 * **model-FLOPs utilisation**: a 2-thread matmul peak measured here (fp32 and bf16), and the model's FLOPs per
   sub-token (6 x non-embedding parameters for training, 2 x for inference, plus attention), so
   MFU = sub-tokens/s x FLOPs per sub-token / peak.
@@ -152,7 +152,7 @@ def craftlib_train(model_name: str, data: dict, prof, seed: int, out_dir: str) -
     tokenizer, model = load_tokenizer(model_name), load_model(model_name)
     # dev scoring is part of every real epoch; here a benchmark step count ends mid-epoch: one tiny dev set
     no_dev = {**data, "validation": data["validation"].select(range(min(8, len(data["validation"]))))}
-    result = train.fine_tune(model, tokenizer, no_dev, prof, seed, Path(out_dir), progress=False)
+    result = train.fine_tune(model, tokenizer, no_dev, prof, Path(out_dir), train.TrainOptions(seed=seed, progress=False))
     return {"seconds": result.train_seconds, "subtokens_seen": result.tokens_seen,
             "subtokens_per_second": result.tokens_seen / result.train_seconds,
             "optimizer_steps": result.global_step, "model": result.model, "tokenizer": tokenizer,
@@ -180,12 +180,12 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from craftlib import config, runtime, train
+    from craftlib import config, runtime, train, windows
 
     info = runtime.setup(args.seed)
     device = info.device
     prof = replace(config.get_profile(args.profile), max_steps=args.steps)
-    data = train.load_recipe_data("original", prof, args.seed, args.annotation_set, args.data_dir)
+    data = train.load_recipe_data("original", config.data_spec(prof, args.annotation_set, args.data_dir, seed=args.seed))
     native_bf16 = device.bf16
 
     peaks = {"fp32": matmul_peak_gflops("fp32")}
@@ -212,10 +212,10 @@ def main(argv: list[str] | None = None) -> int:
     ref_model = reference[-1]["model"]
     ref_inf = reference_infer(ref_model, tokenizer, sentences, prof.max_length, native_bf16)
     start = time.perf_counter()
-    _, missing = train.predict_dataset(model, tokenizer, test, prof.max_length, prof.window_stride,
-                                       max(32, prof.eval_batch_size))
+    _, missing = windows.predict_dataset(model, tokenizer, test, prof.max_length, prof.window_stride,
+                                         max(32, prof.eval_batch_size))
     our_seconds = time.perf_counter() - start
-    feats = train.encode_windows(tokenizer, sentences, None, prof.max_length, prof.window_stride)
+    feats = windows.encode_windows(tokenizer, sentences, None, prof.max_length, prof.window_stride)
     n_sub = sum(len(x) for x in feats["input_ids"])
     ours_inf = {"seconds": our_seconds, "sentences_per_second": len(sentences) / our_seconds,
                 "subtokens_per_second": n_sub / our_seconds, "windows": len(feats["input_ids"]),

@@ -38,9 +38,7 @@ inputs (dataset, entity lists, ratio, seed, variant, sampling) and is rebuilt wh
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import random
 import time
 from collections import Counter
@@ -50,7 +48,7 @@ from pathlib import Path
 from craftlib import cache, config
 from craftlib.bio import bio_spans, validate_iob2
 from craftlib.errors import CraftlibError
-from craftlib.options import add_dataset_options, add_ontology_options, probability, seed_value
+from craftlib.ontology import craft_tokenize, dataset_key, term_key
 
 #: Attempts at drawing a term different from the mention (per pool of candidates) before moving on.
 MAX_DRAWS = 20
@@ -66,8 +64,6 @@ PICK_FLOOR = 0.2
 
 
 def _tokenized_lists(entity_lists: Mapping[str, Sequence[str]]) -> dict[str, list[tuple[str, list[str], str]]]:
-    from craftlib.ontology import craft_tokenize, term_key
-
     out = {}
     for t, terms in entity_lists.items():
         items = []
@@ -111,8 +107,6 @@ class ReplacementPool:
 
     def draw(self, kind: str, original: Sequence[str], rng: random.Random):
         """A ``(term, tokens, key)`` different from ``original`` (a token list), or ``None``."""
-        from craftlib.ontology import term_key
-
         key = term_key(original)
         for group in self._candidate_groups(kind, len(original)):
             if len(group) == 1 and group[0][2] == key:
@@ -267,132 +261,45 @@ def augment_dataset(
     return out, stats
 
 
-def augmented_dir(profile=None, annotation_set: str = "proper", data_dir=None) -> Path:
-    return config.processed_dir(profile, annotation_set, data_dir) / "augmented"
+def augmented_inputs(spec: config.DataSpec, needs: dict) -> dict:
+    """What the augmented set is built from (recorded in its ``inputs.json``): the tagged dataset, the entity lists
+    (their content), ratio, seed, variant and sampling."""
+    return {
+        "augment_format": AUGMENT_FORMAT, "dataset": dataset_key(needs["dataset"]),
+        "entity_lists": cache.digest(needs["entity_lists"]), "ratio": spec.augment_ratio, "seed": spec.seed,
+        "keep_unchanged": spec.augment_keep_unchanged, "sampling": spec.sampling,
+    }
 
 
-def load_augmented(
-    profile: str | config.Profile | None = None,
-    annotation_set: str = "proper",
-    data_dir: str | os.PathLike | None = None,
-    ratio: float = 0.2,
-    seed: int = 42,
-    build_if_missing: bool = True,
-    source: str | os.PathLike | None = None,
-    ontology_dir: str | os.PathLike | None = None,
-    sources: Mapping[str, Sequence[str]] | None = None,
-    keep_unchanged: bool | None = None,
-    force: bool = False,
-    sampling: str = DEFAULT_SAMPLING,
-):
-    """The augmented DatasetDict saved in ``<processed>/augmented/`` (with ``stats.json`` and ``inputs.json``).
-
-    It is reused when it was built from the same inputs: the tagged dataset, the entity lists (their content,
-    after :func:`craftlib.ontology.load_entity_lists` has rebuilt them if their own inputs changed), ratio,
-    seed, variant and sampling; otherwise (or with ``force``) it is rebuilt. ``keep_unchanged=None`` takes the
-    profile's variant (``Profile.augment_keep_unchanged``). With ``build_if_missing=False`` a missing or
-    out-of-date set is an error.
-    """
+def write_augmented(tmp: Path, spec: config.DataSpec, needs: dict) -> None:
+    """Augment the tagged dataset with the entity lists (:func:`augment_dataset`) and write ``dataset/`` and
+    ``stats.json`` into ``tmp``."""
     import datasets
 
-    from craftlib import ontology, tags
-
-    if keep_unchanged is None:
-        keep_unchanged = bool(getattr(config.get_profile(profile), "augment_keep_unchanged", False))
-    out_dir = augmented_dir(profile, annotation_set, data_dir)
-    build = build_if_missing or force
-    if not build and not (out_dir / cache.INPUTS_FILE).is_file():
-        raise CraftlibError(f"No augmented dataset in {out_dir}. Run `python -m craftlib augment` first.")
-    dsd = tags.load_dataset(profile=profile, annotation_set=annotation_set, data_dir=data_dir, source=source,
-                            build_if_missing=build)
-    if build:
-        lists = ontology.load_entity_lists(profile, annotation_set, data_dir, source, ontology_dir, sources)
-    else:
-        lists = ontology.load_entity_lists(profile, annotation_set, data_dir, build_if_missing=False)
-    inputs = {
-        "augment_format": AUGMENT_FORMAT, "dataset": ontology.dataset_key(dsd),
-        "entity_lists": cache.digest(lists), "ratio": ratio, "seed": seed, "keep_unchanged": keep_unchanged,
-        "sampling": sampling,
-    }
-    reason = cache.stale_reason(out_dir, inputs)
-    if reason and not build:
-        raise CraftlibError(f"No up-to-date augmented dataset in {out_dir} ({reason}). "
-                            "Run `python -m craftlib augment` first.")
-    if reason and reason != "missing" and not force:
-        print(f"Rebuilding the augmented set in {out_dir} ({reason}).")
-
-    def write(tmp: Path) -> None:
-        t0 = time.perf_counter()
-        aug, stats = augment_dataset(dsd, lists, ratio=ratio, seed=seed, keep_unchanged=keep_unchanged,
-                                     return_stats=True, sampling=sampling)
-        stats["dataset"] = config.dataset_name(profile, annotation_set)
-        stats["entity_list_fallback"] = ontology.load_stats(profile, annotation_set, data_dir).get("fallback", [])
-        stats["seconds"] = round(time.perf_counter() - t0, 2)
-        bars = datasets.is_progress_bar_enabled()
-        datasets.disable_progress_bars()
-        try:
-            # an empty split saved with the default sharding has no arrow file, which load_from_disk cannot read
-            aug.save_to_disk(str(tmp / "dataset"), num_shards={k: 1 for k, v in aug.items() if len(v) == 0} or None)
-        finally:
-            if bars:
-                datasets.enable_progress_bars()
-        (tmp / "stats.json").write_text(json.dumps(stats, indent=2))
-
-    return cache.load_or_build(out_dir, inputs, write, lambda d: datasets.load_from_disk(str(d / "dataset")),
-                               force=force)
-
-
-def load_stats(profile=None, annotation_set: str = "proper", data_dir=None) -> dict:
-    """``stats.json`` of the augmented set (build it first)."""
-    return cache.read_stats(augmented_dir(profile, annotation_set, data_dir), "python -m craftlib augment",
-                            CraftlibError)
-
-
-def _cmd_augment(args: argparse.Namespace) -> int:
-    from craftlib.ontology import parse_source_options
-
     t0 = time.perf_counter()
-    record = augmented_dir(args.profile, args.annotation_set, args.data_dir) / cache.INPUTS_FILE
-    before = record.stat().st_mtime_ns if record.is_file() else None
-    dsd = load_augmented(args.profile, args.annotation_set, args.data_dir, args.ratio, args.seed,
-                         source=args.source, ontology_dir=args.ontology_dir,
-                         sources=parse_source_options(args.sources) or None,
-                         keep_unchanged=args.keep_unchanged, force=args.force, sampling=args.sampling)
-    stats = load_stats(args.profile, args.annotation_set, args.data_dir)
-
-    def mean(x):
-        return "-" if x is None else f"{x:.2f}"
-
-    print(f"{'type':<9} {'mentions':>8} {'replaced':>8} {'ratio':>6} {'tokens replaced':>16} {'replacement':>12}")
-    for t, v in stats["per_type"].items():
-        print(f"{t:<9} {v['mentions']:>8} {v['replaced']:>8} {v['realised_ratio']:>6.1%} "
-              f"{mean(v.get('mean_tokens_replaced')):>16} {mean(v.get('mean_tokens_replacement')):>12}")
-    print(f"train ({stats['variant']}, {stats['sampling']} sampling): {stats['original_sentences']} original + "
-          f"{stats['augmented_sentences']} augmented = {dsd['train'].num_rows} sentences; realised ratio "
-          f"{stats['realised_ratio']:.1%} (target {stats['ratio']:.0%}, seed {stats['seed']})")
-    where = augmented_dir(args.profile, args.annotation_set, args.data_dir)
-    if before is not None and record.stat().st_mtime_ns == before:
-        print(f"reused {where} (built from the same dataset, lists and options; --force rebuilds)")
-    else:
-        print(f"wrote {where} in {time.perf_counter() - t0:.1f} s")
-    return 0
+    aug, stats = augment_dataset(needs["dataset"], needs["entity_lists"], ratio=spec.augment_ratio, seed=spec.seed,
+                                 keep_unchanged=spec.augment_keep_unchanged, return_stats=True,
+                                 sampling=spec.sampling)
+    stats["dataset"] = spec.dataset_name
+    stats["entity_list_fallback"] = needs["entity_lists_stats"].get("fallback", [])
+    stats["seconds"] = round(time.perf_counter() - t0, 2)
+    bars = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        # an empty split saved with the default sharding has no arrow file, which load_from_disk cannot read
+        aug.save_to_disk(str(tmp / "dataset"), num_shards={k: 1 for k, v in aug.items() if len(v) == 0} or None)
+    finally:
+        if bars:
+            datasets.enable_progress_bars()
+    (tmp / "stats.json").write_text(json.dumps(stats, indent=2))
 
 
-def add_commands(subparsers) -> None:
-    p = subparsers.add_parser("augment", help="entity-replacement augmentation of the train split")
-    add_dataset_options(p)
-    p.add_argument("--ratio", "--replace-prob", dest="ratio", type=probability, default=0.2,
-                   help="probability of replacing each mention by an ontology name (default 0.2; below 0.2 the "
-                        "reference's copies are kept with fewer names: 0 is the no-names control)")
-    p.add_argument("--seed", type=seed_value, default=42, help="random seed, an integer from 0 to 2**32-1 (default 42)")
-    p.add_argument("--keep-unchanged", action=argparse.BooleanOptionalAction, default=None,
-                   help="full-copy variant: also copy the train sentences in which nothing was replaced "
-                        "(default: the profile's choice; full: yes, smoke/quick: no)")
-    p.add_argument("--sampling", choices=SAMPLINGS, default=DEFAULT_SAMPLING,
-                   help="length: a term with the mention's token count (default); uniform: any term")
-    p.add_argument("--force", action="store_true", help="rebuild even when the saved set is current")
-    add_ontology_options(p)
-    p.set_defaults(func=_cmd_augment)
+def read_augmented(folder: Path, spec: config.DataSpec):
+    """The saved augmented ``DatasetDict``."""
+    import datasets
+
+    return datasets.load_from_disk(str(folder / "dataset"))
 
 
-__all__ = ["SAMPLINGS", "ReplacementPool", "augment_dataset", "augment_sentence", "augmented_dir", "load_augmented", "load_stats"]
+__all__ = ["SAMPLINGS", "ReplacementPool", "augment_dataset", "augment_sentence", "augmented_inputs", "read_augmented",
+           "write_augmented"]

@@ -17,10 +17,13 @@ import platform
 import time
 from collections.abc import Mapping, Sequence
 
-from craftlib import cache, config, runs
+from craftlib import cache, config, runs, stages
 from craftlib.bio import spans_to_bio, tag_names
 from craftlib.evaluate import score
+from craftlib.ontology import craft_tokenize, parse_source_options
 from craftlib.options import add_dataset_options, add_ontology_options
+from craftlib.runtime import versions
+from craftlib.tags import eval_subset
 
 #: Type chosen when a term is in several lists (specific names before generic chemical/sequence words).
 DEFAULT_PRIORITY: tuple[str, ...] = ("Gene", "Protein", "Taxon", "Cell", "Chemical", "Sequence")
@@ -30,8 +33,6 @@ class DictionaryTagger:
     """Longest-match, case-insensitive, token-level tagger over ``{type: [term, ...]}``."""
 
     def __init__(self, entity_lists: Mapping[str, Sequence[str]], priority: Sequence[str] = DEFAULT_PRIORITY):
-        from craftlib.ontology import craft_tokenize
-
         rank = {t: i for i, t in enumerate(priority)}
         self.lexicon: dict[tuple[str, ...], str] = {}
         self.conflicts = 0
@@ -74,8 +75,6 @@ class DictionaryTagger:
 
 
 def _eval_rows(ds, limit: int | None) -> list[dict]:
-    from craftlib.tags import eval_subset
-
     names = ds.features["ner_tags"].feature.names
     sub = eval_subset(ds, limit)
     return [
@@ -84,46 +83,33 @@ def _eval_rows(ds, limit: int | None) -> list[dict]:
     ]
 
 
-def run_dictionary_baseline(
-    profile: str | config.Profile | None = None,
-    annotation_set: str = "proper",
-    data_dir: str | os.PathLike | None = None,
-    models_dir: str | os.PathLike | None = None,
-    source: str | os.PathLike | None = None,
-    ontology_dir: str | os.PathLike | None = None,
-    sources: Mapping[str, Sequence[str]] | None = None,
-    priority: Sequence[str] = DEFAULT_PRIORITY,
-    seed: int = 42,
-    command: str | None = None,
-) -> dict:
+def run_dictionary_baseline(spec: config.DataSpec, models_dir: str | os.PathLike | None = None,
+                            priority: Sequence[str] = DEFAULT_PRIORITY, command: str | None = None) -> dict:
     """Tag dev and test with the entity lists; write ``models/dictionary-<profile>/`` (``metrics.json``,
     ``predictions_validation.jsonl``, ``predictions_test.jsonl``) and return the metrics.
 
     Evaluation uses the first ``profile.max_eval_sentences`` sentences of each split (all when ``None``),
     as every other system of the project does; scores come from :func:`craftlib.evaluate.score`.
     """
-    from craftlib import ontology, tags
-    from craftlib.runtime import versions
-
-    prof = config.get_profile(profile)
+    prof = spec.profile
     t0 = time.perf_counter()
-    dsd = tags.load_dataset(profile=prof, annotation_set=annotation_set, data_dir=data_dir, source=source)
-    lists = ontology.load_entity_lists(prof, annotation_set, data_dir, source, ontology_dir, sources)
+    dsd = stages.load("dataset", spec, say=lambda line: None)
+    lists = stages.load("entity_lists", spec, say=lambda line: None)
     tagger = DictionaryTagger(lists, priority=priority)
     build_seconds = time.perf_counter() - t0
-    run = runs.system_run_name("dictionary", prof, seed=seed, annotation_set=annotation_set)
-    out_dir = config.models_dir(models_dir) / run
-    metrics = runs.metrics_core(run, "dictionary", prof, seed, config.dataset_name(prof, annotation_set))
+    run = runs.Run.named(runs.system_run_name("dictionary", prof, seed=spec.seed, annotation_set=spec.annotation_set),
+                         models_dir)
+    metrics = runs.metrics_core(run.name, "dictionary", prof, spec.seed, spec.dataset_name)
     t1 = time.perf_counter()
-    with cache.atomic_dir(out_dir) as build_dir:  # the run folder appears complete, or not at all
+    with cache.atomic_dir(run.dir) as build_dir:  # the run folder appears complete, or not at all
         for split, key in (("validation", "dev"), ("test", "test")):
             rows = _eval_rows(dsd[split], prof.max_eval_sentences)
             for r in rows:
                 r["pred"] = tagger.tag(r["tokens"])
             # an empty split (only in tiny fixtures) has no score
             metrics[key] = score([r["gold"] for r in rows], [r["pred"] for r in rows]) if rows else None
-            runs.write_predictions(runs.predictions_path(build_dir, split), rows)
-        stats = ontology.load_stats(prof, annotation_set, data_dir)
+            runs.Run(build_dir).write_predictions(split, rows)
+        stats = stages.stats("entity_lists", spec)
         metrics.update({
             "train_seconds": round(build_seconds, 2),
             "predict_seconds": round(time.perf_counter() - t1, 2),
@@ -131,21 +117,24 @@ def run_dictionary_baseline(
             "entity_list_fallback": stats.get("fallback", []),
             "lexicon_entries": len(tagger), "type_conflicts": tagger.conflicts, "priority": list(priority),
             "max_eval_sentences": prof.max_eval_sentences,
-            "command": command or runs.baseline_command(prof, annotation_set, data_dir, models_dir, source,
-                                                        ontology_dir, sources),
+            "command": command or runs.baseline_command(
+                prof, spec.annotation_set, None if spec.data_dir == config.data_dir() else spec.data_dir, models_dir,
+                spec.source, spec.ontology_dir, spec.sources),
             "versions": versions(),
             "hardware": f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores)",
             "created": runs.now(),
         })
-        runs.write_metrics(build_dir, metrics)
+        runs.Run(build_dir).write_metrics(metrics)
     return metrics
 
 
 def _cmd_baseline(args: argparse.Namespace) -> int:
-    from craftlib.ontology import parse_source_options
-
-    m = run_dictionary_baseline(args.profile, args.annotation_set, args.data_dir, args.models_dir, args.source,
-                                args.ontology_dir, parse_source_options(args.sources) or None)
+    sources = parse_source_options(args.sources) or None
+    spec = config.data_spec(args.profile, args.annotation_set, args.data_dir, source=args.source,
+                            ontology_dir=args.ontology_dir, sources=sources)
+    command = runs.baseline_command(spec.profile, args.annotation_set, args.data_dir, args.models_dir, args.source,
+                                    args.ontology_dir, sources)
+    m = run_dictionary_baseline(spec, args.models_dir, command=command)
     print(f"{'':<10} {'P':>6} {'R':>6} {'F1':>6}")
     for key in ("dev", "test"):
         s = m[key]

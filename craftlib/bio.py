@@ -32,7 +32,6 @@ def bio_spans(tags: Sequence[str]) -> list[Span]:
 
 
 #: Another name of :func:`bio_spans` (the entities of a tag sequence), used by notebook 02.
-bio_entities = bio_spans
 
 
 def spans_to_bio(n_tokens: int, spans: Sequence[Span]) -> list[str]:
@@ -73,4 +72,4 @@ def dataset_tags(dataset) -> list[list[str]]:
     return [tag_names(t) for t in column]
 
 
-__all__ = ["Span", "bio_entities", "bio_spans", "dataset_tags", "spans_to_bio", "tag_names", "validate_iob2"]
+__all__ = ["Span", "bio_spans", "dataset_tags", "spans_to_bio", "tag_names", "validate_iob2"]

@@ -31,9 +31,10 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from craftlib import config
+from craftlib import config, corpus
 from craftlib.errors import CraftlibError
 
 log = logging.getLogger(__name__)
@@ -187,8 +188,6 @@ def verify_sums(folder: Path) -> list[str]:
 def copy_data(dest: Path, source: str | None = None, sha256: str | None = None, ontology_dir=None) -> dict:
     """The CRAFT archive (copied, or downloaded when the source is a URL; verified when its sha256 is known)
     and the ontology files. Returns the settings a learner exports."""
-    from craftlib import corpus
-
     src = config.craft_source(source)
     (dest / "craft").mkdir(parents=True, exist_ok=True)
     archive = dest / "craft" / f"{corpus.CRAFT_DIRNAME}.tar.gz"
@@ -236,14 +235,30 @@ Wheels for: {target}
 """
 
 
-def make_bundle(dest: str | os.PathLike, *, platforms: Sequence[str] = (), python_version: str | None = None,
-                torch_pip: Sequence[str] = (), lock: str | os.PathLike | None = None, data: bool = True,
-                source: str | None = None, sha256: str | None = None, ontology_dir=None,
-                pip_args: Sequence[str] = (), own_wheel: bool = True, build_requirements: Sequence[str] = BUILD_REQUIREMENTS,
+@dataclass(frozen=True)
+class Wheels:
+    """Which wheels a bundle holds: for which laptops (wheel ``platforms`` tags, ``python_version``; default: this
+    machine's), from which ``lock`` (default: the checkout's), with which pip options (``torch_pip`` for torch's own
+    index, ``pip_args`` for all), plus the build requirements and craftlib's own wheel."""
+
+    platforms: Sequence[str] = ()
+    python_version: str | None = None
+    torch_pip: Sequence[str] = ()
+    lock: str | os.PathLike | None = None
+    pip_args: Sequence[str] = ()
+    own_wheel: bool = True
+    build_requirements: Sequence[str] = BUILD_REQUIREMENTS
+
+
+def make_bundle(dest: str | os.PathLike, wheels_spec: Wheels = Wheels(), data: config.DataSpec | None = None,
                 command: str = "") -> dict:
-    """Fill ``dest`` (wheels, data, SHA256SUMS, README.txt); return a summary (files, bytes, settings)."""
+    """Fill ``dest`` (wheels, data, SHA256SUMS, README.txt); return a summary (files, bytes, settings).
+    ``data``: the CRAFT source, its sha256 and the ontology folder to copy (:func:`craftlib.config.data_spec`);
+    ``None``: wheels only."""
     dest = Path(dest).expanduser().resolve()
     root = _repo_root()
+    platforms, python_version = wheels_spec.platforms, wheels_spec.python_version
+    pip_args, lock = wheels_spec.pip_args, wheels_spec.lock
     lock = Path(lock) if lock else (root / LOCK_FILE if root else None)
     if lock is None or not lock.is_file():
         raise BundleError(f"Lock file {lock} not found: run in a checkout, or pass --lock FILE.")
@@ -252,16 +267,16 @@ def make_bundle(dest: str | os.PathLike, *, platforms: Sequence[str] = (), pytho
     opts = {"platforms": platforms, "python_version": python_version}
     torch = locked_torch(lock)
     if torch:  # first, from its own index (TORCH_PIP): the rest of the lock then finds it in wheels/
-        pip_download([torch], wheels, pip_args=[*pip_args, *torch_pip], **opts)
+        pip_download([torch], wheels, pip_args=[*pip_args, *wheels_spec.torch_pip], **opts)
     pinned = dest / "requirements-target.txt"  # the lock as the target sees it (kept: it is what was bundled)
     pinned.write_text("\n".join(lock_for_target(lock, target_environment(platforms, python_version))) + "\n")
     pip_download(["-r", str(pinned)], wheels, pip_args=pip_args, no_deps=True, **opts)
-    if build_requirements:
-        pip_download(list(build_requirements), wheels, pip_args=pip_args, **opts)
+    if wheels_spec.build_requirements:
+        pip_download(list(wheels_spec.build_requirements), wheels, pip_args=pip_args, **opts)
     sdists = wheel_sdists(wheels, pip_args)
-    if own_wheel:
+    if wheels_spec.own_wheel:
         build_own_wheel(wheels, root)
-    settings = copy_data(dest, source, sha256, ontology_dir) if data else {}
+    settings = copy_data(dest, data.source, data.sha256, data.ontology_dir) if data is not None else {}
     if root is not None and lock.resolve().is_relative_to(root):
         shutil.copyfile(lock, dest / "lock.txt")
     exports = "\n".join(f"    export {k}={v}" for k, v in settings.items()) or "    (no data bundled)"
@@ -276,11 +291,11 @@ def make_bundle(dest: str | os.PathLike, *, platforms: Sequence[str] = (), pytho
 
 def _cmd_bundle(args) -> int:
     command = "python -m craftlib bundle " + " ".join(shlex.quote(a) for a in sys.argv[2:])
-    summary = make_bundle(
-        args.dest, platforms=args.platform or (), python_version=args.python_version,
-        torch_pip=shlex.split(args.torch_pip or os.environ.get("TORCH_PIP", "")), lock=args.lock,
-        data=not args.no_data, source=args.source, sha256=args.sha256, ontology_dir=args.ontology_dir,
-        command=command)
+    wheels = Wheels(platforms=tuple(args.platform or ()), python_version=args.python_version,
+                    torch_pip=tuple(shlex.split(args.torch_pip or os.environ.get("TORCH_PIP", ""))), lock=args.lock)
+    data = None if args.no_data else config.data_spec(source=args.source, sha256=args.sha256,
+                                                      ontology_dir=args.ontology_dir)
+    summary = make_bundle(args.dest, wheels, data, command=command)
     print(f"{summary['dest']}: {summary['wheels']} wheels, {summary['files']} files, "
           f"{summary['bytes'] / 1e6:.0f} MB; SHA256SUMS and README.txt written")
     if summary["sdists"]:

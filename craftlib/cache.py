@@ -175,6 +175,20 @@ def resumable_folder(final: str | os.PathLike, key: Mapping) -> Path:
     return final.parent / f"{RESUME_PREFIX}{final.name}-{digest(key)[:12]}"
 
 
+def drop_resumable(final: str | os.PathLike, but: Path | None = None) -> list[Path]:
+    """Remove the folders interrupted builds of ``final`` kept (:func:`resumable_folder`, any key), except ``but``
+    and those a live process builds in now; return what was removed. Called when ``final`` is built or reused as it
+    is, so that no stale checkpoint outlives the result it was for."""
+    final = Path(final)
+    mine = re.compile(re.escape(f"{RESUME_PREFIX}{final.name}-") + r"[0-9a-f]{12}")
+    dropped = []
+    for other in final.parent.glob(f"{RESUME_PREFIX}{final.name}-*"):
+        if other != but and mine.fullmatch(other.name) and not _resumable_owner_alive(other):
+            shutil.rmtree(other, ignore_errors=True)
+            dropped.append(other)
+    return dropped
+
+
 @contextlib.contextmanager
 def resumable_dir(final: str | os.PathLike, key: Mapping, keep: Sequence[str] = ()) -> Iterator[Path]:
     """:func:`atomic_dir` for a long build that an interrupt should not throw away.
@@ -193,10 +207,7 @@ def resumable_dir(final: str | os.PathLike, key: Mapping, keep: Sequence[str] = 
         with atomic_dir(final) as plain:
             yield plain
         return
-    mine = re.compile(re.escape(f"{RESUME_PREFIX}{final.name}-") + r"[0-9a-f]{12}")
-    for other in final.parent.glob(f"{RESUME_PREFIX}{final.name}-*"):
-        if other != tmp and mine.fullmatch(other.name) and not _resumable_owner_alive(other):
-            shutil.rmtree(other, ignore_errors=True)
+    drop_resumable(final, but=tmp)
     tmp.mkdir(exist_ok=True)
     for entry in tmp.iterdir():  # what an interrupted build left besides what it keeps for the next one
         if entry.name not in keep:
@@ -314,7 +325,7 @@ def stale_reason(folder: str | os.PathLike, inputs: Mapping) -> str | None:
 
 def read_stats(folder: str | os.PathLike, build_command: str, error: type[Exception] = FileNotFoundError) -> dict:
     """The ``stats.json`` report a stage wrote into ``folder``; a missing one raises ``error`` saying which
-    command builds it (every stage's ``load_stats`` is this call)."""
+    command builds it (:func:`craftlib.stages.stats` is this call)."""
     path = Path(folder) / "stats.json"
     try:
         return json.loads(path.read_text())

@@ -28,9 +28,8 @@ from craftlib.errors import CraftlibError, foreign_storage_message, os_error_mes
 #: Modules that contribute commands, in the order of the data flow.
 COMMAND_MODULES: tuple[str, ...] = (
     "craftlib.doctor",     # doctor (is this machine ready?)
-    "craftlib.tags",       # data
-    "craftlib.ontology",   # entity-lists
-    "craftlib.augment",    # augment
+    "craftlib.stages",     # data, entity-lists, augment
+    "craftlib.gene_rules",  # gene-rules
     "craftlib.baseline",   # baseline (dictionary tagger)
     "craftlib.train",      # train
     "craftlib.tagger",     # predict, export-onnx

@@ -26,10 +26,10 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from craftlib import cache, config, corpus, runs
+from craftlib import cache, config, corpus, runs, stages
 from craftlib.bio import bio_spans
 from craftlib.errors import CraftlibError
-from craftlib.linking import TYPE_ONTOLOGY, Linker, load_linker
+from craftlib.linking import TYPE_ONTOLOGY, Linker
 
 #: Ontology → the row name of the tables (types that link to it).
 ONTOLOGY_ROWS: dict[str, str] = {"SO": "Sequence", "CL": "Cell", "PR": "Gene+Protein", "NCBITaxon": "Taxon",
@@ -167,16 +167,18 @@ def concept_scores(linker: Linker, predicted: Sequence[dict], gold: Sequence[dic
     return out
 
 
-def evaluate_concepts(run_dirs: Sequence[str | os.PathLike], split: str = "test", source=None, data_dir=None,
+def evaluate_concepts(run_dirs: Sequence[str | os.PathLike], split: str = "test", data: config.DataSpec | None = None,
                       linker: Linker | None = None) -> dict:
     """Linking accuracy on the gold spans of the documents the runs predicted, and each run's end-to-end concept
-    recognition scores (see the module docstring)."""
-    root = corpus.fetch_craft(source, data_dir=data_dir, progress=False)
-    linker = linker or load_linker(source, data_dir)
+    recognition scores (see the module docstring). ``data``: where CRAFT and the ontology files are
+    (:func:`craftlib.config.data_spec`; ``None``: the settings)."""
+    data = data or config.data_spec()
+    root = corpus.fetch_craft(data.source, data_dir=data.data_dir, progress=False)
+    linker = linker or stages.load("linking", data, say=lambda line: None)
     systems, doc_ids = {}, None
     for run_dir in run_dirs:
         run_dir = Path(run_dir)
-        records = runs.read_predictions(runs.predictions_path(run_dir, split))
+        records = runs.Run(run_dir).predictions(split)
         ids = sorted({r["doc_id"] for r in records})
         if doc_ids is not None and ids != doc_ids:
             raise CraftlibError(f"{run_dir} predicted other documents than the first run: compare runs of one "
@@ -217,7 +219,8 @@ def markdown(report: Mapping) -> str:
 
 
 def _cmd_concepts(args: argparse.Namespace) -> int:
-    report = evaluate_concepts(args.run, split=args.split, source=args.source, data_dir=args.data_dir)
+    data = config.data_spec(data=args.data_dir, source=args.source)
+    report = evaluate_concepts(args.run, split=args.split, data=data)
     report = {"command": "python -m craftlib concepts " + " ".join(
                   f"--run {Path(r).as_posix()}" for r in args.run) + (f" --out {args.out}" if args.out else ""),
               "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -31,6 +31,7 @@ through the explicit ``python -m craftlib publish RUN ...`` (``make results PUBL
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlparse
@@ -311,3 +312,79 @@ def processed_dir(
     ``baselines/``.
     """
     return data_dir(data) / "processed" / dataset_name(profile, annotation_set)
+
+
+# ------------------------------------------------------------------------------------- the data spec
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Everything the data stages (tagged dataset, entity lists, augmented set; ARCHITECTURE.md's stage table)
+    depend on, resolved once at the edge (a command's options, a notebook's parameters cell) by
+    :func:`data_spec` and passed down whole. ``None`` in ``source``, ``policies``, ``ontology_dir`` and
+    ``sources`` means "as the saved artefact was built" (else the setting or the default)."""
+
+    profile: Profile
+    annotation_set: str = "proper"
+    data_dir: Path = field(default_factory=data_dir)
+    #: CRAFT source (URL, archive or folder) and its checksum
+    source: str | None = None
+    sha256: str | None = None
+    #: ``craftlib.tags.TagPolicies`` of the tagged dataset
+    policies: object | None = None
+    #: extra OBO folder, and OBO files per entity type (``{"Gene": ["a.obo"]}``)
+    ontology_dir: Path | None = None
+    sources: Mapping[str, Sequence[str]] | None = None
+    #: entity-list name filters (``None``: all of ``craftlib.ontology.FILTERS``)
+    filters: tuple[str, ...] | None = None
+    #: the augmented set: seed, replacement probability (``None``: the profile's ``replace_prob``), full-copy
+    #: variant (``None``: the profile's), term sampling
+    seed: int = 42
+    ratio: float | None = None
+    keep_unchanged: bool | None = None
+    sampling: str = "length"
+    #: how, not what (never recorded as an input): progress bars and tagging processes
+    progress: bool = True
+    workers: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.annotation_set not in ANNOTATION_SETS:
+            raise ConfigError(f"Unknown annotation set {self.annotation_set!r}: choose one of "
+                              f"{', '.join(ANNOTATION_SETS)}.")
+
+    @property
+    def dataset_name(self) -> str:
+        return dataset_name(self.profile, self.annotation_set)
+
+    @property
+    def processed_dir(self) -> Path:
+        """``<data>/processed/<dataset_name>/``: every stage of this dataset writes under it."""
+        return self.data_dir / "processed" / self.dataset_name
+
+    @property
+    def augment_ratio(self) -> float:
+        return self.profile.replace_prob if self.ratio is None else self.ratio
+
+    @property
+    def augment_keep_unchanged(self) -> bool:
+        return self.profile.augment_keep_unchanged if self.keep_unchanged is None else self.keep_unchanged
+
+    def but(self, **changes) -> DataSpec:
+        """The same spec with ``changes`` (``dataclasses.replace``)."""
+        return replace(self, **changes)
+
+
+def data_spec(profile: str | Profile | None = None, annotation_set: str = "proper",
+              data: str | os.PathLike | None = None, **settings) -> DataSpec:
+    """The edge: a :class:`DataSpec` from a profile name (or ``CRAFTLIB_PROFILE``), an annotation set, a data
+    folder (or ``CRAFTLIB_DATA_DIR``) and any other :class:`DataSpec` field; an ``ontology_dir`` of ``None`` takes
+    ``CRAFTLIB_ONTOLOGY_DIR``. Relative folders and a relative CRAFT source are taken from :func:`base_dir` (the
+    repository root of a checkout), like the settings. Nothing below it resolves a setting again."""
+    settings = {k: v for k, v in settings.items() if v is not None}
+    if "ontology_dir" in settings or os.environ.get("CRAFTLIB_ONTOLOGY_DIR"):
+        settings["ontology_dir"] = ontology_dir(settings.get("ontology_dir"))
+    if settings.get("source") is not None:
+        settings["source"] = craft_source(settings["source"])  # a relative path: from base_dir(), like the setting
+    if settings.get("filters") is not None:
+        settings["filters"] = tuple(settings["filters"])
+    return DataSpec(get_profile(profile), annotation_set, data_dir(data), **settings)

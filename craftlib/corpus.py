@@ -29,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from craftlib import cache, config
+from craftlib import cache, config, session
 from craftlib.errors import AlignmentError, CorpusError, StorageError, os_error_message
 
 log = logging.getLogger(__name__)
@@ -678,14 +678,16 @@ def read_corpus(
     progress: bool = False,
     **kwargs,
 ) -> list[Document]:
-    """Read the documents of ``splits`` (at most ``max_docs`` per split, first ids in file order)."""
-    from tqdm.auto import tqdm
-
+    """Read the documents of ``splits`` (at most ``max_docs`` per split, first ids in file order); ``progress``: a
+    bar that disappears when done (:func:`craftlib.session.activity`: no widget left in a saved notebook)."""
     wanted = select_ids(read_split_ids(root), splits, max_docs)
-    return [
-        read_document(root, doc_id, modules=modules, annotation_sets=annotation_sets, split=split, **kwargs)
-        for split, doc_id in tqdm(wanted, desc="reading CRAFT", unit="doc", disable=not progress)
-    ]
+    docs = []
+    with session.activity(len(wanted), "reading CRAFT", "doc", progress=progress) as advance:
+        for split, doc_id in wanted:
+            docs.append(read_document(root, doc_id, modules=modules, annotation_sets=annotation_sets, split=split,
+                                      **kwargs))
+            advance()
+    return docs
 
 
 __all__ = [

@@ -25,9 +25,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from craftlib import config, estimate
+from craftlib import config, corpus, estimate, models
 from craftlib.errors import CraftlibError
 from craftlib.options import add_profile_option
+from craftlib.runtime import detect_device
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 MIN_PYTHON = (3, 11)
@@ -115,8 +116,6 @@ def check_torch() -> Check:
                      "`make setup` (CPU-only laptop: make setup TORCH_PIP=\"--index-url https://download.pytorch.org/whl/cpu\")")
     import torch
 
-    from craftlib.runtime import detect_device
-
     device = detect_device()
     if device.type == "cuda":
         where = f"GPU {device.name} x{device.count}, {'bf16' if device.bf16 else 'fp16'} mixed precision"
@@ -155,8 +154,6 @@ def check_jupyter() -> list[Check]:
 
 
 def check_model(base_model: str = "minilm") -> Check:
-    from craftlib import models
-
     try:
         from transformers import AutoModel
         from transformers.utils import logging as hf_logging
@@ -194,8 +191,6 @@ def _reachable(url: str, timeout: float = 5.0) -> str | None:
 def check_source(source: str | None = None, sha256: str | None = None, data_dir=None,
                  reachable: Callable[[str], str | None] = _reachable) -> Check:
     """The CRAFT source: a cached extraction, a local folder or archive (verified when the sha256 is known), or a URL."""
-    from craftlib import corpus
-
     src = config.craft_source(source)
     try:
         expected = config.craft_sha256(sha256)
@@ -332,14 +327,16 @@ def check_use() -> Check:
                  + importlib.metadata.version("onnxruntime"))
 
 
-def run_checks(profile: str | None = None, base_model: str = "minilm", source: str | None = None,
-               sha256: str | None = None, data_dir=None, models_dir=None, ontology_dir=None,
-               min_free_gb: float | None = None, model: bool = True) -> list[Check]:
+def run_checks(data: config.DataSpec, base_model: str = "minilm", models_dir=None, min_free_gb: float | None = None,
+               model: bool = True) -> list[Check]:
+    """Every check, for the data ``data`` names (:func:`craftlib.config.data_spec`: profile, CRAFT source and
+    checksum, data and ontology folders) and the base model."""
     checks = [check_python(), check_torch(), *check_jupyter()]
     if model:
         checks.append(check_model(base_model))
-    checks += [check_source(source, sha256, data_dir), check_ontologies(ontology_dir),
-               *check_resources(profile, data_dir, models_dir, min_free_gb), check_peers(), check_use()]
+    checks += [check_source(data.source, data.sha256, data.data_dir), check_ontologies(data.ontology_dir),
+               *check_resources(data.profile.name, data.data_dir, models_dir, min_free_gb), check_peers(),
+               check_use()]
     return checks
 
 
@@ -382,8 +379,9 @@ def _cmd_doctor(args) -> int:
     print(f"craftlib doctor (profile {profile}, base model {args.base_model})")
     print(settings_report({"CRAFT_SOURCE": args.source, "CRAFTLIB_DATA_DIR": args.data_dir,
                            "CRAFTLIB_MODELS_DIR": args.models_dir, "CRAFTLIB_ONTOLOGY_DIR": args.ontology_dir}))
-    checks = run_checks(profile, args.base_model, args.source, args.sha256, args.data_dir, args.models_dir,
-                        args.ontology_dir, args.min_free_gb, model=not args.no_model)
+    data = config.data_spec(profile, data=args.data_dir, source=args.source, sha256=args.sha256,
+                            ontology_dir=args.ontology_dir)
+    checks = run_checks(data, args.base_model, args.models_dir, args.min_free_gb, model=not args.no_model)
     print(report(checks, use_color()))
     failed = any(c.status == FAIL for c in checks)
     if not (failed or args.no_model or args.no_estimate):  # the estimate needs torch and the base model

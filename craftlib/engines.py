@@ -20,6 +20,8 @@ from pathlib import Path
 
 from craftlib import cache
 from craftlib.errors import CraftlibError, RunError
+from craftlib.models import load_model, load_tokenizer
+from craftlib.runtime import cpu_has_native_bf16, detect_device
 
 #: Engine names a caller may ask for ("auto": see :func:`choose_engine`).
 ENGINES: tuple[str, ...] = ("auto", "torch", "torch-bf16", "onnx", "onnx-int8")
@@ -59,8 +61,6 @@ def export_onnx(model_dir: str | os.PathLike, quantize: bool = True, force: bool
     """Export the model of ``model_dir`` to ``<model_dir>/onnx/model.onnx`` and (``quantize``) its int8 version;
     reused when current (``force`` re-exports). Returns ``{engine: path}``."""
     import torch
-
-    from craftlib.models import load_model, load_tokenizer
 
     model_dir = Path(model_dir)
     folder = onnx_dir(model_dir)
@@ -117,8 +117,6 @@ class TorchEngine:
     """The fine-tuned model in torch, fp32 or under bf16 autocast."""
 
     def __init__(self, model_dir: Path, bf16: bool = False):
-        from craftlib.models import load_model
-
         self.name = "torch-bf16" if bf16 else "torch"
         self.model = load_model(model_dir).eval()
         self.device = next(self.model.parameters()).device
@@ -171,8 +169,6 @@ def load_engine(model_dir: str | os.PathLike, engine: str = "auto"):
     if engine == "auto":
         engine = choose_engine(model_dir)
         if engine == "torch":
-            from craftlib.runtime import detect_device
-
             engine = "torch-bf16" if detect_device().bf16 else "torch"
     if engine.startswith("torch"):
         return TorchEngine(model_dir, bf16=engine == "torch-bf16")
@@ -183,8 +179,6 @@ def hardware() -> dict:
     """The machine a speed was measured on: CPU model, cores this process may use, the instruction sets that
     decide bf16 and int8 speed (AVX2, AVX-512, VNNI, AVX512-BF16, AMX), native bf16, GPU if any."""
     import platform
-
-    from craftlib.runtime import cpu_has_native_bf16
 
     model, flags = platform.processor() or platform.machine(), set()
     try:

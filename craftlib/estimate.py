@@ -21,7 +21,11 @@ import time
 from dataclasses import dataclass
 
 from craftlib import cache, config, runs, session
+from craftlib.models import load_model, load_tokenizer
+from craftlib.runtime import detect_device
 from craftlib.threads import LoadProbe, plan_threads
+from craftlib.train import optimizer_name
+from craftlib.windows import autocast
 
 #: Batch lengths (sub-tokens per window) timed by :func:`calibrate`: short and long windows, so that the per-step
 #: and per-sub-token costs separate. Windows average about 35 sub-tokens on CRAFT (tokens_seen / windows of the
@@ -42,8 +46,6 @@ OTHER_NOTEBOOKS_S = {"smoke": 7 + 6 + 9 + 7 + 37, "quick": 19 + 23 + 17 + 46 + 9
 def calibration_key(base_model: str = "minilm", threads: int | None = None) -> str:
     """What a calibration depends on: CPU/GPU, cores, torch version, precision, threads, base model."""
     import torch
-
-    from craftlib.runtime import detect_device
 
     device = detect_device()
     threads = threads or torch.get_num_threads()
@@ -68,15 +70,11 @@ def _synthetic_batch(tokenizer, batch: int, length: int, seed: int):
 def _measure(base_model: str, batch_size: int, eval_batch_size: int) -> dict:
     import torch
 
-    from craftlib.models import load_model, load_tokenizer
-    from craftlib.runtime import detect_device
-    from craftlib.train import _optimizer_name, autocast
-
     device = detect_device()
     tokenizer, model = load_tokenizer(base_model), load_model(base_model)
     where = "cuda" if device.type == "cuda" else "cpu"
     model.to(where)
-    fused = _optimizer_name(device) == "adamw_torch_fused"
+    fused = optimizer_name(device) == "adamw_torch_fused"
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=fused or None)
     step_times = {}
     model.train()
@@ -140,7 +138,7 @@ def calibrate(base_model: str = "minilm", data_dir=None, force: bool = False, ve
     try:
         torch.set_num_threads(plan.threads)
         # the quick/full batch shapes: 8 windows per optimizer step, prediction batches of 32
-        result = _measure(base_model, config.get_profile("quick").batch_size, 32)
+        result = _measure(base_model, config.PROFILES["quick"].batch_size, 32)
     finally:
         torch.set_num_threads(before)
     own = probe.read()
@@ -167,20 +165,14 @@ class Training:
     source: str
 
 
-def workload(profile: str | config.Profile | None = None, base_model: str = "minilm",
-             results_dir=None) -> list[Training] | None:
-    """Notebook 04's trainings on ``profile`` (``augmented`` first, then two-step's step 2 on it, as the notebook
-    reuses it): steps, sub-tokens and scored windows (dev after each epoch, test once) per training. From the
-    committed run of each name under ``results/``; ``smoke`` from its ``max_steps``; ``None`` when unknown."""
-    prof = config.get_profile(profile)
+def workload(prof: config.Profile, base_model: str = "minilm", results_dir=None) -> list[Training] | None:
+    """Notebook 04's trainings on profile ``prof`` (``augmented`` first, then two-step's step 2 on it, as the
+    notebook reuses it): steps, sub-tokens and scored windows (dev after each epoch, test once) per training. From
+    the committed run of each name under ``results/``; ``smoke`` from its ``max_steps``; ``None`` when unknown."""
     out = []
     for recipe in RECIPES:
         run = runs.system_run_name(recipe, prof, base_model)
-        path = config.published_dir(results_dir) / run / "metrics.json"
-        try:
-            m = json.loads(path.read_text())
-        except (OSError, ValueError):
-            m = None
+        m = runs.Run(config.published_dir(results_dir) / run).metrics_or_none()
         if m is not None:
             step = m["steps"][-1]
             epochs = max(1, len(m.get("dev_epochs", [])) // len(m["steps"]))
@@ -200,18 +192,17 @@ def training_seconds(t: Training, cal: dict) -> float:
     return t.steps * cal["step_s"] + t.tokens * cal["token_s"] + t.scored_windows * cal["window_s"]
 
 
-def estimate(profile: str | config.Profile | None = None, base_model: str = "minilm", cal: dict | None = None,
+def estimate(prof: config.Profile, base_model: str = "minilm", cal: dict | None = None,
              trainings: list[str] | None = None, results_dir=None) -> dict | None:
-    """Expected seconds of notebook 04 on ``profile`` (its trainings, or only the runs in ``trainings``) and of the
-    whole tutorial, from calibration ``cal``; ``None`` when the profile's workload is unknown."""
-    work = workload(profile, base_model, results_dir)
+    """Expected seconds of notebook 04 on profile ``prof`` (its trainings, or only the runs in ``trainings``) and
+    of the whole tutorial, from calibration ``cal``; ``None`` when the profile's workload is unknown."""
+    work = workload(prof, base_model, results_dir)
     if work is None:
         return None
     cal = cal or calibrate(base_model)
     chosen = [t for t in work if trainings is None or t.run in trainings]
     per_run = {t.run: training_seconds(t, cal) for t in chosen}
     nb04 = sum(per_run.values())
-    prof = config.get_profile(profile)
     other = OTHER_NOTEBOOKS_S.get(prof.name)
     return {"profile": prof.name, "trainings": len(chosen), "per_run_s": per_run, "notebook04_s": nb04,
             "tutorial_s": None if other is None else nb04 + other, "other_notebooks_s": other}
@@ -254,8 +245,8 @@ def report_lines(base_model: str = "minilm", data_dir=None, force: bool = False)
              f"{cal['token_s'] * 1e6:.0f} us per sub-token, {cal['window_s'] * 1000:.1f} ms per scored window")
     lines = [first]
     found = {}
-    for name in config.PROFILES:
-        est = estimate(name, base_model, cal)
+    for name, prof in config.PROFILES.items():
+        est = estimate(prof, base_model, cal)
         found[name] = est
         if est is None:
             lines.append(f"  {name:<6} notebook 04: no estimate (no committed {name} run to size it by)")
@@ -269,21 +260,20 @@ def report_lines(base_model: str = "minilm", data_dir=None, force: bool = False)
     return lines
 
 
-def notebook_plan(profile: str | config.Profile | None, recipes=RECIPES, base_model: str = "minilm",
-                  seed: int = 42, annotation_set: str = "proper", models_dir=None, data_dir=None) -> str:
-    """The line notebook 04 prints before training: how many trainings it will run (a finished run of the same
-    name is reused, not retrained) and about how long they take on this machine."""
-    return _plan(profile, recipes, base_model, seed, annotation_set, models_dir, data_dir)[0]
+def notebook_plan(data: config.DataSpec, recipes=RECIPES, base_model: str = "minilm", models_dir=None) -> str:
+    """The line notebook 04 prints before training: how many trainings it will run on ``data``
+    (:func:`craftlib.config.data_spec`: profile, seed, annotation set; a finished run of the same name is reused,
+    not retrained) and about how long they take on this machine."""
+    return _plan(data, recipes, base_model, models_dir)[0]
 
 
-def _plan(profile, recipes, base_model, seed, annotation_set, models_dir, data_dir
-          ) -> tuple[str, list[str], float | None]:
+def _plan(data: config.DataSpec, recipes, base_model: str, models_dir) -> tuple[str, list[str], float | None]:
     """The plan line, the runs to train (in order) and their estimated seconds (``None``: unknown)."""
-    prof = config.get_profile(profile)
+    prof, seed, annotation_set, data_dir = data.profile, data.seed, data.annotation_set, data.data_dir
     todo, done = [], []
     for recipe in recipes:
         run = runs.system_run_name(recipe, prof, base_model, seed=seed, annotation_set=annotation_set)
-        (done if (config.models_dir(models_dir) / run / "metrics.json").is_file() else todo).append(run)
+        (done if runs.Run.named(run, models_dir).finished else todo).append(run)
     step1 = runs.system_run_name("augmented", prof, base_model, seed=seed, annotation_set=annotation_set)
     if any(r.startswith("two-step-") for r in todo) and step1 not in todo + done:
         todo.insert(0, step1)  # two-step trains its step 1 (the augmented run) first
@@ -306,13 +296,12 @@ def _trainings(n: int) -> str:
     return f"{n} training{'' if n == 1 else 's'}"
 
 
-def training_session(profile: str | config.Profile | None, recipes=RECIPES, base_model: str = "minilm",
-                     seed: int = 42, annotation_set: str = "proper", models_dir=None, data_dir=None,
+def training_session(data: config.DataSpec, recipes=RECIPES, base_model: str = "minilm", models_dir=None,
                      progress: bool | None = None):
     """``with training_session(...):`` notebook 04's training cell: prints :func:`notebook_plan`'s line, then
     numbers the trainings of the block "k of N" against that plan under an overall line, and ends a stop in one
     line (:func:`craftlib.session.planned`)."""
-    line, todo, seconds = _plan(profile, recipes, base_model, seed, annotation_set, models_dir, data_dir)
+    line, todo, seconds = _plan(data, recipes, base_model, models_dir)
     print(line, flush=True)
     return session.planned(todo, seconds, progress=progress)
 

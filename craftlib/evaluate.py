@@ -16,18 +16,18 @@ it); getting a system's predictions, building its run when missing, is :mod:`cra
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from craftlib import cache
+from craftlib import cache, config
 from craftlib.bio import bio_spans, tag_names
 from craftlib.config import ENTITY_TYPES
 from craftlib.errors import CraftlibError
 from craftlib.options import seed_value
-from craftlib.runs import now, predictions_path, read_predictions, save_json
+from craftlib.runs import Run, now, predictions_path, read_predictions, save_json
+from craftlib.runtime import versions
 
 if TYPE_CHECKING:  # numpy is imported inside the functions that use it
     import numpy as np
@@ -713,19 +713,14 @@ def rescore(run_dir: str | os.PathLike) -> dict:
     and ``test`` fields of its ``metrics.json`` (nothing else changes; ``rescored`` records when and with which
     craftlib version). For a run written before the scorer gained a field (merged Gene+Protein, strict mode,
     the all-``O`` floor): the same predictions, the new fields, no retraining."""
-    from craftlib.runtime import versions
-
-    run_dir = Path(run_dir)
-    path = run_dir / "metrics.json"
-    if not path.is_file():
-        raise CraftlibError(f"{run_dir} holds no metrics.json: it is not a finished run.")
-    metrics = json.loads(path.read_text())
+    run = Run(run_dir)
+    metrics = run.metrics()
     for split, key in (("validation", "dev"), ("test", "test")):
-        recs = read_predictions(run_dir / f"predictions_{split}.jsonl")
+        recs = run.predictions(split)
         metrics[key] = score([r["gold"] for r in recs], [r["pred"] for r in recs])
-    metrics["rescored"] = {"command": f"python -m craftlib rescore {run_dir.name}",
+    metrics["rescored"] = {"command": f"python -m craftlib rescore {run.name}",
                            "created": now(), "craftlib": versions().get("craftlib")}
-    cache.atomic_write_json(path, metrics)
+    run.write_metrics(metrics)
     return metrics
 
 
@@ -785,9 +780,7 @@ def add_commands(subparsers) -> None:
 
 
 def _cmd_rescore(args) -> int:
-    from craftlib.config import models_dir
-
-    root = models_dir(args.models_dir)
+    root = config.models_dir(args.models_dir)
     for run in args.runs:
         m = rescore(root / run)
         print(f"{run}: test F1 {m['test']['f1']:.4f} (Gene+Protein merged {m['test']['merged']['f1']:.4f}, "
@@ -798,9 +791,7 @@ def _cmd_rescore(args) -> int:
 def _cmd_evaluate(args) -> int:
     import pandas as pd
 
-    from craftlib.config import models_dir, results_dir
-
-    root = models_dir(args.models_dir)
+    root = config.models_dir(args.models_dir)
     runs = {args.run: read_predictions(predictions_path(root / args.run, args.split))}
     if args.compare:
         runs[args.compare] = read_predictions(predictions_path(root / args.compare, args.split))
@@ -812,7 +803,7 @@ def _cmd_evaluate(args) -> int:
     print(pd.DataFrame(scenarios).T.round(4).to_string())
     mentions = mention_table(runs[args.run])
     print(error_counts(mentions).to_string())
-    out = Path(args.out) if args.out else results_dir() / "error_analysis"
+    out = Path(args.out) if args.out else config.results_dir() / "error_analysis"
     print(f"errors written to {export_errors(mentions, out / f'errors-{args.run}.csv')}")
     if args.compare:
         table, _ = compare_runs(runs[args.run], runs[args.compare], args.run, args.compare)
@@ -849,9 +840,7 @@ def _cmd_compare(args) -> int:
     import datetime
     import shlex
 
-    from craftlib.config import models_dir, results_dir
-
-    root = models_dir(args.models_dir)
+    root = config.models_dir(args.models_dir)
     groups = compare_groups(args.runs, args.seeds, args.systems)
     runs = {name: [read_predictions(predictions_path(root / run, args.split)) for run in members]
             for name, members in groups.items()}
@@ -881,12 +870,9 @@ def _cmd_compare(args) -> int:
         argv.append("--merge-gene-protein")
     profiles = set()
     for run in (r for members in groups.values() for r in members):
-        try:
-            profiles.add(json.loads((root / run / "metrics.json").read_text()).get("profile"))
-        except (OSError, ValueError):
-            profiles.add(None)
+        profiles.add((Run(root / run).metrics_or_none() or {}).get("profile"))
     profile = profiles.pop() if len(profiles) == 1 and None not in profiles else "mixed"
-    out = Path(args.out) if args.out else results_dir() / f"bootstrap-{profile}.json"
+    out = Path(args.out) if args.out else config.results_dir() / f"bootstrap-{profile}.json"
     if args.out:
         argv += ["--out", args.out]
     result = {"command": shlex.join(argv), "split": args.split, "profile": profile, **result,

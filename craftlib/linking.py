@@ -16,13 +16,13 @@ those matching a term's *name* first) or ``"none"``. What this cannot do, and wh
 names that differ by more than the normalisation (word order, extra words: ``Pax6 protein``), and the choice among
 several ids (``"ambiguous"``: no context is used).
 
-The index is cached as ``<processed>/linking/index.json`` (rebuilt when an OBO file changes, :mod:`craftlib.cache`).
+The index is the ``linking`` stage of :data:`craftlib.stages.STAGES` (``<data>/processed/linking/index.json``, one
+for every profile; rebuilt when an OBO file changes): ``stages.load("linking", spec)`` gives the :class:`Linker`.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from craftlib import cache, config
-from craftlib.errors import CraftlibError
+from craftlib.errors import CraftlibError, OntologyError
 from craftlib.ontology import (
     FILTERS,
     NAME_SYNONYM_TYPES,
@@ -149,35 +149,31 @@ def build_index(resolved: Mapping[str, Sequence], filters: Sequence[str] = FILTE
     return out, names
 
 
-def index_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """``<data>/processed/linking``: one index per set of ontology files, whatever the profile."""
-    return config.data_dir(data_dir) / "processed" / "linking"
+def index_inputs(spec: config.DataSpec, needs: dict) -> dict:
+    """What the index is built from (recorded in its ``inputs.json``): the OBO files of every type (path, size,
+    modification time, kind), the index format, the filters. Whatever the profile: one index per set of files."""
+    resolved = resolve_sources(spec.source, spec.data_dir, spec.ontology_dir, spec.sources)
+    return {"index_format": INDEX_FORMAT,
+            "sources": {t: [{**cache.file_fingerprint(s.path), "kind": s.kind} for s in resolved[t]]
+                        for t in TYPE_PREFIX},
+            "filters": list(FILTERS), "synonym_types": list(NAME_SYNONYM_TYPES)}
 
 
-def load_linker(
-    source: str | os.PathLike | None = None,
-    data_dir: str | os.PathLike | None = None,
-    ontology_dir: str | os.PathLike | None = None,
-    sources: Mapping[str, Sequence[str | os.PathLike]] | None = None,
-    force: bool = False,
-) -> Linker:
-    """The :class:`Linker` of the ontology files the entity lists use (bundled in CRAFT, plus ``ontology_dir`` /
-    ``CRAFTLIB_ONTOLOGY_DIR``, or explicit ``sources``), built once and cached."""
-    resolved = resolve_sources(source, data_dir, ontology_dir, sources)
-    inputs = {"index_format": INDEX_FORMAT,
-              "sources": {t: [{**cache.file_fingerprint(s.path), "kind": s.kind} for s in resolved[t]]
-                          for t in TYPE_PREFIX},
-              "filters": list(FILTERS), "synonym_types": list(NAME_SYNONYM_TYPES)}
+def write_index(tmp: Path, spec: config.DataSpec, needs: dict) -> None:
+    """Write ``index.json`` (ontology ids by normalised name, and each id's name) into ``tmp``."""
+    # the stage loader computed index_inputs (which resolved and reported the same sources) just before
+    resolved = resolve_sources(spec.source, spec.data_dir, spec.ontology_dir, spec.sources, report=False)
+    index, names = build_index(resolved)
+    (tmp / "index.json").write_text(json.dumps({"index": index, "names": names}), encoding="utf-8")
 
-    def build(tmp: Path) -> None:
-        index, names = build_index(resolved)
-        (tmp / "index.json").write_text(json.dumps({"index": index, "names": names}), encoding="utf-8")
 
-    def load(folder: Path) -> Linker:
+def read_index(folder: Path, spec: config.DataSpec) -> Linker:
+    """The :class:`Linker` of a written index."""
+    try:
         data = json.loads((folder / "index.json").read_text(encoding="utf-8"))
         return Linker(data["index"], data["names"])
-
-    return cache.load_or_build(index_dir(data_dir), inputs, build, load, force=force)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise OntologyError(f"{folder / 'index.json'} does not read ({err}).") from err
 
 
 __all__ = [
@@ -187,7 +183,8 @@ __all__ = [
     "Link",
     "Linker",
     "build_index",
-    "index_dir",
-    "load_linker",
+    "index_inputs",
     "normalize",
+    "read_index",
+    "write_index",
 ]

@@ -55,7 +55,7 @@ these changes (:mod:`craftlib.cache`).
 
 from __future__ import annotations
 
-import argparse
+import gzip
 import io
 import json
 import logging
@@ -71,8 +71,9 @@ from pathlib import Path
 
 from craftlib import cache, config
 from craftlib.bio import bio_spans, tag_names
+from craftlib.corpus import fetch_craft, read_corpus
 from craftlib.errors import CraftlibError, OntologyError
-from craftlib.options import add_dataset_options, add_ontology_options
+from craftlib.tags import TagPolicies, mention_type
 
 log = logging.getLogger(__name__)
 
@@ -202,8 +203,6 @@ def _open_obo(path: Path):
             raise OntologyError(f"{path} contains no .obo file. Use a zip holding one OBO file, or the .obo itself.")
         return io.TextIOWrapper(zf.open(members[0]), encoding="utf-8-sig")
     if name.endswith(".gz"):
-        import gzip
-
         return gzip.open(path, "rt", encoding="utf-8-sig")
     return open(path, encoding="utf-8-sig")  # utf-8-sig: a file saved with a byte-order mark is still OBO
 
@@ -212,9 +211,6 @@ def _compression_damage(path: Path) -> str | None:
     """Why the compressed file ``path`` does not decompress (``None``: it does, or it is not compressed).
     Checked when parsing failed: a damaged ``.gz`` can decompress into garbage lines before its checksum is
     reached, so the parser's complaint would hide the real cause."""
-    import gzip
-    import zlib
-
     name = path.name.lower()
     try:
         if name.endswith(".gz"):
@@ -427,22 +423,22 @@ def resolve_sources(
     ontology_dir: str | os.PathLike | None = None,
     sources: Mapping[str, Sequence[str | os.PathLike]] | None = None,
     craft_root: str | os.PathLike | None = None,
+    report: bool = True,
 ) -> dict[str, list[Source]]:
-    """OBO files per entity type (see the module docstring for the order of precedence)."""
+    """OBO files per entity type (see the module docstring for the order of precedence). ``report``: warn about
+    the files of the ontology folder that nothing reads (``False`` when the same folder was just reported)."""
     explicit = {**_env_sources(), **dict(sources or {})}
     for t in explicit:
         if t not in TYPE_PREFIX:
             raise CraftlibError(f"Unknown entity type {t!r} in ontology sources: choose from {', '.join(TYPE_PREFIX)}.")
     root = Path(craft_root) if craft_root else None
     if root is None and any(t not in explicit for t in TYPE_PREFIX):
-        from craftlib import corpus
-
-        root = corpus.fetch_craft(source, data_dir=data_dir, progress=False)
+        root = fetch_craft(source, data_dir=data_dir, progress=False)
     odir = config.ontology_dir(ontology_dir)
     if odir is not None and not odir.is_dir():
         raise OntologyError(f"Ontology directory {odir} does not exist. Fix --ontology-dir / CRAFTLIB_ONTOLOGY_DIR.")
     extra = sorted(p for p in odir.iterdir() if p.name.lower().endswith(OBO_SUFFIXES)) if odir else []
-    if odir is not None:
+    if odir is not None and report:
         _report_ignored(odir, extra, [t for t in TYPE_PREFIX if t not in explicit])
     out: dict[str, list[Source]] = {}
     for t, prefix in TYPE_PREFIX.items():
@@ -492,31 +488,24 @@ def _report_ignored(odir: Path, extra: Sequence[Path], types: Sequence[str]) -> 
         _warn(f"ignored in the ontology folder {odir}: {listed}.")
 
 
-def _fallback_labels(entity_type: str, profile, annotation_set: str, data_dir, source) -> list[str]:
+def _fallback_labels(entity_type: str, spec: config.DataSpec, gene_rule: str) -> list[str]:
     """Class labels (ontology names) of the **train-split** CRAFT annotations typed ``entity_type``.
 
     Mentions come from :func:`craftlib.corpus.read_corpus` (train documents of the profile only); PR
     mentions are split into Gene/Protein with :func:`craftlib.tags.mention_type` and the dataset's gene rule.
     """
-    from craftlib import corpus, tags
-
-    prof = config.get_profile(profile)
-    try:
-        rule = tags.load_stats(prof, annotation_set, data_dir)["policies"]["gene_rule"]
-    except (CraftlibError, KeyError):
-        rule = tags.TagPolicies().gene_rule
-    policies = tags.TagPolicies(gene_rule=rule)
-    root = corpus.fetch_craft(source, data_dir=data_dir, progress=False)
-    docs = corpus.read_corpus(
-        root, splits=("train",), max_docs=prof.max_docs, modules=(TYPE_MODULE[entity_type],),
-        annotation_sets=(annotation_set,), sentences=False,
+    policies = TagPolicies(gene_rule=gene_rule)
+    root = fetch_craft(spec.source, data_dir=spec.data_dir, progress=False)
+    docs = read_corpus(
+        root, splits=("train",), max_docs=spec.profile.max_docs, modules=(TYPE_MODULE[entity_type],),
+        annotation_sets=(spec.annotation_set,), sentences=False,
     )
     labels = []
     for doc in docs:
         italics = [(s.start, s.end) for s in doc.typography if s.label == "italic"]
         labels.extend(
-            m.class_label for m in doc.all_mentions(annotation_set)
-            if m.class_label and tags.mention_type(m, italics, policies) == entity_type
+            m.class_label for m in doc.all_mentions(spec.annotation_set)
+            if m.class_label and mention_type(m, italics, policies) == entity_type
         )
     return labels
 
@@ -560,10 +549,6 @@ def coverage(entity_lists: Mapping[str, Sequence[str]], dsd, splits: Sequence[st
 # ------------------------------------------------------------------------------------------ build / load
 
 
-def lists_dir(profile=None, annotation_set: str = "proper", data_dir=None) -> Path:
-    return config.processed_dir(profile, annotation_set, data_dir) / "entity_lists"
-
-
 def dataset_key(dsd) -> dict:
     """Content key of a tagged DatasetDict: per split, the sha256 of its Arrow table (one chunk, IPC stream).
 
@@ -592,79 +577,69 @@ def _source_record(src: Source) -> dict:
         return {"path": str(src.path), "kind": src.kind, "missing": True}
 
 
-def lists_inputs(
-    resolved: Mapping[str, Sequence[Source]], dataset, profile=None, annotation_set: str = "proper",
-    filters: Sequence[str] = FILTERS, synonym_types: Sequence[str] = NAME_SYNONYM_TYPES,
-) -> dict:
-    """What a set of entity lists is built from (recorded in ``inputs.json``; a difference means rebuild):
-    each type's source files (path, size, modification time), the tagged dataset (coverage and the train
-    fallback use it), and every selection parameter."""
-    return {
-        "lists_format": LISTS_FORMAT,
-        "sources": {t: [_source_record(x) for x in resolved[t]] for t in TYPE_PREFIX},
-        "dataset": dataset_key(dataset),
-        "profile": config.get_profile(profile).name, "annotation_set": annotation_set,
-        "params": {"min_chars": MIN_CHARS, "max_chars": MAX_CHARS, "max_tokens": MAX_TOKENS,
-                   "synonym_scopes": ["EXACT"], "synonym_types": list(synonym_types),
-                   "pr_categories": [str(c) for c in PR_CATEGORIES],
-                   "filters": [f for f in FILTERS if f in filters]},
-    }
+def _explicit_sources(spec: config.DataSpec) -> dict:
+    return {**_env_sources(), **dict(spec.sources or {})}
 
 
-def build_entity_lists(
-    profile: str | config.Profile | None = None,
-    annotation_set: str = "proper",
-    data_dir: str | os.PathLike | None = None,
-    source: str | os.PathLike | None = None,
-    ontology_dir: str | os.PathLike | None = None,
-    sources: Mapping[str, Sequence[str | os.PathLike]] | None = None,
-    force: bool = False,
-    dataset=None,
-    filters: Sequence[str] | None = None,
-    synonym_types: Sequence[str] = NAME_SYNONYM_TYPES,
-) -> dict[str, list[str]]:
-    """Build (or reuse) the entity lists of one dataset; return ``{type: [term, ...]}``.
+def settle_lists(spec: config.DataSpec, folder: Path) -> config.DataSpec:
+    """``spec`` with unstated ontology sources taken from the lists saved in ``folder``: a caller that names no
+    source (no ``ontology_dir``/``sources``, no ``CRAFTLIB_ONTOLOGY_DIR`` / ``CRAFTLIB_ONTOLOGY_SOURCES``), such as
+    training, uses the settings the saved lists were built with (``stats.json`` ``settings``): lists built by
+    ``entity-lists --ontology-dir X`` stay built from ``X``, and are still rebuilt when a file of ``X`` or the
+    dataset changed."""
+    unstated = spec.ontology_dir is None and spec.sources is None and not os.environ.get(SOURCES_ENV, "").strip()
+    if not (unstated and (folder / cache.INPUTS_FILE).is_file()):
+        return spec
+    try:
+        settings = json.loads((folder / "stats.json").read_text()).get("settings") or {}
+    except (OSError, ValueError):
+        settings = {}
+    odir = settings.get("ontology_dir")
+    return spec.but(ontology_dir=Path(odir) if odir else None, sources=settings.get("sources"))
 
-    The saved lists are reused when they were built from the same inputs (:func:`lists_inputs`: source files,
-    dataset, parameters) and ``force`` is false; otherwise they are rebuilt, and the reason is printed.
-    Writes ``<processed>/entity_lists/<Type>.txt``, ``stats.json`` (terms per type and per source, what each
-    filter removed per type, which types fell back to train annotations, coverage of train/test mentions) and
-    ``inputs.json`` atomically. ``dataset`` (a DatasetDict) skips loading the tagged dataset (used by tests).
-    ``filters``: the name filters to apply (default all of :data:`FILTERS`).
-    """
-    filters = tuple(FILTERS if filters is None else filters)
+
+def _filters(spec: config.DataSpec) -> tuple[str, ...]:
+    filters = tuple(FILTERS if spec.filters is None else spec.filters)
     unknown = [f for f in filters if f not in FILTERS]
     if unknown:
         raise CraftlibError(f"Unknown entity-list filter(s) {', '.join(unknown)}: choose from {', '.join(FILTERS)}.")
-    out_dir = lists_dir(profile, annotation_set, data_dir)
-    resolved = resolve_sources(source, data_dir, ontology_dir, sources)
-    if dataset is None:
-        from craftlib import tags
-
-        dataset = tags.load_dataset(profile=profile, annotation_set=annotation_set, data_dir=data_dir, source=source)
-    inputs = lists_inputs(resolved, dataset, profile, annotation_set, filters, synonym_types)
-    reason = cache.stale_reason(out_dir, inputs)
-    if reason and reason != "missing" and not force:
-        print(f"Rebuilding the entity lists in {out_dir} ({reason}).")
-
-    odir = config.ontology_dir(ontology_dir)
-    settings = {"ontology_dir": str(odir) if odir else None,
-                "sources": {t: [str(x) for x in v] for t, v in {**_env_sources(), **dict(sources or {})}.items()}
-                or None}
-
-    def build(tmp: Path) -> None:
-        lists, stats = _build_lists(resolved, profile, annotation_set, data_dir, source, dataset, filters,
-                                    synonym_types)
-        stats["settings"] = settings  # what load_entity_lists reuses when its caller names no source
-        for t, terms in lists.items():
-            (tmp / f"{t}.txt").write_text("".join(f"{x}\n" for x in terms), encoding="utf-8")
-        (tmp / "stats.json").write_text(json.dumps(stats, indent=2), encoding="utf-8")
-
-    return cache.load_or_build(out_dir, inputs, build, _read_lists, force=force)
+    return filters
 
 
-def _build_lists(resolved, profile, annotation_set, data_dir, source, dataset, filters, synonym_types):
+def lists_inputs(spec: config.DataSpec, needs: dict) -> dict:
+    """What a set of entity lists is built from (recorded in ``inputs.json``; a difference means rebuild):
+    each type's source files (path, size, modification time), the tagged dataset (coverage and the train
+    fallback use it), and every selection parameter."""
+    resolved = resolve_sources(spec.source, spec.data_dir, spec.ontology_dir, spec.sources)
+    return {
+        "lists_format": LISTS_FORMAT,
+        "sources": {t: [_source_record(x) for x in resolved[t]] for t in TYPE_PREFIX},
+        "dataset": dataset_key(needs["dataset"]),
+        "profile": spec.profile.name, "annotation_set": spec.annotation_set,
+        "params": {"min_chars": MIN_CHARS, "max_chars": MAX_CHARS, "max_tokens": MAX_TOKENS,
+                   "synonym_scopes": ["EXACT"], "synonym_types": list(NAME_SYNONYM_TYPES),
+                   "pr_categories": [str(c) for c in PR_CATEGORIES],
+                   "filters": [f for f in FILTERS if f in _filters(spec)]},
+    }
+
+
+def write_lists(tmp: Path, spec: config.DataSpec, needs: dict) -> None:
+    """Write ``<Type>.txt`` and ``stats.json`` (terms per type and per source, what each filter removed per type,
+    which types fell back to train annotations, coverage of train/test mentions) into ``tmp``."""
+    # the stage loader computed lists_inputs (which resolved and reported the same sources) just before
+    resolved = resolve_sources(spec.source, spec.data_dir, spec.ontology_dir, spec.sources, report=False)
+    lists, stats = _build_lists(resolved, spec, needs, _filters(spec))
+    stats["settings"] = {  # what the next load reuses when its caller names no source (settle_lists)
+        "ontology_dir": str(spec.ontology_dir) if spec.ontology_dir else None,
+        "sources": {t: [str(x) for x in v] for t, v in _explicit_sources(spec).items()} or None}
+    for t, terms in lists.items():
+        (tmp / f"{t}.txt").write_text("".join(f"{x}\n" for x in terms), encoding="utf-8")
+    (tmp / "stats.json").write_text(json.dumps(stats, indent=2), encoding="utf-8")
+
+
+def _build_lists(resolved, spec: config.DataSpec, needs: dict, filters) -> tuple[dict, dict]:
     t0 = time.perf_counter()
+    synonym_types = NAME_SYNONYM_TYPES
     term_cache: dict[tuple[Path, str], list[Term]] = {}
     lists: dict[str, list[str]] = {}
     stats: dict = {"types": {}, "fallback": [], "min_chars": MIN_CHARS, "max_chars": MAX_CHARS, "max_tokens": MAX_TOKENS,
@@ -686,7 +661,8 @@ def _build_lists(resolved, profile, annotation_set, data_dir, source, dataset, f
             raw.extend(strings)
         fallback = not resolved[t]
         if fallback:
-            raw = _fallback_labels(t, profile, annotation_set, data_dir, source)
+            gene_rule = needs["dataset_stats"].get("policies", {}).get("gene_rule", TagPolicies().gene_rule)
+            raw = _fallback_labels(t, spec, gene_rule)
             per_source.append({"path": None, "kind": "fallback: class labels of train-split annotations",
                                "prefix": prefix, "ontology_terms": 0, "strings": len(raw),
                                "unique_terms": len(normalize_terms(raw, filters=filters))})
@@ -702,59 +678,20 @@ def _build_lists(resolved, profile, annotation_set, data_dir, source, dataset, f
             "filter_counts": {k: counts[k] for k in
                               ("pr_category", "not_gene_symbol", *FILTERS, "length", "no_alnum", "tokens", "duplicate")},
         }
-    stats["coverage"] = coverage(lists, dataset)
+    stats["coverage"] = coverage(lists, needs["dataset"])
     stats["seconds"] = round(time.perf_counter() - t0, 2)
     return lists, stats
 
 
-def _read_lists(out_dir: Path) -> dict[str, list[str]]:
+def read_lists(folder: Path, spec: config.DataSpec | None = None) -> dict[str, list[str]]:
+    """The saved entity lists ``{type: [term, ...]}``."""
     lists = {}
     for t in TYPE_PREFIX:
-        path = out_dir / f"{t}.txt"
+        path = folder / f"{t}.txt"
         if not path.is_file():
             raise OntologyError(f"{path} is missing: rebuild with `python -m craftlib entity-lists --force`.")
         lists[t] = [x for x in path.read_text(encoding="utf-8").splitlines() if x]
     return lists
-
-
-def load_entity_lists(
-    profile: str | config.Profile | None = None,
-    annotation_set: str = "proper",
-    data_dir: str | os.PathLike | None = None,
-    source: str | os.PathLike | None = None,
-    ontology_dir: str | os.PathLike | None = None,
-    sources: Mapping[str, Sequence[str | os.PathLike]] | None = None,
-    build_if_missing: bool = True,
-    filters: Sequence[str] | None = None,
-) -> dict[str, list[str]]:
-    """The entity lists of a dataset: the saved ones when they are current, rebuilt when their inputs changed
-    (:func:`build_entity_lists`). With ``build_if_missing=False`` the saved lists are returned as they are
-    (no source is resolved) and their absence is an error.
-
-    A caller that names no source (no ``ontology_dir``/``sources`` argument, no ``CRAFTLIB_ONTOLOGY_DIR`` /
-    ``CRAFTLIB_ONTOLOGY_SOURCES``), such as training, uses the source settings the saved lists were built with
-    (``stats.json`` ``settings``): lists built by ``entity-lists --ontology-dir X`` stay built from ``X``, and are
-    still rebuilt when a file of ``X`` or the dataset changed."""
-    out_dir = lists_dir(profile, annotation_set, data_dir)
-    if not build_if_missing:
-        if not (out_dir / cache.INPUTS_FILE).is_file():
-            raise OntologyError(f"No entity lists in {out_dir}. Run `python -m craftlib entity-lists` first.")
-        return _read_lists(out_dir)
-    unstated = (ontology_dir is None and sources is None and not os.environ.get("CRAFTLIB_ONTOLOGY_DIR")
-                and not os.environ.get(SOURCES_ENV, "").strip())
-    if unstated and (out_dir / cache.INPUTS_FILE).is_file():
-        try:
-            settings = json.loads((out_dir / "stats.json").read_text()).get("settings") or {}
-        except (OSError, ValueError):
-            settings = {}
-        ontology_dir, sources = settings.get("ontology_dir"), settings.get("sources")
-    return build_entity_lists(profile, annotation_set, data_dir, source, ontology_dir, sources, filters=filters)
-
-
-def load_stats(profile=None, annotation_set: str = "proper", data_dir=None) -> dict:
-    """``stats.json`` of the entity lists (build them first)."""
-    return cache.read_stats(lists_dir(profile, annotation_set, data_dir), "python -m craftlib entity-lists",
-                            OntologyError)
 
 
 # ------------------------------------------------------------------------------------------ CLI
@@ -773,45 +710,6 @@ def parse_source_options(values: Sequence[str] | None) -> dict[str, list[str]]:
     return out
 
 
-def _cmd_entity_lists(args: argparse.Namespace) -> int:
-    skip = args.skip_filter or []
-    record = lists_dir(args.profile, args.annotation_set, args.data_dir) / cache.INPUTS_FILE
-    before = record.stat().st_mtime_ns if record.is_file() else None
-    lists = build_entity_lists(
-        args.profile, args.annotation_set, args.data_dir, args.source, args.ontology_dir,
-        parse_source_options(args.sources) or None, force=args.force,
-        filters=[f for f in FILTERS if f not in skip],
-    )
-    stats = load_stats(args.profile, args.annotation_set, args.data_dir)
-    print(f"{'type':<9} {'terms':>8}  {'train cov':>9}  {'test cov':>8}  sources")
-    for t, terms in lists.items():
-        cov = stats["coverage"].get(t, {})
-        srcs = ", ".join(Path(s["path"]).name if s["path"] else "TRAIN FALLBACK" for s in stats["types"][t]["sources"])
-        print(f"{t:<9} {len(terms):>8}  {cov.get('train', {}).get('share', 0):>9.1%}  "
-              f"{cov.get('test', {}).get('share', 0):>8.1%}  {srcs}")
-    print("strings removed by each name filter (ncbi_qualifier: strings shortened):")
-    print(f"{'type':<9} " + " ".join(f"{f:>14}" for f in FILTERS))
-    for t in lists:
-        fc = stats["types"][t].get("filter_counts", {})
-        print(f"{t:<9} " + " ".join(f"{fc.get(f, 0):>14}" for f in FILTERS))
-    where = lists_dir(args.profile, args.annotation_set, args.data_dir)
-    if before is not None and record.stat().st_mtime_ns == before:
-        print(f"reused {where} (built from the same sources, dataset and parameters; --force rebuilds)")
-    else:
-        print(f"wrote {where} in {stats['seconds']:.1f} s")
-    return 0
-
-
-def add_commands(subparsers) -> None:
-    p = subparsers.add_parser("entity-lists", help="build per-type entity lists from OBO ontologies")
-    add_dataset_options(p)
-    add_ontology_options(p, builds_lists=True)
-    p.add_argument("--skip-filter", action="append", choices=FILTERS, metavar="FILTER",
-                   help=f"leave out one name filter (repeatable): {', '.join(FILTERS)}")
-    p.add_argument("--force", action="store_true", help="rebuild even when the saved lists are current")
-    p.set_defaults(func=_cmd_entity_lists)
-
-
 __all__ = [
     "FILTERS",
     "NAME_SYNONYM_TYPES",
@@ -819,16 +717,16 @@ __all__ = [
     "Source",
     "Synonym",
     "Term",
-    "build_entity_lists",
     "coverage",
     "craft_tokenize",
     "dataset_key",
     "lists_inputs",
-    "load_entity_lists",
-    "load_stats",
     "normalize_terms",
+    "read_lists",
     "read_obo_terms",
     "resolve_sources",
+    "settle_lists",
     "term_key",
     "terms_for_type",
+    "write_lists",
 ]

@@ -25,6 +25,7 @@ import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from string import Template
 
 from craftlib import cache, config
 from craftlib.errors import CraftlibError, RunError
@@ -375,12 +376,13 @@ def bootstrap_markdown(results: str | os.PathLike) -> str:
     return "\n".join(parts)
 
 
-def read_metrics(path: str | os.PathLike) -> dict:
-    """A committed ``metrics.json``, refused with a clear error when it is not valid JSON or its scores are not
-    numbers (a hand edit or a bad merge), instead of a traceback while rendering the table."""
+def read_metrics(path: str | os.PathLike, fix: str | None = None) -> dict:
+    """A ``metrics.json``, refused with a clear error when it is not valid JSON or its scores are not numbers (a
+    hand edit or a bad merge), instead of a traceback later; ``fix``: what the error tells the reader to do
+    (default: restore the committed file or rerun its command)."""
     path = Path(path)
-    fix = (f"restore it (`git checkout -- {path}`) or rerun the command that wrote it (its `command` field), then "
-           "copy the new metrics.json there")
+    fix = fix or (f"restore it (`git checkout -- {path}`) or rerun the command that wrote it (its `command` field), "
+                  "then copy the new metrics.json there")
     try:
         m = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as err:
@@ -396,6 +398,122 @@ def read_metrics(path: str | os.PathLike) -> dict:
         if bad:
             raise RunError(f"{path}: {split} scores {', '.join(bad)} are missing or not numbers: {fix}.")
     return m
+
+
+# ------------------------------------------------------------------------------------------ the run object
+
+
+class Run:
+    """One run folder (``models/<run>/``, or a published ``results/<run>/``): the one owner of its
+    ``metrics.json`` (read, checked, written), its ``predictions_<split>.jsonl`` and its model card. Nothing else
+    opens those files by hand."""
+
+    def __init__(self, folder: str | os.PathLike):
+        self.dir = Path(folder)
+
+    @classmethod
+    def named(cls, name: str, models_dir: str | os.PathLike | None = None) -> Run:
+        """The run called ``name`` under ``models_dir`` (default: ``CRAFTLIB_MODELS_DIR`` or ``<repo>/models``)."""
+        return cls(config.models_dir(models_dir) / name)
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.dir)!r})"
+
+    @property
+    def name(self) -> str:
+        return self.dir.name
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.dir / "metrics.json"
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run was written to the end (``metrics.json`` is written last)."""
+        return self.metrics_path.is_file()
+
+    def metrics(self, fix: str | None = None) -> dict:
+        """Its ``metrics.json``, checked (:func:`read_metrics`; ``fix``: what a damaged one's error says to do); a
+        missing one is a :class:`RunError`."""
+        if not self.finished:
+            raise RunError(f"{self.dir} holds no metrics.json: it is not a finished run.")
+        return read_metrics(self.metrics_path, fix)
+
+    def metrics_or_none(self) -> dict | None:
+        """Its ``metrics.json``, or ``None`` when there is none or it is damaged (a run to build again)."""
+        try:
+            return self.metrics()
+        except RunError:
+            return None
+
+    def write_metrics(self, metrics: Mapping) -> Path:
+        return write_metrics(self.dir, metrics)
+
+    def predictions_path(self, split: str) -> Path:
+        return predictions_path(self.dir, split)
+
+    def predictions(self, split: str) -> list[dict]:
+        return read_predictions(self.predictions_path(split))
+
+    def write_predictions(self, split: str, records: Iterable[Mapping]) -> Path:
+        return write_predictions(self.predictions_path(split), records)
+
+    def write_card(self, metrics: Mapping) -> Path:
+        """``README.md``: the model card of a transformer run (:func:`model_card`)."""
+        return cache.atomic_write_text(self.dir / "README.md", model_card(metrics))
+
+
+# ------------------------------------------------------------------------------------------ model card
+
+
+def _fmt(x, digits: int = 4) -> str:
+    return "No log" if x is None else f"{x:.{digits}f}"
+
+
+#: The model card's layout (``string.Template``), filled by :func:`model_card`.
+MODEL_CARD_TEMPLATE = Path(__file__).with_name("templates") / "model_card.md"
+#: One sentence per recipe for the model card.
+RECIPE_TEXT = {
+    "single": "fine-tuned once on the original CRAFT training sentences",
+    "augmented": "fine-tuned once on the original plus the ontology-augmented CRAFT training sentences",
+    "two-step": "fine-tuned first on the original plus augmented CRAFT training sentences (step 1), then again "
+                "on the original sentences from the step-1 weights with a fresh optimizer and schedule (step 2)",
+}
+
+
+def model_card(metrics: Mapping) -> str:
+    """Model card in the format of the reference card (Trainer-generated), filled from ``metrics`` only
+    (layout: ``craftlib/templates/model_card.md``)."""
+    m, p, dev, test, v = metrics, metrics["hyperparameters"], metrics["dev"], metrics["test"], metrics["versions"]
+    two_step = m["recipe"] == "two-step"
+    rows = "\n".join(
+        f"| {_fmt(e['train_loss'])} | {e['epoch']:.2f} | {e['step']} | {_fmt(e['eval_loss'])} | "
+        f"{e['precision']:.4f} | {e['recall']:.4f} | {e['f1']:.4f} | {e['accuracy']:.4f} |"
+        + (f" {e['step_name']} |" if two_step else "")
+        for e in m["dev_epochs"]
+    )
+    per_type = "\n".join(f"| {t} | {r['precision']:.4f} | {r['recall']:.4f} | {r['f1']:.4f} | {r['support']} |"
+                         for t, r in test["per_type"].items())
+    fields = {
+        "run": m["run"], "base_model": m["base_model"], "base_model_resolved": m["base_model_resolved"],
+        "recipe_text": RECIPE_TEXT[m["recipe"]], "dataset": m["dataset"], "profile": m["profile"],
+        "dev_loss": _fmt(m["dev_epochs"][-1]["eval_loss"] if m["dev_epochs"] else None),
+        **{f"{name}_{k}": f"{split[k]:.4f}" for name, split in (("dev", dev), ("test", test))
+           for k in ("precision", "recall", "f1", "accuracy")},
+        "test_tokens": test["tokens"], "test_sentences": test["sentences"], "dev_sentences": dev["sentences"],
+        "command": m["command"], "profile_description": m["profile_description"],
+        "craft_version": config.CRAFT_VERSION, "annotation_set": m["annotation_set"],
+        "train_sentences": m["train_sentences"], "per_type": per_type,
+        "learning_rate": p["learning_rate"], "batch_size": p["batch_size"], "eval_batch_size": p["eval_batch_size"],
+        "seed": m["seed"],
+        "epochs": f"{p['epochs']}" + ("" if p["max_steps"] in (-1, None) else f" (max_steps: {p['max_steps']})"),
+        "max_length": p["max_length"], "window_stride": p["window_stride"], "precision_mode": m["precision_mode"],
+        "extra_head": " Stage |" if two_step else "", "extra_rule": ":-----:|" if two_step else "", "rows": rows,
+        "train_seconds": f"{m['train_seconds']:.1f}", "hardware": m["hardware"],
+        "tokens_per_second": f"{m['tokens_per_second']:.0f}",
+        **{k: v.get(k) for k in ("transformers", "torch", "datasets", "tokenizers")},
+    }
+    return Template(MODEL_CARD_TEMPLATE.read_text(encoding="utf-8")).substitute(fields)
 
 
 def _hardware_cell(m: dict) -> str:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import os
 import platform
@@ -13,7 +14,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from craftlib.errors import ConfigError
+from craftlib.errors import ConfigError, CraftlibError
 
 #: Distributions whose versions are recorded in metrics files and model cards.
 TRACKED_PACKAGES = (
@@ -60,8 +61,6 @@ def precision_setting(value: str | None = None) -> str:
     """The precision asked for: ``value``, else ``CRAFTLIB_PRECISION``, else ``auto``."""
     value = (value or os.environ.get("CRAFTLIB_PRECISION") or "auto").lower()
     if value not in PRECISIONS:
-        from craftlib.errors import CraftlibError
-
         raise CraftlibError(f"CRAFTLIB_PRECISION={value!r} is not one of {', '.join(PRECISIONS)}: unset it or pick one.")
     return value
 
@@ -128,6 +127,22 @@ class SetupInfo:
 
 
 # ------------------------------------------------------------------------------------------ notebooks
+
+
+@contextlib.contextmanager
+def datasets_bars(enabled: bool):
+    """``datasets``' own progress bars (``map``'s "tokenizing", loading a recipe's data) on or off for a block;
+    the caller's setting is restored on exit (``train --no-progress`` silences them)."""
+    import datasets
+
+    was = datasets.is_progress_bar_enabled()
+    if was and not enabled:
+        datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was and not enabled:
+            datasets.enable_progress_bars()
 
 
 def has_widget_frontend() -> bool:

@@ -36,7 +36,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from craftlib.cache import atomic_write_json
 from craftlib.errors import ConfigError
+from craftlib.runtime import has_widget_frontend
 
 #: Default minutes of training between two resumable checkpoints (``CRAFTLIB_CHECKPOINT_MINUTES``).
 CHECKPOINT_MINUTES = 10.0
@@ -388,8 +390,6 @@ def training_bar(total: int, start: int = 0, progress: bool = True) -> tuple[Bar
 
 
 def _live() -> bool:
-    from craftlib.runtime import has_widget_frontend
-
     return has_widget_frontend() if in_kernel() else sys.stderr.isatty()
 
 
@@ -534,8 +534,6 @@ def work_callback(minutes: float | None, seconds_before: float = 0.0):
             self.saved = time.monotonic()
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if folder.is_dir():  # written last: it marks the checkpoint complete (latest_checkpoint)
-                from craftlib.cache import atomic_write_json
-
                 atomic_write_json(folder / ELAPSED_FILE,
                                   {"train_seconds": seconds_before + time.monotonic() - self.started})
             for older in folder.parent.glob("checkpoint-*"):  # the latest is all a resume needs

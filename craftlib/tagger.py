@@ -10,8 +10,8 @@ score and, with ``link=True``, ontology ids (:mod:`craftlib.linking`). The steps
    a CRAFT document keeps its gold sentences and tokens;
 2. :func:`tokenize`: CRAFT's tokenisation (:func:`craftlib.ontology.craft_tokenize`), each token located in the
    text, so a token is always a slice of it;
-3. the sentences go through the model in windows (:func:`craftlib.train.encode_windows`, length-sorted batches,
-   :func:`craftlib.train.merge_windows`), on an engine of :mod:`craftlib.engines` (torch, ONNX, ONNX int8);
+3. the sentences go through the model in windows (:func:`craftlib.windows.encode_windows`, length-sorted batches,
+   :func:`craftlib.windows.merge_windows`), on an engine of :mod:`craftlib.engines` (torch, ONNX, ONNX int8);
 4. IOB2 tags → token spans → character spans; the score of a mention is the mean probability of its words' tags.
 
 The ``predict`` command writes the field's formats (:mod:`craftlib.export`): JSON lines, BioC XML/JSON, brat,
@@ -21,6 +21,8 @@ PubTator, CoNLL, HTML.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import os
 import re
 import sys
@@ -30,21 +32,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from craftlib import config, corpus, session, stages
 from craftlib.bio import bio_spans
-from craftlib.engines import ENGINES, export_onnx, load_engine
+from craftlib.engines import ENGINES, export_onnx, file_size_mb, load_engine
 from craftlib.errors import CraftlibError
+from craftlib.evaluate import score
 from craftlib.export import FORMATS, Entity, TaggedDocument, render, write
+from craftlib.models import check_max_length, load_tokenizer
 from craftlib.ontology import craft_tokenize
 from craftlib.options import positive_int
-from craftlib.train import (
-    META_COLUMNS,
-    add_case_markers,
-    check_model_dir,
-    check_model_labels,
-    encode_windows,
-    merge_windows,
-    refuse_italic_model,
-)
+from craftlib.runtime import detect_device
+from craftlib.train import check_model_dir, check_model_labels, refuse_italic_model
+from craftlib.windows import META_COLUMNS, add_case_markers, encode_windows, merge_windows
 
 
 class InputError(CraftlibError):
@@ -195,10 +194,8 @@ def _read_file(path: Path) -> Input:
     return Input(path.stem, _check_text(text, str(path)), str(path))
 
 
-def _craft_input(doc_id: str, source=None, data_dir=None) -> Input | None:
-    from craftlib import corpus
-
-    root = corpus.fetch_craft(source, data_dir=data_dir, progress=False)
+def _craft_input(doc_id: str, data: config.DataSpec) -> Input | None:
+    root = corpus.fetch_craft(data.source, data_dir=data.data_dir, progress=False)
     if doc_id not in {d for ids in corpus.read_split_ids(root).values() for d in ids}:
         return None
     doc = corpus.read_document(root, doc_id, modules=(), annotation_sets=(), typography=False)
@@ -206,10 +203,11 @@ def _craft_input(doc_id: str, source=None, data_dir=None) -> Input | None:
     return Input(doc_id, doc.text, f"CRAFT {doc_id}", sentences)
 
 
-def read_inputs(items: Iterable[str | os.PathLike], texts: Sequence[str] = (), source=None,
-                data_dir=None) -> list[Input]:
+def read_inputs(items: Iterable[str | os.PathLike], texts: Sequence[str] = (),
+                data: config.DataSpec | None = None) -> list[Input]:
     """The documents named by ``items`` (files, folders, CRAFT ids) and the literal ``texts``; an empty, binary or
-    unknown input raises :class:`InputError` (one line saying what to give instead)."""
+    unknown input raises :class:`InputError` (one line saying what to give instead). ``data``: where CRAFT is
+    (:func:`craftlib.config.data_spec`; ``None``: the settings), for CRAFT ids."""
     out = [Input(f"text-{k + 1}", _check_text(t, f"text {k + 1}"), "text") for k, t in enumerate(texts)]
     for item in items:
         path = Path(item)
@@ -222,7 +220,7 @@ def read_inputs(items: Iterable[str | os.PathLike], texts: Sequence[str] = (), s
         elif path.is_file():
             out.append(_read_file(path))
         elif re.fullmatch(r"\d{1,10}", str(item)):
-            doc = _craft_input(str(item), source, data_dir)
+            doc = _craft_input(str(item), data or config.data_spec())
             if doc is None:
                 raise InputError(f"{item} is not a CRAFT document id (see articles/ids in the corpus) nor a file.")
             out.append(doc)
@@ -240,8 +238,6 @@ class Tagger:
     settings, and optionally a :class:`craftlib.linking.Linker`."""
 
     def __init__(self, model_dir: str | os.PathLike, engine: str = "auto", linker=None, batch_size: int = 16):
-        from craftlib.models import check_max_length, load_tokenizer
-
         self.model_dir = Path(model_dir)
         metrics = check_model_dir(self.model_dir)
         model_config = check_model_labels(self.model_dir)  # refuses a model without the 13 CRAFT labels
@@ -266,7 +262,6 @@ class Tagger:
                    ) -> tuple[list[list[str]], list[list[float]]]:
         """IOB2 tags and their probabilities for pre-split sentences (lists of words)."""
         import numpy as np
-        from tqdm.auto import tqdm
 
         sentences = [list(s) for s in sentences]
         feats = encode_windows(self.tokenizer, sentences, None, self.max_length, self.stride,
@@ -277,19 +272,21 @@ class Tagger:
         order = sorted(range(n), key=lambda i: len(feats["input_ids"][i]))
         ids: list = [None] * n
         probs: list = [None] * n
-        for b in tqdm(range(0, n, self.batch_size), desc="tagging", unit="batch", disable=not progress, leave=False):
-            idx = order[b:b + self.batch_size]
-            width = len(feats["input_ids"][idx[-1]])
-            batch = {k: np.array([feats[k][i] + [pad if k == "input_ids" else 0] * (width - len(feats[k][i]))
-                                  for i in idx], dtype=np.int64) for k in names}
-            logits = self.engine.logits(batch)
-            z = logits - logits.max(-1, keepdims=True)
-            p = np.exp(z)
-            p /= p.sum(-1, keepdims=True)
-            for row, i in enumerate(idx):
-                m = len(feats["input_ids"][i])
-                ids[i] = p[row, :m].argmax(-1).tolist()
-                probs[i] = p[row, :m].max(-1).tolist()
+        with session.activity(math.ceil(n / self.batch_size), "tagging", progress=progress) as advance:
+            for b in range(0, n, self.batch_size):
+                advance()
+                idx = order[b:b + self.batch_size]
+                width = len(feats["input_ids"][idx[-1]])
+                batch = {k: np.array([feats[k][i] + [pad if k == "input_ids" else 0] * (width - len(feats[k][i]))
+                                      for i in idx], dtype=np.int64) for k in names}
+                logits = self.engine.logits(batch)
+                z = logits - logits.max(-1, keepdims=True)
+                p = np.exp(z)
+                p /= p.sum(-1, keepdims=True)
+                for row, i in enumerate(idx):
+                    m = len(feats["input_ids"][i])
+                    ids[i] = p[row, :m].argmax(-1).tolist()
+                    probs[i] = p[row, :m].max(-1).tolist()
         meta = [{k: feats[k][i] for k in META_COLUMNS} for i in range(n)]
         lengths = [len(s) for s in sentences]
         word_ids, _ = merge_windows(lengths, meta, ids)
@@ -302,8 +299,6 @@ class Tagger:
     def tag(self, inputs: Sequence[Input], progress: bool = False) -> list[TaggedDocument]:
         """Tag documents: split, tokenize, predict all their sentences together (batching across documents),
         and build entities with character offsets (linked when the tagger has a linker)."""
-        from tqdm.auto import tqdm
-
         docs = []
         for doc in inputs:
             spans = doc.sentences if doc.sentences is not None else [
@@ -311,10 +306,12 @@ class Tagger:
             docs.append((doc, [s for s in spans if s]))
         out = []
         # documents one by one (a folder shows a bar per document); their sentences in length-sorted batches
-        for doc, spans in tqdm(docs, desc="documents", unit="doc", disable=not progress or len(docs) < 2):
-            words = [[doc.text[s:e] for s, e in sent] for sent in spans]
-            tags, probs = self.tag_tokens(words) if words else ([], [])
-            out.append(self._document(doc, spans, tags, probs))
+        with session.activity(len(docs), "documents", "doc", progress=progress and len(docs) > 1) as advance:
+            for doc, spans in docs:
+                words = [[doc.text[s:e] for s, e in sent] for sent in spans]
+                tags, probs = self.tag_tokens(words) if words else ([], [])
+                out.append(self._document(doc, spans, tags, probs))
+                advance()
         return out
 
     def tag_text(self, text: str, doc_id: str = "text") -> TaggedDocument:
@@ -335,20 +332,19 @@ class Tagger:
 
 
 def predict(model_dir: str | os.PathLike, inputs: str | os.PathLike | Sequence = (), texts: Sequence[str] = (),
-            engine: str = "auto", link: bool = False, batch_size: int = 16, progress: bool = False, source=None,
-            data_dir=None) -> list[TaggedDocument]:
+            engine: str = "auto", link: bool = False, batch_size: int = 16, progress: bool = False,
+            data: config.DataSpec | None = None) -> list[TaggedDocument]:
     """Tag ``texts`` (strings) and ``inputs`` (paths of .txt / .xml files or folders, CRAFT document ids) with the
-    model in ``model_dir`` on ``engine`` (:data:`craftlib.engines.ENGINES`); ``link=True`` adds ontology ids."""
+    model in ``model_dir`` on ``engine`` (:data:`craftlib.engines.ENGINES`); ``link=True`` adds ontology ids.
+    ``data``: where CRAFT and the ontology files are (:func:`craftlib.config.data_spec`; ``None``: the settings),
+    for CRAFT ids and linking."""
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     if isinstance(texts, str):
         texts = [texts]
-    docs = read_inputs(inputs, texts, source, data_dir)
-    linker = None
-    if link:
-        from craftlib.linking import load_linker
-
-        linker = load_linker(source, data_dir)
+    data = data or config.data_spec()
+    docs = read_inputs(inputs, texts, data)
+    linker = stages.load("linking", data, say=lambda line: None) if link else None
     return Tagger(model_dir, engine, linker, batch_size).tag(docs, progress=progress)
 
 
@@ -358,8 +354,6 @@ def predict(model_dir: str | os.PathLike, inputs: str | os.PathLike | Sequence =
 def engines_to_compare() -> list[str]:
     """torch fp32, torch bf16 (only where bf16 is native: a CPU with AVX512-BF16/AMX, or a GPU), ONNX fp32, ONNX int8
     (the ONNX ones when onnxruntime is installed)."""
-    from craftlib.runtime import detect_device
-
     out = ["torch"] + (["torch-bf16"] if detect_device("auto").bf16 else [])
     try:
         import onnxruntime  # noqa: F401
@@ -375,9 +369,6 @@ def compare_engines(model_dir: str | os.PathLike, sentences: Sequence[Sequence[s
     row per engine: ``sentences_per_s`` (best of ``rounds``, engines alternating within a round, after a short
     warm-up), ``f1`` against ``gold`` (seqeval, as every system is scored), ``size_mb`` of what it loads, and
     ``same_tags`` (the share of words tagged as torch fp32 tags them)."""
-    from craftlib.engines import file_size_mb
-    from craftlib.evaluate import score
-
     engines = list(engines or engines_to_compare())
     if any(e.startswith("onnx") for e in engines):
         export_onnx(model_dir, quantize="onnx-int8" in engines)
@@ -430,9 +421,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         raise CraftlibError("--format brat writes a folder of .txt/.ann files: give it with --out DIR.")
     progress = not args.no_progress and sys.stderr.isatty()
     t0 = time.perf_counter()
-    docs = predict(args.model, args.inputs, args.text or (), engine=args.engine, link=args.link,
-                   batch_size=args.batch_size, progress=progress or (args.out is not None and not args.no_progress),
-                   source=args.source, data_dir=args.data_dir)
+    with contextlib.redirect_stdout(sys.stderr):  # standard output carries the tagged documents alone
+        docs = predict(args.model, args.inputs, args.text or (), engine=args.engine, link=args.link,
+                       batch_size=args.batch_size, progress=progress or (args.out is not None and not args.no_progress),
+                       data=config.data_spec(data=args.data_dir, source=args.source))
     if fmt is None:
         _print_plain(docs)
     elif args.out:

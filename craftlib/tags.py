@@ -24,7 +24,7 @@ changes is counted in ``stats.json``):
      to the mention (explicit words beat typography: "mutant BRCA2 protein", "the *mon* gene product");
    * ``none``: every PR mention is a ``Protein``.
 
-   **How the default was chosen** (measured on all 97 documents by :func:`gene_rule_report`:
+   **How the default was chosen** (measured on all 97 documents by :func:`craftlib.gene_rules.gene_rule_report`:
    ``python -m craftlib gene-rules --profile quick --out results/gene_rules.json`` wrote the committed
    ``results/gene_rules.json``): (1) no *contradiction* — a mention
    with only a gene-context word next to it labelled Protein ("myocilin gene" → Protein), or one with only
@@ -50,7 +50,6 @@ changes is counted in ``stats.json``):
 
 from __future__ import annotations
 
-import argparse
 import bisect
 import contextlib
 import itertools
@@ -66,9 +65,10 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from craftlib import cache, config
-from craftlib.bio import bio_entities, spans_to_bio, validate_iob2  # re-exported: notebook 02 calls tags.*
+from craftlib import cache, config, session
+from craftlib.bio import spans_to_bio, validate_iob2
 from craftlib.corpus import (
+    MARKER,
     NER_MODULES,
     Document,
     Mention,
@@ -79,8 +79,7 @@ from craftlib.corpus import (
     select_ids,
     source_identity,
 )
-from craftlib.errors import CraftlibError, DatasetError
-from craftlib.options import add_profile_option
+from craftlib.errors import DatasetError
 
 log = logging.getLogger(__name__)
 
@@ -447,186 +446,6 @@ def italic_flags(dataset, root: str | os.PathLike) -> list[list[bool]]:
     return out
 
 
-# ------------------------------------------------------------------------------------------ Gene rule report
-
-
-def cohen_kappa(a: Sequence, b: Sequence) -> float | None:
-    """Cohen's kappa of two labelings of the same items; ``None`` when chance agreement is 1 (undefined)."""
-    if len(a) != len(b):
-        raise ValueError(f"cohen_kappa: {len(a)} and {len(b)} labels; label the same items.")
-    n = len(a)
-    if n == 0:
-        return None
-    observed = sum(x == y for x, y in zip(a, b)) / n
-    ca, cb = Counter(a), Counter(b)
-    expected = sum(ca[k] * cb[k] for k in ca) / (n * n)
-    return None if expected == 1 else (observed - expected) / (1 - expected)
-
-
-def gene_rule_report(
-    docs: Sequence[Document],
-    annotation_set: str = "proper",
-    rules: Sequence[str] = GENE_RULE_CHOICES,
-) -> dict:
-    """Measure Gene rules on the PR mentions of ``docs`` (every PR mention, before the other policies).
-
-    Returns a JSON-ready dict:
-
-    * ``cues``: per split, PR mentions: italic ones, with a gene-context word, with a protein-context word,
-      with both, with neither italics nor a gene-context word (Protein under every rule);
-    * ``rules[rule]``: per split the Gene/Protein counts, Gene share, documents with PR mentions and how
-      many of them have no Gene at all, min/median/max per-document Gene share; ``contradictions``: mentions
-      with a gene-context word labelled Protein and mentions with a protein-context word labelled Gene;
-    * ``agreement``: for each pair of rules, the share of PR mentions given the same type and Cohen's kappa
-      (``None`` when undefined, e.g. against ``none``, which labels everything Protein);
-    * ``documents``: one row per document: ``doc_id``, ``split``, ``pr_mentions``, ``italic``,
-      ``gene_context``, ``protein_context`` and ``gene_share`` per rule (``None`` without PR mentions).
-
-    Splits are named as in the dataset (``train``, ``validation``, ``test``).
-    """
-    import statistics
-
-    for rule in rules:
-        TagPolicies(gene_rule=rule)  # refuses an unknown rule with the list of choices
-    policies = {r: TagPolicies(gene_rule=r) for r in rules}
-    labels: dict[str, list[str]] = {r: [] for r in rules}
-    gene_cue, protein_cue, italic_of, split_of = [], [], [], []
-    documents = []
-    for doc in docs:
-        split = config.HF_SPLITS.get(doc.split, doc.split or "unknown")
-        italics = sorted((s.start, s.end) for s in doc.typography if s.label == "italic")
-        mentions = doc.mentions.get(("PR", annotation_set), [])
-        row = {"doc_id": doc.doc_id, "split": split, "pr_mentions": len(mentions), "italic": 0,
-               "gene_context": 0, "protein_context": 0, "gene_share": {}}
-        genes = Counter()
-        for m in mentions:
-            g, p = has_gene_context(m), has_protein_context(m)
-            it = is_italic(m, italics)
-            row["italic"] += it
-            italic_of.append(it)
-            row["gene_context"] += g
-            row["protein_context"] += p
-            gene_cue.append(g)
-            protein_cue.append(p)
-            split_of.append(split)
-            for r in rules:
-                kind = mention_type(m, italics, policies[r])
-                labels[r].append(kind)
-                genes[r] += kind == "Gene"
-        row["gene_share"] = {r: round(genes[r] / len(mentions), 4) if mentions else None for r in rules}
-        documents.append(row)
-
-    splits = list(dict.fromkeys([*(config.HF_SPLITS[s] for s in config.SPLITS), *split_of]))
-    splits = [s for s in splits if s in split_of or any(d["split"] == s for d in documents)]
-
-    def in_split(split):
-        return [i for i, s in enumerate(split_of) if s == split]
-
-    cues = {}
-    for split in splits:
-        idx = in_split(split)
-        docs_s = [d for d in documents if d["split"] == split]
-        cues[split] = {
-            "documents": len(docs_s),
-            "pr_mentions": len(idx),
-            "italic": sum(d["italic"] for d in docs_s),
-            "gene_context": sum(gene_cue[i] for i in idx),
-            "protein_context": sum(protein_cue[i] for i in idx),
-            "both_contexts": sum(gene_cue[i] and protein_cue[i] for i in idx),
-            "neither_italic_nor_gene_context": sum(not italic_of[i] and not gene_cue[i] for i in idx),
-            "documents_with_pr_but_no_italic_pr": sum(d["pr_mentions"] > 0 and d["italic"] == 0 for d in docs_s),
-        }
-    out_rules = {}
-    for r in rules:
-        per_split = {}
-        for split in splits:
-            idx = in_split(split)
-            gene = sum(labels[r][i] == "Gene" for i in idx)
-            shares = [d["gene_share"][r] for d in documents if d["split"] == split and d["pr_mentions"]]
-            per_split[split] = {
-                "pr_mentions": len(idx),
-                "Gene": gene,
-                "Protein": len(idx) - gene,
-                "gene_share": round(gene / len(idx), 4) if idx else 0.0,
-                "documents_with_pr": len(shares),
-                "documents_without_gene": sum(x == 0 for x in shares),
-                "document_share_min": min(shares) if shares else None,
-                "document_share_median": round(statistics.median(shares), 4) if shares else None,
-                "document_share_max": max(shares) if shares else None,
-            }
-        gene_as_protein = sum(g and not p and lab == "Protein" for g, p, lab in zip(gene_cue, protein_cue, labels[r]))
-        protein_as_gene = sum(p and not g and lab == "Gene" for g, p, lab in zip(gene_cue, protein_cue, labels[r]))
-        out_rules[r] = {
-            "splits": per_split,
-            "contradictions": {
-                "gene_context_as_Protein": gene_as_protein,
-                "protein_context_as_Gene": protein_as_gene,
-                "total": gene_as_protein + protein_as_gene,
-            },
-        }
-    agreement = []
-    for a, b in itertools.combinations(rules, 2):
-        n = len(labels[a])
-        same = sum(x == y for x, y in zip(labels[a], labels[b]))
-        kappa = cohen_kappa(labels[a], labels[b])
-        agreement.append({"a": a, "b": b, "agreement": round(same / n, 4) if n else None,
-                          "kappa": None if kappa is None else round(kappa, 4)})
-    return {
-        "annotation_set": annotation_set,
-        "documents_read": len(documents),
-        "gene_context_words": sorted(GENE_CONTEXT_WORDS),
-        "protein_context_words": sorted(PROTEIN_CONTEXT_WORDS),
-        "cues": cues,
-        "rules": out_rules,
-        "agreement": agreement,
-        "documents": documents,
-    }
-
-
-def gene_rule_table(report: dict):
-    """One row per rule of a :func:`gene_rule_report` (a ``pandas.DataFrame`` with two-level columns): Gene share
-    and documents without any Gene (of those with PR mentions) per split, and the contradictions."""
-    import pandas as pd
-
-    rows = {}
-    for rule, r in report["rules"].items():
-        row = {}
-        for split, s in r["splits"].items():
-            row[("Gene share", split)] = s["gene_share"]
-        for split, s in r["splits"].items():
-            row[("docs without Gene", split)] = f"{s['documents_without_gene']}/{s['documents_with_pr']}"
-        c = r["contradictions"]
-        row[("contradictions", "gene word → Protein")] = c["gene_context_as_Protein"]
-        row[("contradictions", "protein word → Gene")] = c["protein_context_as_Gene"]
-        row[("contradictions", "total")] = c["total"]
-        rows[rule] = row
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    table.columns = pd.MultiIndex.from_tuples(table.columns)
-    return table.rename_axis("gene_rule")
-
-
-def read_gene_rule_report(
-    profile: str | config.Profile | None = None,
-    annotation_set: str = "proper",
-    source: str | os.PathLike | None = None,
-    data_dir: str | os.PathLike | None = None,
-    rules: Sequence[str] = GENE_RULE_CHOICES,
-    progress: bool = True,
-) -> dict:
-    """:func:`gene_rule_report` of the documents of a profile (``quick``/``full``: all 97), read from CRAFT."""
-    prof = config.get_profile(profile)
-    root = fetch_craft(source, data_dir=data_dir, progress=progress)
-    from craftlib.corpus import read_corpus
-
-    docs = read_corpus(root, max_docs=prof.max_docs, modules=("PR",), annotation_sets=(annotation_set,),
-                       sentences=False, progress=progress)
-    report = gene_rule_report(docs, annotation_set, rules)
-    report["profile"] = prof.name
-    report["craft_version"] = config.CRAFT_VERSION
-    report["default_rule"] = TagPolicies().gene_rule
-    return report
-
-
 # ------------------------------------------------------------------------------------------ dataset
 
 
@@ -691,8 +510,6 @@ def _dataset_checksums(folder: Path) -> dict[str, str]:
 
 def _corpus_identity(root: Path) -> dict:
     """Where the corpus read came from: the extraction's recorded source, or the folder read in place."""
-    from craftlib.corpus import MARKER
-
     try:
         marker = json.loads((Path(root) / MARKER).read_text())
         return {"extraction": str(root), "source": marker.get("source"), "sha256": marker.get("sha256")}
@@ -717,16 +534,15 @@ def tag_corpus(
     ``sentence_id``) and the policy counts, and the number of documents per split. Documents are read in
     ``workers`` processes (default: one per CPU when there are more than a few documents; ``1`` reads them in
     this process); the result does not depend on it."""
-    from tqdm.auto import tqdm
-
     records: dict[str, list[dict]] = {s: [] for s in config.SPLITS}
     counts: dict[str, Counter] = {s: Counter() for s in config.SPLITS}
     docs: Counter = Counter()
     jobs = [(root, doc_id, split, annotation_set, policies) for split, doc_id in wanted]
     if workers is None:  # processes pay off beyond a few documents
         workers = min(os.cpu_count() or 1, len(jobs) // 8 or 1)
-    bar = tqdm(total=len(jobs), desc=desc, unit="doc", disable=not progress)
     with contextlib.ExitStack() as stack:
+        # a bar that disappears when done (craftlib.session: no widget left in a saved notebook)
+        advance = stack.enter_context(session.activity(len(jobs), desc, "doc", progress=progress))
         if workers > 1:
             pool = stack.enter_context(ProcessPoolExecutor(workers))
             results = pool.map(_tag_one, jobs, chunksize=2)  # map keeps the ids-file order
@@ -736,8 +552,7 @@ def tag_corpus(
             records[split].extend(recs)
             counts[split].update(c)
             docs[split] += 1
-            bar.update()
-    bar.close()
+            advance()
     return records, counts, docs
 
 
@@ -779,163 +594,91 @@ TAGS_FORMAT = 1
 DATASET_ENTRIES = ("dataset", "conll", "stats.json")
 
 
-def dataset_inputs(profile: str | config.Profile | None, annotation_set: str, source_id: dict | None,
-                   policies: TagPolicies) -> dict:
+def settle_dataset(spec: config.DataSpec, folder: Path) -> config.DataSpec:
+    """``spec`` with what its caller left unstated taken from the dataset saved in ``folder`` (its ``stats.json``):
+    a dataset built by ``python -m craftlib data --source X --gene-rule italic`` stays built from ``X`` with that
+    rule (and is rebuilt when ``X`` changed); without a saved one, the setting (``CRAFT_SOURCE``) and the default
+    :class:`TagPolicies`."""
+    try:
+        saved = json.loads((folder / "stats.json").read_text())
+    except (OSError, ValueError):
+        saved = {}
+    saved = saved if isinstance(saved, dict) else {}
+    policies = spec.policies
+    if policies is None:
+        try:
+            policies = TagPolicies(**{**saved["policies"],
+                                      "module_priority": tuple(saved["policies"]["module_priority"])})
+        except (KeyError, TypeError, ValueError):
+            policies = TagPolicies()
+    return spec.but(source=spec.source or saved.get("source") or None, policies=policies)
+
+
+def dataset_inputs(spec: config.DataSpec, needs: dict) -> dict | None:
     """What a tagged dataset is built from, as recorded in ``processed/<dataset>/inputs.json``: the corpus
     source (:func:`craftlib.corpus.source_identity`), the documents (profile's ``max_docs``), annotation set,
-    policies and labels. A saved dataset is reused only for exactly these inputs."""
-    prof = config.get_profile(profile)
+    policies and labels. ``None`` when the source no longer exists (nothing to compare a saved dataset with)."""
+    source_id = source_identity(spec.source)
+    if source_id is None:
+        return None
     return {"tags_format": TAGS_FORMAT, "craft_version": config.CRAFT_VERSION, "source": source_id,
-            "annotation_set": annotation_set, "max_docs": prof.max_docs, "policies": policies.to_dict(),
-            "labels": list(config.LABELS)}
+            "annotation_set": spec.annotation_set, "max_docs": spec.profile.max_docs,
+            "policies": spec.policies.to_dict(), "labels": list(config.LABELS)}
 
 
-def _saved_settings(out_dir: Path) -> dict:
-    """The source and policies a saved dataset was built with (its ``stats.json``), ``{}`` when there is none."""
-    try:
-        stats = json.loads((out_dir / "stats.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return stats if isinstance(stats, dict) else {}
-
-
-def build_dataset(
-    profile: str | config.Profile | None = None,
-    annotation_set: str = "proper",
-    source: str | os.PathLike | None = None,
-    sha256: str | None = None,
-    data_dir: str | os.PathLike | None = None,
-    policies: TagPolicies | None = None,
-    force: bool = False,
-    progress: bool = True,
-    workers: int | None = None,
-    reuse: bool = False,
-):
-    """Build the IOB2 ``DatasetDict`` (train/validation/test) of a profile and annotation set.
-
-    Gets the corpus (:func:`craftlib.corpus.fetch_craft`), tags its documents (:func:`tag_corpus`), and writes
-    ``config.processed_dir(profile, annotation_set, data_dir)`` / ``dataset/`` (:func:`to_dataset_dict`,
-    ``save_to_disk``), ``conll/`` (:func:`export_conll`) and ``stats.json`` (:func:`dataset_stats`) through
-    :func:`craftlib.cache.load_or_build`: built in a temporary folder, renamed into place, with the inputs they
-    were built from (:func:`dataset_inputs`) recorded last in ``inputs.json``. ``reuse``: return the saved
-    dataset when it was built from the same inputs (:func:`load_dataset` does); otherwise it is always rebuilt.
-    ``force`` also re-extracts the corpus. ``workers``: see :func:`tag_corpus`. Returns the DatasetDict.
-    """
+def write_dataset(tmp: Path, spec: config.DataSpec, needs: dict) -> None:
+    """Get the corpus (:func:`craftlib.corpus.fetch_craft`), tag the profile's documents (:func:`tag_corpus`) and
+    write ``dataset/`` (:func:`to_dataset_dict`, ``save_to_disk``), ``conll/`` (:func:`export_conll`) and
+    ``stats.json`` (:func:`dataset_stats`) into ``tmp`` (the stage loader renames them into place)."""
     import datasets
 
-    prof = config.get_profile(profile)
-    policies = policies or TagPolicies()
-    out_dir = config.processed_dir(prof, annotation_set, data_dir)
-    inputs = dataset_inputs(prof, annotation_set, source_identity(source), policies)
-
-    def build(tmp: Path) -> None:
-        t0 = time.perf_counter()
-        root = fetch_craft(source, sha256=sha256, data_dir=data_dir, force=force, progress=progress)
-        wanted = select_ids(read_split_ids(root), config.SPLITS, prof.max_docs)
-        records, counts, docs = tag_corpus(root, wanted, annotation_set, policies, workers, progress,
-                                           desc=f"building {out_dir.name}")
-        dsd = to_dataset_dict(records)
-        bars = datasets.is_progress_bar_enabled()
-        datasets.disable_progress_bars()  # one bar (documents) is enough
-        try:
-            dsd.save_to_disk(str(tmp / "dataset"))
-        finally:
-            if bars:
-                datasets.enable_progress_bars()
-        export_conll(records, tmp / "conll")
-        cache.atomic_write_json(tmp / "stats.json", {
-            "dataset": out_dir.name,
-            "annotation_set": annotation_set,
-            "profile": prof.name,
-            "max_docs": prof.max_docs,
-            "craft_version": config.CRAFT_VERSION,
-            "source": resolved_source(source),  # reused by load_dataset from any working directory
-            "corpus_root": str(root),
-            "corpus": _corpus_identity(root),
-            "labels": list(config.LABELS),
-            "policies": policies.to_dict(),
-            **dataset_stats(records, counts, docs, wanted),
-            "files": _dataset_files(tmp / "dataset"),  # checked by every load
-            "sha256": _dataset_checksums(tmp / "dataset"),  # so is their content: a damaged .arrow can crash pyarrow
-            "build_seconds": round(time.perf_counter() - t0, 2),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        })
-        log.info("wrote %s in %.1f s", out_dir, time.perf_counter() - t0)
-
-    return cache.load_or_build(out_dir, inputs, build, lambda d: _load_saved(d, prof, annotation_set),
-                               force=not reuse, entries=DATASET_ENTRIES)
-
-
-def load_dataset(
-    profile: str | config.Profile | None = None,
-    annotation_set: str = "proper",
-    data_dir: str | os.PathLike | None = None,
-    source: str | os.PathLike | None = None,
-    build_if_missing: bool = True,
-    progress: bool = True,
-):
-    """The saved ``DatasetDict`` of a profile/annotation set: reused when it is current, (re)built otherwise.
-
-    Current means built from the same inputs (:func:`dataset_inputs`, recorded in ``inputs.json``). A caller
-    that names no ``source`` uses the source and policies the saved dataset was built with (its ``stats.json``):
-    a dataset built by ``python -m craftlib data --source X --gene-rule italic`` stays built from ``X`` with
-    that rule, and is rebuilt when ``X`` changed (another archive at that path, or a folder's files), when its
-    record is missing (built by an older craftlib, or interrupted) or when craftlib's labels changed. A saved
-    source that no longer exists cannot be compared: the saved dataset is used as it is.
-
-    A saved dataset is checked before it is used: every file listed in its ``stats.json`` must be there with
-    its recorded size (a missing or truncated ``*.arrow`` / ``state.json`` is refused), and every split must hold
-    craftlib's labels in valid IOB2 (:func:`check_dataset`). A damaged dataset raises
-    :class:`~craftlib.errors.DatasetError` saying how to rebuild it. ``build_if_missing=False``: the saved
-    dataset as it is (nothing is resolved or rebuilt); its absence is an error.
-    """
-    prof = config.get_profile(profile)
-    out_dir = config.processed_dir(prof, annotation_set, data_dir)
-    # complete: every entry there and the record of its inputs written last (see cache.commit_entries)
-    complete = ((out_dir / "dataset").is_dir() and (out_dir / "stats.json").is_file()
-                and (out_dir / cache.INPUTS_FILE).is_file())
-    if not build_if_missing:
-        if not complete:
-            raise CraftlibError(
-                f"No complete dataset at {out_dir / 'dataset'} (never built, interrupted, or built by an older "
-                f"craftlib). Build it with `python -m craftlib data --annotation-set {annotation_set}"
-                f"{' --profile ' + prof.name if profile else ''}` or pass build_if_missing=True.")
-        return _load_saved(out_dir, prof, annotation_set)
-    saved = _saved_settings(out_dir)  # also from a dataset without a record: rebuilt with the same settings
-    if source is None and saved.get("source"):
-        source = saved["source"]
-    source_id = source_identity(source)
-    if source_id is None and complete:  # the saved source is gone: nothing to compare with
-        return _load_saved(out_dir, prof, annotation_set)
+    t0 = time.perf_counter()
+    root = fetch_craft(spec.source, sha256=spec.sha256, data_dir=spec.data_dir, progress=spec.progress)
+    wanted = select_ids(read_split_ids(root), config.SPLITS, spec.profile.max_docs)
+    records, counts, docs = tag_corpus(root, wanted, spec.annotation_set, spec.policies, spec.workers,
+                                       spec.progress, desc=f"building {spec.dataset_name}")
+    dsd = to_dataset_dict(records)
+    bars = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()  # one bar (documents) is enough
     try:
-        policies = TagPolicies(**{**saved["policies"], "module_priority": tuple(saved["policies"]["module_priority"])})
-    except (KeyError, TypeError, ValueError):
-        policies = TagPolicies()
-    reason = cache.stale_reason(out_dir, dataset_inputs(prof, annotation_set, source_id, policies))
-    if reason and (out_dir / "dataset").is_dir():
-        print(f"Rebuilding the tagged dataset in {out_dir} ({reason}).")
-    try:
-        return build_dataset(prof, annotation_set, source=source, data_dir=data_dir, policies=policies,
-                             progress=progress, reuse=True)
-    except DatasetError as err:
-        if reason is None:  # the saved dataset was current but damaged: rebuilt once from its source
-            print(f"Rebuilding the tagged dataset in {out_dir}: {err}")
-            return build_dataset(prof, annotation_set, source=source, data_dir=data_dir, policies=policies,
-                                 progress=progress, reuse=False)
-        raise
+        dsd.save_to_disk(str(tmp / "dataset"))
+    finally:
+        if bars:
+            datasets.enable_progress_bars()
+    export_conll(records, tmp / "conll")
+    cache.atomic_write_json(tmp / "stats.json", {
+        "dataset": spec.dataset_name,
+        "annotation_set": spec.annotation_set,
+        "profile": spec.profile.name,
+        "max_docs": spec.profile.max_docs,
+        "craft_version": config.CRAFT_VERSION,
+        "source": resolved_source(spec.source),  # reused by the next load from any working directory
+        "corpus_root": str(root),
+        "corpus": _corpus_identity(root),
+        "labels": list(config.LABELS),
+        "policies": spec.policies.to_dict(),
+        **dataset_stats(records, counts, docs, wanted),
+        "files": _dataset_files(tmp / "dataset"),  # checked by every load
+        "sha256": _dataset_checksums(tmp / "dataset"),  # so is their content: a damaged .arrow can crash pyarrow
+        "build_seconds": round(time.perf_counter() - t0, 2),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    })
 
 
-def _load_saved(out_dir: Path, profile: config.Profile, annotation_set: str):
-    """Load a saved dataset after checking its files against ``stats.json`` and its tags (see
-    :func:`load_dataset`)."""
-    path = out_dir / "dataset"
-    rebuild = (f"rebuild it with `python -m craftlib data --annotation-set {annotation_set} --profile "
-               f"{profile.name}`")
+def read_dataset(folder: Path, spec: config.DataSpec):
+    """Load a saved dataset after checking its files against ``stats.json`` and its tags: every file listed
+    there must be present with its recorded size (a missing or truncated ``*.arrow`` / ``state.json`` is refused)
+    and its recorded sha256 (a damaged ``.arrow`` of the right size can make pyarrow crash the process instead of
+    raising), and every split must hold craftlib's labels in valid IOB2 (:func:`check_dataset`); a damaged dataset raises
+    :class:`~craftlib.errors.DatasetError` saying how to rebuild it."""
+    path = folder / "dataset"
+    rebuild = (f"rebuild it with `python -m craftlib data --annotation-set {spec.annotation_set} --profile "
+               f"{spec.profile.name}`")
     try:
-        saved_stats = json.loads((out_dir / "stats.json").read_text())
+        saved_stats = json.loads((folder / "stats.json").read_text())
         recorded, checksums = saved_stats.get("files"), saved_stats.get("sha256") or {}
     except (OSError, ValueError, AttributeError) as err:
-        raise DatasetError(f"{out_dir / 'stats.json'} is unreadable ({err}): {rebuild}.") from err
+        raise DatasetError(f"{folder / 'stats.json'} is unreadable ({err}): {rebuild}.") from err
     if recorded:  # datasets built before craftlib recorded their files are checked by loading only
         actual = _dataset_files(path)
         for name, size in recorded.items():
@@ -983,127 +726,28 @@ def _load_from_disk(path: Path):
     return DatasetDict(out)
 
 
-def load_stats(
-    profile: str | config.Profile | None = None,
-    annotation_set: str = "proper",
-    data_dir: str | os.PathLike | None = None,
-) -> dict:
-    """The ``stats.json`` written beside the dataset."""
-    return cache.read_stats(config.processed_dir(profile, annotation_set, data_dir), "python -m craftlib data",
-                            CraftlibError)
-
-
-# ------------------------------------------------------------------------------------------ CLI
-
-
-def _cmd_data(args: argparse.Namespace) -> int:
-    t0 = time.perf_counter()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    policies = TagPolicies(
-        gene_rule=args.gene_rule, discontinuous=args.discontinuous, boundary=args.boundary, overlap=args.overlap
-    )
-    dsd = build_dataset(
-        profile=args.profile,
-        annotation_set=args.annotation_set,
-        source=args.source,
-        sha256=args.sha256,
-        data_dir=args.data_dir,
-        policies=policies,
-        force=args.force,
-    )
-    elapsed = time.perf_counter() - t0
-    stats = load_stats(args.profile, args.annotation_set, args.data_dir)
-    out = config.processed_dir(args.profile, args.annotation_set, args.data_dir)
-    print(f"dataset {stats['dataset']} -> {out}")
-    for name in dsd:
-        s = stats["splits"][name]
-        ents = ", ".join(f"{t} {n}" for t, n in s["entities"].items())
-        print(f"  {name:<10} {s['documents']:>3} docs {s['sentences']:>6} sentences {s['tokens']:>7} tokens | {ents}")
-    g = stats["total"]["gene_rule"]
-    print(f"  Gene rule: {g['Gene']} Gene / {g['Protein']} Protein PR mentions ({g['gene_share']:.1%} Gene)")
-    print(f"built in {elapsed:.1f} s")
-    return 0
-
-
-def _cmd_gene_rules(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    report = read_gene_rule_report(args.profile, args.annotation_set, source=args.source, data_dir=args.data_dir)
-    report["command"] = "python -m craftlib gene-rules " + " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in (("profile", report["profile"]),
-                                                  ("annotation_set", args.annotation_set), ("out", args.out)) if v)
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(gene_rule_table(report).to_string())
-    print("agreement between rules (share of PR mentions, Cohen's kappa):")
-    for a in report["agreement"]:
-        print(f"  {a['a']:>15} vs {a['b']:<15} {a['agreement']:.4f}  kappa {a['kappa']}")
-    if args.out:
-        out = cache.atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
-        print(f"wrote {out}")
-    return 0
-
-
-def add_commands(subparsers) -> None:
-    p = subparsers.add_parser(
-        "data",
-        help="get CRAFT and build the IOB2 dataset + stats.json + CoNLL export",
-        description="Get CRAFT (URL, .tar.gz or folder) and build data/processed/<dataset>/.",
-    )
-    p.add_argument("--source", default=None, help="URL, .tar.gz or extracted folder (default: $CRAFT_SOURCE or the release URL)")
-    p.add_argument("--sha256", default=None, help="expected sha256 of the archive (default: $CRAFT_SHA256)")
-    p.add_argument("--annotation-set", default="proper", choices=config.ANNOTATION_SETS)
-    add_profile_option(p)
-    p.add_argument("--data-dir", default=None, help="default: $CRAFTLIB_DATA_DIR or <repo>/data")
-    p.add_argument("--force", action="store_true", help="re-extract the corpus and rebuild")
-    d = TagPolicies()
-    p.add_argument("--gene-rule", default=d.gene_rule, choices=GENE_RULE_CHOICES)
-    p.add_argument("--discontinuous", default=d.discontinuous, choices=DISCONTINUOUS_CHOICES)
-    p.add_argument("--boundary", default=d.boundary, choices=BOUNDARY_CHOICES)
-    p.add_argument("--overlap", default=d.overlap, choices=OVERLAP_CHOICES)
-    p.set_defaults(func=_cmd_data)
-
-    g = subparsers.add_parser(
-        "gene-rules",
-        help="measure the Gene/Protein rules on the PR mentions (Gene share, contradictions, agreement)",
-        description="Measure every --gene-rule choice on the documents of a profile (quick: all 97).",
-    )
-    g.add_argument("--source", default=None, help="URL, .tar.gz or extracted folder (default: $CRAFT_SOURCE)")
-    g.add_argument("--annotation-set", default="proper", choices=config.ANNOTATION_SETS)
-    add_profile_option(g)
-    g.add_argument("--data-dir", default=None, help="default: $CRAFTLIB_DATA_DIR or <repo>/data")
-    g.add_argument("--out", default=None, help="write the report as JSON (e.g. results/gene_rules.json)")
-    g.set_defaults(func=_cmd_gene_rules)
-
-
 __all__ = [
     "GENE_CONTEXT_WORDS",
     "GENE_RULE_CHOICES",
     "PROTEIN_CONTEXT_WORDS",
     "TagPolicies",
-    "add_commands",
-    "bio_entities",
-    "build_dataset",
     "check_dataset",
-    "cohen_kappa",
     "context_words",
+    "dataset_inputs",
     "dataset_stats",
     "eval_subset",
     "export_conll",
     "features",
-    "gene_rule_report",
-    "gene_rule_table",
     "has_gene_context",
     "has_protein_context",
     "is_italic",
-    "load_dataset",
-    "load_stats",
     "mention_type",
     "profile_splits",
-    "read_gene_rule_report",
-    "spans_to_bio",
+    "read_dataset",
+    "settle_dataset",
     "tag_corpus",
     "tag_document",
     "to_dataset_dict",
     "train_subset",
-    "validate_iob2",
+    "write_dataset",
 ]

@@ -2,8 +2,8 @@
 
 PyTorch starts one compute thread per core. Two trainings on the same cores then run 2 x cores threads that wait
 for each other at every parallel step (a descheduled thread holds up its siblings), and each training becomes far
-slower than twice its time alone. :func:`sized_for_sharing` (a decorator of :func:`craftlib.train.train_recipe`)
-measures, before training starts, how many cores other processes keep busy, says so, and gives training only the
+slower than twice its time alone. :func:`sized_for_sharing` (a decorator of the training inside
+:func:`craftlib.train.train_recipe`, once a finished run was not reused) measures, before training starts, how many cores other processes keep busy, says so, and gives training only the
 cores left (at least one); :func:`recheck` (called from the training loop) re-measures every
 :data:`RECHECK_SECONDS` and follows the load both ways (a training that started alone gives a core back when a
 second one starts, and takes it again when it ends). The caller's thread count is restored afterwards, whatever
@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 
 from craftlib.errors import ConfigError
+from craftlib.runtime import detect_device
 
 #: Seconds between two load measurements during training.
 RECHECK_SECONDS = 5.0
@@ -204,8 +205,6 @@ def _skip_sizing() -> bool:
     """Several processes (torchrun: each has its own threads setting) or a GPU: leave the threads alone."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return True
-    from craftlib.runtime import detect_device
-
     return detect_device().type != "cpu"
 
 

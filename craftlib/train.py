@@ -24,22 +24,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import json
 import math
 import os
 import re
 import shutil
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from string import Template
 
-from craftlib import cache, config, runs, session
-from craftlib.bio import bio_spans, dataset_tags, tag_names
+from craftlib import cache, config, runs, session, stages
+from craftlib.bio import bio_spans, dataset_tags
 from craftlib.corpus import fetch_craft
 from craftlib.errors import ConfigError, CraftlibError, RunError
 from craftlib.evaluate import score
+from craftlib.models import check_max_length, load_model, load_tokenizer, model_info, portable_model_name
 from craftlib.options import (
     add_profile_option,
     max_steps_value,
@@ -48,262 +46,22 @@ from craftlib.options import (
     probability,
     seed_value,
 )
-from craftlib.runs import RECIPES
-from craftlib.tags import check_dataset, italic_flags, load_dataset, profile_splits
+from craftlib.progress import live_progress, use_craftlib_progress
+from craftlib.runs import RECIPES, Run
+from craftlib.runtime import datasets_bars, detect_device, seed_everything, versions
+from craftlib.tags import check_dataset, italic_flags, profile_splits
 from craftlib.threads import sized_for_sharing, training_callback
-
-#: Columns of a windowed feature that are bookkeeping, not model inputs.
-META_COLUMNS = ("sentence", "word_start", "word_end", "word_ids")
-
-
-# ------------------------------------------------------------------------------ alignment, windows
-
-
-def align_labels(
-    word_ids: Sequence[int | None], word_labels: Sequence[int], label_all_subtokens: bool = False,
-    labels: Sequence[str] = config.LABELS,
-) -> list[int]:
-    """Sub-token labels from word labels: the first sub-token of each word gets the word's label,
-    special tokens and the other sub-tokens get ``-100`` (ignored by the loss).
-
-    With ``label_all_subtokens=True`` the other sub-tokens get the word's label too, ``B-X`` becoming
-    ``I-X`` after the first sub-token so that the sequence stays valid IOB2.
-    """
-    out, previous = [], None
-    for wid in word_ids:
-        if wid is None or wid < 0:
-            out.append(-100)
-        elif wid != previous:
-            out.append(int(word_labels[wid]))
-        elif label_all_subtokens:
-            name = labels[word_labels[wid]]
-            out.append(labels.index("I-" + name[2:]) if name.startswith("B-") else int(word_labels[wid]))
-        else:
-            out.append(-100)
-        previous = wid if wid is not None and wid >= 0 else None
-    return out
-
-
-def make_windows(word_lengths: Sequence[int], budget: int, stride: int) -> list[tuple[int, int]]:
-    """Cut a sentence into word ranges ``(start, end)`` of at most ``budget`` sub-tokens each.
-
-    Consecutive windows overlap by up to ``stride`` sub-tokens (whole words), every word is in at least
-    one window, and each window starts at least one word after the previous one. A single word longer
-    than the budget gets a window of its own (the tokenizer truncates it; its first sub-token is kept).
-    """
-    n = len(word_lengths)
-    windows: list[tuple[int, int]] = []
-    start = 0
-    while start < n:
-        end, total = start, 0
-        while end < n and (end == start or total + word_lengths[end] <= budget):
-            total += word_lengths[end]
-            end += 1
-        windows.append((start, end))
-        if end >= n:
-            break
-        nxt, overlap = end, 0
-        while nxt > start + 1 and overlap + word_lengths[nxt - 1] <= stride:
-            nxt -= 1
-            overlap += word_lengths[nxt]
-        start = nxt
-    return windows
-
-
-#: Marker tokens shown before a word to say how it was written (``case_markers=True``). An uncased model
-#: (MiniLM lower-cases everything) cannot see that "PAX6", "Pax6" and "pax6" differ; these markers reuse ids
-#: of BERT's unused vocabulary, so no embedding row is added. Markers carry no label (-100) and get no prediction.
-CASE_MARKERS = {"title": "[unused1]", "upper": "[unused2]", "mixed": "[unused3]"}
-
-
-def case_class(word: str) -> str | None:
-    """``"upper"`` (BMP4, DNA), ``"title"`` (Pax6, Mouse), ``"mixed"`` (mRNA, cAMP, XpdTTD) or ``None``
-    (lower case, or no letter)."""
-    letters = [c for c in word if c.isalpha()]
-    if not any(c.isupper() for c in letters):
-        return None
-    if len(letters) > 1 and all(c.isupper() for c in letters):
-        return "upper"
-    if letters[0].isupper() and word[0] == letters[0] and not any(c.isupper() for c in letters[1:]):
-        return "title"
-    return "mixed"
-
-
-def add_case_markers(tokenizer):
-    """Register the :data:`CASE_MARKERS` with ``tokenizer`` as unsplittable, un-lower-cased tokens (in place;
-    a no-op when present). They are saved with the tokenizer, so a trained run predicts with them too."""
-    from tokenizers import AddedToken
-
-    missing = [m for m in CASE_MARKERS.values() if m not in tokenizer.get_added_vocab()]
-    if missing:
-        tokenizer.add_tokens([AddedToken(m, normalized=False, special=True) for m in missing])
-    return tokenizer
-
-
-#: The marker shown before a word that was set in italics (``italic_markers=True``; an ablation, see
-#: :func:`craftlib.tags.italic_flags`): gene symbols are italic by nomenclature convention, and CRAFT's Gene label
-#: mostly follows its typography layer, which plain text loses. Another id of BERT's unused vocabulary.
-ITALIC_MARKER = "[unused4]"
-
-
-def add_italic_marker(tokenizer):
-    """Register :data:`ITALIC_MARKER` with ``tokenizer`` like :func:`add_case_markers` (in place)."""
-    from tokenizers import AddedToken
-
-    if ITALIC_MARKER not in tokenizer.get_added_vocab():
-        tokenizer.add_tokens([AddedToken(ITALIC_MARKER, normalized=False, special=True)])
-    return tokenizer
-
-
-def _with_markers(words: Sequence[str], case: bool = True,
-                  italic: Sequence[bool] | None = None) -> tuple[list[str], list[int]]:
-    """Words with an italic marker before each italic word (``italic``: one flag per word) and a case marker
-    before each cased word (``case``), and for each of them its original word index (-1: marker)."""
-    out, owner = [], []
-    for i, w in enumerate(words):
-        if italic is not None and italic[i]:
-            out.append(ITALIC_MARKER)
-            owner.append(-1)
-        kind = case_class(w) if case else None
-        if kind is not None:
-            out.append(CASE_MARKERS[kind])
-            owner.append(-1)
-        out.append(w)
-        owner.append(i)
-    return out, owner
-
-
-def encode_windows(
-    tokenizer, sentences: Sequence[Sequence[str]], tags: Sequence[Sequence[int]] | None = None,
-    max_length: int = 128, stride: int = 32, label_all_subtokens: bool = False, first_index: int = 0,
-    case_markers: bool = False, italic: Sequence[Sequence[bool]] | None = None,
-) -> dict[str, list]:
-    """Tokenize pre-split sentences into model windows (columns of a ``datasets`` batch).
-
-    Returns ``input_ids``, ``attention_mask`` (and ``token_type_ids`` when the model has them), ``labels``
-    (when ``tags`` are given) and the bookkeeping columns ``sentence`` (index, offset by ``first_index``),
-    ``word_start``/``word_end`` (the window's word range) and ``word_ids`` (sentence-level word index of
-    each sub-token, ``-1`` for special tokens) used by :func:`merge_windows`.
-
-    ``case_markers=True`` puts a :data:`CASE_MARKERS` token before every cased word (the tokenizer must have them:
-    :func:`add_case_markers`); markers count towards the window budget and get ``word_ids`` ``-1``. ``italic``
-    (one flag per word of each sentence) puts :data:`ITALIC_MARKER` before every italic word the same way.
-    """
-    budget = max_length - tokenizer.num_special_tokens_to_add(pair=False)
-    if budget < 1 or stride >= budget:
-        raise CraftlibError(f"max_length={max_length} leaves no room for stride={stride}: use a smaller stride.")
-    sentences = [list(s) for s in sentences]
-    if italic is not None and len(italic) != len(sentences):
-        raise CraftlibError(f"{len(italic)} rows of italic flags for {len(sentences)} sentences.")
-    if case_markers or italic is not None:
-        marked = [_with_markers(words, case_markers, None if italic is None else italic[i])
-                  for i, words in enumerate(sentences)]
-    else:
-        marked = [(words, list(range(len(words)))) for words in sentences]
-    # counting only (no truncation here): verbose=False silences the "longer than the maximum" warning,
-    # since long sentences are exactly what the windows below handle
-    counts = (tokenizer([m[0] for m in marked], is_split_into_words=True, add_special_tokens=False, verbose=False)
-              if sentences else None)
-    pieces, owners, piece_owner = [], [], []
-    for i, words in enumerate(sentences):
-        expanded, owner = marked[i]
-        lengths = [0] * len(words)
-        # a marker's sub-token counts for the word it precedes
-        word_of, following = list(owner), -1
-        for k in range(len(owner) - 1, -1, -1):
-            if owner[k] >= 0:
-                following = owner[k]
-            else:
-                word_of[k] = following
-        for wid in counts.word_ids(i):
-            if wid is not None:
-                lengths[word_of[wid]] += 1
-        first = {}
-        for k, o in enumerate(word_of):
-            first.setdefault(o, k)
-        for start, end in make_windows(lengths, budget, stride):
-            lo, hi = first[start], (first[end] if end < len(words) else len(expanded))
-            pieces.append(expanded[lo:hi])
-            piece_owner.append(owner[lo:hi])
-            owners.append((i, start, end))
-    out: dict[str, list] = {"sentence": [], "word_start": [], "word_end": [], "word_ids": []}
-    if tags is not None:
-        out["labels"] = []
-    if not pieces:
-        return out | {"input_ids": [], "attention_mask": []}
-    enc = tokenizer(pieces, is_split_into_words=True, truncation=True, max_length=max_length)
-    for key, values in enc.items():
-        out[key] = list(values)
-    for j, (i, start, end) in enumerate(owners):
-        wids = [-1 if w is None else piece_owner[j][w] for w in enc.word_ids(j)]
-        out["sentence"].append(first_index + i)
-        out["word_start"].append(start)
-        out["word_end"].append(end)
-        out["word_ids"].append(wids)
-        if tags is not None:
-            out["labels"].append(align_labels(wids, tags[i], label_all_subtokens))
-    return out
-
-
-def merge_windows(
-    n_words: Sequence[int], features: Sequence[dict], predictions: Sequence[Sequence[int]], fill: int = 0,
-) -> tuple[list[list[int]], int]:
-    """Word-level label ids for every sentence from window predictions.
-
-    ``features[k]`` holds ``sentence``, ``word_start``, ``word_end``, ``word_ids`` of window ``k`` and
-    ``predictions[k]`` its per-sub-token label ids (padding beyond ``len(word_ids)`` is ignored). A word
-    seen by several windows takes the prediction of the window where it is farthest from a window edge.
-    Words without any sub-token (rare: characters the tokenizer drops) get ``fill`` (``O``); their count
-    is returned as the second value.
-    """
-    out = [[fill] * n for n in n_words]
-    best = [[-1] * n for n in n_words]
-    for feat, pred in zip(features, predictions):
-        s, start, end, wids = feat["sentence"], feat["word_start"], feat["word_end"], feat["word_ids"]
-        previous = -1
-        for pos, wid in enumerate(wids):
-            if wid >= 0 and wid != previous:
-                context = min(wid - start, end - 1 - wid)
-                if context > best[s][wid]:
-                    best[s][wid], out[s][wid] = context, int(pred[pos])
-            previous = wid
-    missing = sum(b < 0 for row in best for b in row)
-    return out, missing
-
-
-@contextlib.contextmanager
-def _datasets_bars(enabled: bool):
-    """``datasets``' own progress bars (``map``'s "tokenizing") on or off for a block; the caller's setting is
-    restored on exit."""
-    import datasets
-
-    was = datasets.is_progress_bar_enabled()
-    if was and not enabled:
-        datasets.disable_progress_bars()
-    try:
-        yield
-    finally:
-        if was and not enabled:
-            datasets.enable_progress_bars()
-
-
-def featurize(dataset, tokenizer, max_length: int, stride: int, label_all_subtokens: bool = False,
-              with_labels: bool = True, case_markers: bool = False, progress: bool = True,
-              italic_markers: bool = False):
-    """Windowed features of a ``datasets.Dataset`` with ``tokens`` (and ``ner_tags``; ``italic`` flags when
-    ``italic_markers``); ``progress=False``: no "tokenizing" bar (``train --no-progress``)."""
-
-    def fn(batch, indices):
-        return encode_windows(
-            tokenizer, batch["tokens"], batch["ner_tags"] if with_labels else None,
-            max_length, stride, label_all_subtokens, first_index=indices[0] if indices else 0,
-            case_markers=case_markers, italic=batch["italic"] if italic_markers else None,
-        )
-
-    with _datasets_bars(progress):
-        return dataset.map(fn, batched=True, with_indices=True, remove_columns=dataset.column_names,
-                           desc="tokenizing")
-
+from craftlib.viz import save_learning_curve
+from craftlib.windows import (
+    META_COLUMNS,
+    Markers,
+    encode_windows,
+    featurize,
+    merge_windows,
+    predict_dataset,
+    predict_windows,
+    to_tags,
+)
 
 # ---------------------------------------------------------------------------------------- data
 
@@ -318,36 +76,31 @@ def _check_labels(dataset) -> None:
         )
 
 
-def load_recipe_data(
-    recipe_step: str, profile: config.Profile, seed: int, annotation_set: str, data_dir=None,
-) -> dict:
+def load_recipe_data(recipe_step: str, spec: config.DataSpec) -> dict:
     """Train/validation/test ``datasets.Dataset`` for one training step.
 
     ``recipe_step`` is ``"original"`` or ``"augmented"``. With a ``max_train_sentences`` limit the same
     original sentences are drawn for every recipe (seeded shuffle); the augmented step adds the augmented
     copies of exactly those sentences.
     """
-    if profile.italic_markers and recipe_step == "augmented":
+    if spec.profile.italic_markers and recipe_step == "augmented":
         raise ConfigError("--italic-markers: the augmented copies carry no typesetting (their ontology names were "
                           "never set in a journal's italics); use --recipe single.")
-    original = load_dataset(profile=profile.name, annotation_set=annotation_set, data_dir=data_dir)
-    _check_labels(original["train"])
-    splits = profile_splits(original, profile, seed)  # the sentences every system uses
-    train = splits["train"]
-    if profile.italic_markers:
-        root = fetch_craft(data_dir=data_dir, progress=False)
-        splits = {k: v.add_column("italic", italic_flags(v, root)) for k, v in splits.items()}
-        train = splits["train"]
+    original = stages.load("dataset", spec, say=lambda line: None)  # the stages first, then the sentences they give
+    aug_train = None
     if recipe_step == "augmented":
-        from craftlib.augment import load_augmented
-
-        augmented = load_augmented(profile=profile.name, annotation_set=annotation_set, data_dir=data_dir,
-                                   ratio=profile.replace_prob, seed=seed)
-        aug_train = augmented["train"]
+        aug_train = stages.load("augmented", spec, say=lambda line: None)["train"]
+    _check_labels(original["train"])
+    splits = profile_splits(original, spec.profile, spec.seed)  # the sentences every system uses
+    if spec.profile.italic_markers:  # the typography ablation: each word's italics, from the extracted corpus
+        root = fetch_craft(spec.source, sha256=spec.sha256, data_dir=spec.data_dir, progress=False)
+        splits = {k: v.add_column("italic", italic_flags(v, root)) for k, v in splits.items()}
+    train = splits["train"]
+    if aug_train is not None:
         _check_labels(aug_train)
-        if profile.max_train_sentences is not None:
+        if spec.profile.max_train_sentences is not None:
             keep = set(zip(train["doc_id"], train["sentence_id"]))
-            with _datasets_bars(False):  # seconds; its bar would stay on screen
+            with datasets_bars(False):  # seconds; its bar would stay on screen
                 aug_train = aug_train.filter(
                     lambda d, s: (d, s) in keep, input_columns=["doc_id", "sentence_id"], desc="augmented subset")
         train = aug_train
@@ -371,9 +124,10 @@ class StepResult:
     dev_predictions: list | None = None
 
 
-def _optimizer_name(device) -> str:
+def optimizer_name(device) -> str:
     """Fused AdamW (one kernel over all parameters: the same AdamW update, about 1.5x faster steps on a CPU)
-    where this torch has it for the device, else the plain ``adamw_torch``."""
+    where this torch has it for the device, else the plain ``adamw_torch`` (also what :mod:`craftlib.estimate`
+    times)."""
     import torch
 
     try:
@@ -389,9 +143,10 @@ def _training_args(output_dir: Path, profile: config.Profile, seed: int, progres
     schedule, no warm-up) plus what makes it fast: length-grouped batches (little padding), bf16 autocast where
     the hardware computes bf16 natively, fused AdamW. Dev scoring is not Trainer's evaluation loop but
     :class:`_DevEval` (length-sorted, windows merged back to words, scored with seqeval)."""
-    from transformers import TrainingArguments
-
-    from craftlib.runtime import detect_device
+    from transformers import (
+        TrainingArguments,  # heavy optional dependencies (torch, transformers, accelerate,
+    )
+    # pandas) are imported where they are used, so that `python -m craftlib --help` and `data` start fast
 
     device = device or detect_device()
     return TrainingArguments(
@@ -404,7 +159,7 @@ def _training_args(output_dir: Path, profile: config.Profile, seed: int, progres
         lr_scheduler_type="linear",
         warmup_steps=profile.warmup_ratio,
         weight_decay=profile.weight_decay,
-        optim=_optimizer_name(device),
+        optim=optimizer_name(device),
         adam_beta1=0.9,
         adam_beta2=0.999,
         adam_epsilon=1e-8,
@@ -433,71 +188,6 @@ def _training_args(output_dir: Path, profile: config.Profile, seed: int, progres
     )
 
 
-def autocast(device):
-    """``torch.autocast`` in the device's mixed precision (bf16 on a CPU with native bf16, bf16/fp16 on a GPU),
-    a no-op context in fp32."""
-    import contextlib
-
-    import torch
-
-    if device.bf16 or device.fp16:
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if device.bf16 else torch.float16)
-    return contextlib.nullcontext()
-
-
-def predict_windows(model, tokenizer, features: dict, batch_size: int = 32, device=None,
-                    progress: bool = False, desc: str = "predicting") -> tuple[list[list[int]], float | None]:
-    """Label ids of every sub-token of every window in ``features`` (columns of :func:`encode_windows`), and the
-    mean cross-entropy over labelled sub-tokens when ``features`` has ``labels``.
-
-    Windows are sorted by length and batched (little padding), run under ``torch.inference_mode`` and the
-    device's autocast, and returned in their original order.
-    """
-    import torch
-
-    from craftlib.runtime import detect_device
-
-    device = device or detect_device()
-    inputs = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in features]
-    n = len(features["input_ids"])
-    order = sorted(range(n), key=lambda i: len(features["input_ids"][i]))
-    labelled = "labels" in features
-    model.eval()
-    where = next(model.parameters()).device
-    out: list[list[int] | None] = [None] * n
-    total_loss, total_tokens = 0.0, 0
-    pad_id = tokenizer.pad_token_id or 0
-    # shown on the current training's bar (session.activity), else on a bar that disappears when done
-    with torch.inference_mode(), autocast(device), session.activity(math.ceil(n / batch_size), desc,
-                                                                     progress=progress) as advance:
-        for b in range(0, n, batch_size):
-            advance()
-            idx = order[b:b + batch_size]
-            width = len(features["input_ids"][idx[-1]])
-            batch = {}
-            for k in inputs:
-                fill = pad_id if k == "input_ids" else 0
-                batch[k] = torch.tensor([features[k][i] + [fill] * (width - len(features[k][i])) for i in idx],
-                                        device=where)
-            logits = model(**batch).logits
-            if labelled:
-                labels = torch.tensor([features["labels"][i] + [-100] * (width - len(features["labels"][i]))
-                                       for i in idx], device=where)
-                mask = labels != -100
-                if mask.any():
-                    total_loss += float(torch.nn.functional.cross_entropy(
-                        logits[mask].float(), labels[mask], reduction="sum"))
-                    total_tokens += int(mask.sum())
-            for i, row in zip(idx, logits.argmax(-1).tolist()):
-                out[i] = row[:len(features["input_ids"][i])]
-    return out, (total_loss / total_tokens if labelled and total_tokens else None)
-
-
-def _to_tags(ids: list[list[int]], model) -> list[list[str]]:
-    id2label = {int(k): v for k, v in model.config.id2label.items()}
-    return [tag_names(row, id2label) for row in ids]
-
-
 class _DevEval:
     """Dev scoring after each epoch (a ``TrainerCallback``): windows predicted by :func:`predict_windows`, merged
     back to words, scored by :func:`craftlib.evaluate.score`; the row goes into the Trainer's log history
@@ -516,7 +206,7 @@ class _DevEval:
         ids, loss = predict_windows(model, self.tokenizer, self.features, self.batch_size, self.device,
                                     self.progress, desc="dev")
         words, missing = merge_windows(self.n_words, self.meta, ids)
-        pred = _to_tags(words, model)
+        pred = to_tags(words, model)
         result = score(self.gold, pred)
         row = {"eval_loss": loss, **{f"eval_{k}": result[k] for k in ("precision", "recall", "f1", "accuracy",
                                                                        "macro_f1")}}
@@ -540,121 +230,47 @@ class _DevEval:
         return DevEvalCallback()
 
 
-def live_progress() -> bool:
-    """Whether progress bars have someone to look at them: a Jupyter frontend (JupyterLab, VS Code) drawing a
-    live kernel, or a terminal. ``False`` under papermill/nbclient and when output goes to a file (CI logs)."""
-    import sys
+@dataclass(frozen=True)
+class TrainOptions:
+    """How one fine-tuning step runs, beside its profile: the seed, sub-token labelling, progress bars,
+    checkpoints."""
 
-    from craftlib.runtime import has_widget_frontend
-
-    ipython = sys.modules.get("IPython")
-    if ipython is not None and ipython.get_ipython() is not None and hasattr(ipython.get_ipython(), "kernel"):
-        return has_widget_frontend()
-    return sys.stderr.isatty()
-
-
-def _use_craftlib_progress(trainer, progress: bool) -> None:
-    """Replace the Trainer's printer/progress callbacks (which print raw dicts of numbers) with
-    :func:`_progress_callback`: a bar per training, named after its run (:mod:`craftlib.session`), when
-    ``progress``, and one short line per epoch either way."""
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
-    printers = [PrinterCallback, ProgressCallback]
-    try:  # the notebook printer needs IPython, and Trainer adds it only where IPython runs a notebook
-        from transformers.utils.notebook import NotebookProgressCallback
-    except ImportError:
-        pass
-    else:
-        printers.append(NotebookProgressCallback)
-    for cls in printers:
-        trainer.remove_callback(cls)
-    trainer.add_callback(_progress_callback(progress))
+    seed: int = 42
+    label_all_subtokens: bool = False
+    progress: bool = True
+    save_checkpoints: bool = False
+    #: checkpoints every few minutes in ``output_dir/checkpoints``, resumed from when found (:func:`fine_tune`)
+    resume: bool = False
 
 
-def _progress_callback(progress: bool):
-    """The Trainer's display: the current training's bar (:func:`craftlib.session.training_bar`: named after its run
-    and "k of N", one line once done), its loss, and one short line per epoch either way."""
-    from transformers import TrainerCallback
+def fine_tune(model, tokenizer, data: dict, profile: config.Profile, output_dir: Path,
+              options: TrainOptions = TrainOptions()) -> StepResult:
+    """One fine-tuning step with ``transformers.Trainer`` (dev scored after each epoch): the step every recipe
+    runs (:func:`train_recipe`) and notebook 04's hand-written two-step calls. ``data``: ``train`` and
+    ``validation`` ``datasets.Dataset`` (:func:`load_recipe_data`). Returns the trained model and, in
+    ``dev_predictions``, the word-level dev tags of the final weights (no second dev pass needed).
 
-    class CraftlibProgress(TrainerCallback):
-        def __init__(self):
-            self.bar, self.owned = None, False
-            self.loss = None
-
-        def on_train_begin(self, args, state, control, **kwargs):
-            if state.is_world_process_zero and progress:
-                self.bar, self.owned = session.training_bar(state.max_steps, state.global_step, progress)
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if self.bar is not None:
-                self.bar.update(state.global_step)
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if not state.is_world_process_zero or not logs:
-                return
-            if "loss" in logs:
-                self.loss = logs["loss"]
-                if self.bar is not None:
-                    self.bar.update(postfix=f"loss {logs['loss']:.3f}")
-            if "eval_f1" in logs:
-                self._epoch_line(logs, state)
-
-        def on_epoch_end(self, args, state, control, **kwargs):
-            # _DevEval (registered before this callback) appends its dev scores to the log history
-            last = state.log_history[-1] if state.log_history else {}
-            if state.is_world_process_zero and "eval_f1" in last and last.get("step") == state.global_step:
-                self._epoch_line(last, state)
-
-        def _epoch_line(self, logs, state):
-            loss = logs.get("eval_loss")
-            now = session.current()
-            line = ((f"{now.label}: " if now is not None else "")
-                    + f"epoch {logs.get('epoch', state.epoch or 0):.2f} (step {state.global_step}/{state.max_steps}): "
-                    f"dev F1 {logs['eval_f1']:.3f}" + (f", dev loss {loss:.3f}" if loss is not None else "")
-                    + (f", train loss {self.loss:.3f}" if self.loss is not None else ""))
-            (self.bar.write if self.bar is not None else print)(line)
-
-        def on_train_end(self, args, state, control, **kwargs):
-            if self.bar is not None and self.owned:  # a bar of its own (no current training): one line now
-                self.bar.close(f"done: training, {state.global_step} steps")
-                self.bar = None
-            elif self.bar is not None:  # the training's bar: it becomes one line once the run is written
-                self.bar.note("trained; scoring and saving")
-
-    return CraftlibProgress()
-
-
-def fine_tune(
-    model, tokenizer, data: dict, profile: config.Profile, seed: int, output_dir: Path,
-    label_all_subtokens: bool = False, progress: bool = True, save_checkpoints: bool = False, resume: bool = False,
-) -> StepResult:
-    """One fine-tuning step with ``transformers.Trainer`` (dev scored after each epoch); returns the trained model
-    and, in ``dev_predictions``, the word-level dev tags of the final weights (no second dev pass needed).
-
-    ``resume=True`` (``output_dir`` survives an interrupt: :func:`craftlib.cache.resumable_dir`): a checkpoint every
-    :func:`craftlib.session.checkpoint_minutes` of training in ``output_dir/checkpoints``, and training resumes from
-    the latest one found there (``train_seconds`` counts the time before the interruption too)."""
+    ``options.resume`` (``output_dir`` survives an interrupt: :func:`craftlib.cache.resumable_dir`): a checkpoint
+    every :func:`craftlib.session.checkpoint_minutes` of training in ``output_dir/checkpoints``, and training resumes
+    from the latest one found there (``train_seconds`` counts the time before the interruption too)."""
     from transformers import DataCollatorForTokenClassification, Trainer, set_seed
 
-    from craftlib.runtime import detect_device
-
+    seed, label_all_subtokens, progress = options.seed, options.label_all_subtokens, options.progress
+    save_checkpoints = options.save_checkpoints
     set_seed(seed)
     device = detect_device()
-    if profile.case_markers:
-        add_case_markers(tokenizer)
-    if profile.italic_markers:
-        add_italic_marker(tokenizer)
+    markers = Markers.of(profile)
+    markers.add_to(tokenizer)  # saved with the tokenizer: the run predicts with them
     train_feats = featurize(data["train"], tokenizer, profile.max_length, profile.window_stride, label_all_subtokens,
-                            case_markers=profile.case_markers, progress=progress,
-                            italic_markers=profile.italic_markers)
+                            markers=markers, progress=progress)
     dev_feats = encode_windows(tokenizer, data["validation"]["tokens"], data["validation"]["ner_tags"],
-                               profile.max_length, profile.window_stride, case_markers=profile.case_markers,
-                               italic=data["validation"]["italic"] if profile.italic_markers else None)
+                               profile.max_length, profile.window_stride, case_markers=markers.case,
+                               italic=markers.flags(data["validation"]))
     dev_eval = _DevEval(dev_feats, data["validation"], tokenizer, max(32, profile.eval_batch_size), device, progress)
     per_epoch = math.ceil(len(train_feats) / (profile.batch_size * _world_size()))
     total = profile.max_steps if profile.max_steps > 0 else math.ceil(per_epoch * profile.epochs)
-    minutes = session.checkpoint_minutes() if resume else None
-    checkpoint = session.latest_checkpoint(output_dir / "checkpoints") if resume else None
+    minutes = session.checkpoint_minutes() if options.resume else None
+    checkpoint = session.latest_checkpoint(output_dir / "checkpoints") if options.resume else None
     before = session.elapsed_at(checkpoint)  # seconds trained before an interruption
     trainer = Trainer(
         model=model,
@@ -665,7 +281,7 @@ def fine_tune(
         # training_callback: follows the CPU load; work_callback: what a stop reports, resumable checkpoints
         callbacks=[dev_eval.callback(), training_callback(), session.work_callback(minutes, before)],
     )
-    _use_craftlib_progress(trainer, progress)  # bars in a live kernel, short lines elsewhere (no raw dicts)
+    use_craftlib_progress(trainer, progress)  # bars in a live kernel, short lines elsewhere (no raw dicts)
     if checkpoint is not None:
         print(session.resume_note(session.current(), checkpoint), flush=True)
     start = time.perf_counter()
@@ -682,30 +298,6 @@ def fine_tune(
         train_windows=len(train_feats), global_step=int(trainer.state.global_step),
         dev_predictions=dev_eval.last_pred,
     )
-
-
-def predict_dataset(model, tokenizer, dataset, max_length: int, stride: int, batch_size: int = 32,
-                    progress: bool = False, case_markers: bool = False,
-                    italic_markers: bool = False) -> tuple[list[list[str]], int]:
-    """Word-level predicted tags for every sentence of ``dataset`` (a ``datasets.Dataset`` or a list of token
-    lists), via windows (:func:`predict_windows`: length-sorted batches, inference mode, the device's autocast);
-    returns ``(tags, words_without_subtoken)``. ``italic_markers``: the dataset's ``italic`` column gives the
-    italic words (:func:`craftlib.tags.italic_flags`)."""
-    sentences = dataset["tokens"] if hasattr(dataset, "column_names") else [list(s) for s in dataset]
-    if case_markers:
-        add_case_markers(tokenizer)
-    italic = None
-    if italic_markers:
-        if not hasattr(dataset, "column_names") or "italic" not in dataset.column_names:
-            raise ConfigError("This model was trained with italic markers: its input needs the words' italics "
-                              "(a dataset with an `italic` column, see craftlib.tags.italic_flags).")
-        add_italic_marker(tokenizer)
-        italic = dataset["italic"]
-    feats = encode_windows(tokenizer, sentences, None, max_length, stride, case_markers=case_markers, italic=italic)
-    meta = [{k: feats[k][i] for k in META_COLUMNS} for i in range(len(feats["input_ids"]))]
-    ids, _ = predict_windows(model, tokenizer, feats, batch_size, progress=progress)
-    words, missing = merge_windows([len(s) for s in sentences], meta, ids)
-    return _to_tags(words, model), missing
 
 
 # ------------------------------------------------------------------------------------ outputs
@@ -728,127 +320,60 @@ def _epoch_rows(log_history: list, step_name: str) -> tuple[list[dict], list[dic
     return log, epochs
 
 
-def plot_learning_curve(log: Sequence[dict] | str | os.PathLike, title: str = "", ax=None):
-    """Training loss per logged step and dev loss/F1 per epoch (one panel; F1 on the right axis).
-
-    Draws on ``ax``; without one, on a new pyplot figure (interactive use: it shows like any other plot).
-    """
-    import pandas as pd
-
-    df = pd.read_csv(log) if isinstance(log, (str, os.PathLike)) else pd.DataFrame(list(log))
-    if ax is None:
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots(figsize=(7, 3.5))
-    # one x axis across steps: step-2 epochs continue after step 1
-    offset, xs = 0.0, []
-    for name, part in df.groupby("step_name", sort=False):
-        xs.append(part["epoch"].fillna(0) + offset)
-        offset += float(part["epoch"].max() or 0)
-    df = df.assign(x=pd.concat(xs))
-    train = df[df.get("loss").notna()] if "loss" in df else df.iloc[0:0]
-    dev = df[df["eval_f1"].notna()] if "eval_f1" in df else df.iloc[0:0]
-    if len(train):
-        ax.plot(train["x"], train["loss"], label="train loss", color="tab:blue", alpha=0.7)
-    if len(dev):
-        ax.plot(dev["x"], dev["eval_loss"], "o-", label="dev loss", color="tab:orange")
-        ax2 = ax.twinx()
-        ax2.plot(dev["x"], dev["eval_f1"], "s--", label="dev F1", color="tab:green")
-        ax2.set_ylabel("dev F1 (seqeval)")
-        ax2.set_ylim(0, 1)
-        ax2.legend(loc="upper right")
-    ax.set_xlabel("epoch (two-step: step-2 epochs follow step 1)")
-    ax.set_ylabel("loss")
-    ax.legend(loc="upper left")
-    ax.set_title(title)
-    return ax
-
-
-def _fmt(x, digits: int = 4) -> str:
-    return "No log" if x is None else f"{x:.{digits}f}"
-
-
-#: The model card's layout (``string.Template``), filled by :func:`model_card`.
-MODEL_CARD_TEMPLATE = Path(__file__).with_name("templates") / "model_card.md"
-#: One sentence per recipe for the model card.
-RECIPE_TEXT = {
-    "single": "fine-tuned once on the original CRAFT training sentences",
-    "augmented": "fine-tuned once on the original plus the ontology-augmented CRAFT training sentences",
-    "two-step": "fine-tuned first on the original plus augmented CRAFT training sentences (step 1), then again "
-                "on the original sentences from the step-1 weights with a fresh optimizer and schedule (step 2)",
-}
-
-
-def model_card(metrics: dict) -> str:
-    """Model card in the format of the reference card (Trainer-generated), filled from ``metrics`` only
-    (layout: ``craftlib/templates/model_card.md``)."""
-    m, p, dev, test, v = metrics, metrics["hyperparameters"], metrics["dev"], metrics["test"], metrics["versions"]
-    two_step = m["recipe"] == "two-step"
-    rows = "\n".join(
-        f"| {_fmt(e['train_loss'])} | {e['epoch']:.2f} | {e['step']} | {_fmt(e['eval_loss'])} | "
-        f"{e['precision']:.4f} | {e['recall']:.4f} | {e['f1']:.4f} | {e['accuracy']:.4f} |"
-        + (f" {e['step_name']} |" if two_step else "")
-        for e in m["dev_epochs"]
-    )
-    per_type = "\n".join(f"| {t} | {r['precision']:.4f} | {r['recall']:.4f} | {r['f1']:.4f} | {r['support']} |"
-                         for t, r in test["per_type"].items())
-    fields = {
-        "run": m["run"], "base_model": m["base_model"], "base_model_resolved": m["base_model_resolved"],
-        "recipe_text": RECIPE_TEXT[m["recipe"]], "dataset": m["dataset"], "profile": m["profile"],
-        "dev_loss": _fmt(m["dev_epochs"][-1]["eval_loss"] if m["dev_epochs"] else None),
-        **{f"{name}_{k}": f"{split[k]:.4f}" for name, split in (("dev", dev), ("test", test))
-           for k in ("precision", "recall", "f1", "accuracy")},
-        "test_tokens": test["tokens"], "test_sentences": test["sentences"], "dev_sentences": dev["sentences"],
-        "command": m["command"], "profile_description": m["profile_description"],
-        "craft_version": config.CRAFT_VERSION, "annotation_set": m["annotation_set"],
-        "train_sentences": m["train_sentences"], "per_type": per_type,
-        "learning_rate": p["learning_rate"], "batch_size": p["batch_size"], "eval_batch_size": p["eval_batch_size"],
-        "seed": m["seed"],
-        "epochs": f"{p['epochs']}" + ("" if p["max_steps"] in (-1, None) else f" (max_steps: {p['max_steps']})"),
-        "max_length": p["max_length"], "window_stride": p["window_stride"], "precision_mode": m["precision_mode"],
-        "extra_head": " Stage |" if two_step else "", "extra_rule": ":-----:|" if two_step else "", "rows": rows,
-        "train_seconds": f"{m['train_seconds']:.1f}", "hardware": m["hardware"],
-        "tokens_per_second": f"{m['tokens_per_second']:.0f}",
-        **{k: v.get(k) for k in ("transformers", "torch", "datasets", "tokenizers")},
-    }
-    return Template(MODEL_CARD_TEMPLATE.read_text(encoding="utf-8")).substitute(fields)
-
-
 # ------------------------------------------------------------------------------------ recipes
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """A transformer run: its recipe and everything its numbers depend on, and where it reads and writes."""
+    """A transformer run: its recipe, its data (:class:`craftlib.config.DataSpec`: profile, annotation set, seed,
+    folders) and its model, resolved once by :func:`run_spec` (the command line, a notebook) and passed down whole."""
 
     recipe: str
-    profile: config.Profile
+    data: config.DataSpec
     base_model: str = "minilm"
-    seed: int = 42
-    annotation_set: str = "proper"
-    data_dir: str | os.PathLike | None = None
     models_dir: str | os.PathLike | None = None
     label_all_subtokens: bool = False
 
     @property
-    def name(self) -> str:
-        return runs.run_name(self.recipe, self.base_model, self.profile, self.seed, self.annotation_set,
-                             self.label_all_subtokens)
+    def profile(self) -> config.Profile:
+        return self.data.profile
 
     @property
-    def run_dir(self) -> Path:
-        return config.models_dir(self.models_dir) / self.name
+    def seed(self) -> int:
+        return self.data.seed
+
+    @property
+    def run(self) -> Run:
+        """The run folder this spec writes (:class:`craftlib.runs.Run`)."""
+        return Run.named(runs.run_name(self.recipe, self.base_model, self.profile, self.seed,
+                                       self.data.annotation_set, self.label_all_subtokens), self.models_dir)
+
+    @property
+    def name(self) -> str:
+        return self.run.name
 
     @property
     def command(self) -> str:
-        return runs.train_command(self.recipe, self.profile, self.base_model, self.seed, self.annotation_set,
-                                  self.data_dir, self.models_dir, self.label_all_subtokens)
+        data_dir = None if self.data.data_dir == config.data_dir() else self.data.data_dir
+        return runs.train_command(self.recipe, self.profile, self.base_model, self.seed, self.data.annotation_set,
+                                  data_dir, self.models_dir, self.label_all_subtokens)
 
     def settings(self) -> dict:
         """The metrics fields a run must match to be reused as another run's step 1."""
         return {"profile": self.profile.name, "seed": self.seed, "base_model": str(self.base_model),
-                "annotation_set": self.annotation_set, "label_all_subtokens": self.label_all_subtokens,
+                "annotation_set": self.data.annotation_set, "label_all_subtokens": self.label_all_subtokens,
                 "hyperparameters": self.profile.to_dict()}
+
+
+def run_spec(recipe: str, profile: str | config.Profile | None = None, base_model: str = "minilm", seed: int = 42,
+             annotation_set: str = "proper", data_dir: str | os.PathLike | None = None,
+             models_dir: str | os.PathLike | None = None, label_all_subtokens: bool = False) -> RunSpec:
+    """The edge of training: a :class:`RunSpec` from a recipe, a profile name (or ``CRAFTLIB_PROFILE``) and
+    the settings; everything below takes the spec whole."""
+    if recipe not in PLANS:
+        raise CraftlibError(f"Unknown recipe {recipe!r}: choose one of {', '.join(RECIPES)}.")
+    data = config.data_spec(profile, annotation_set, data_dir, seed=seed)
+    return RunSpec(recipe, data, base_model, models_dir, label_all_subtokens)
 
 
 @dataclass(frozen=True)
@@ -878,15 +403,15 @@ class RunRecord:
     epochs: list[dict] = field(default_factory=list)
     steps: list[dict] = field(default_factory=list)
 
-    def add_previous_run(self, step: Step, run_dir: Path, reused: bool) -> None:
+    def add_previous_run(self, step: Step, run: Run, reused: bool) -> None:
         """A finished run that is this run's ``step`` (a two-step run's step 1): its log, epochs and timings."""
         import pandas as pd
 
-        m = json.loads((run_dir / "metrics.json").read_text())
-        self.logs += pd.read_csv(run_dir / "training_log.csv").to_dict("records")
+        m = run.metrics()
+        self.logs += pd.read_csv(run.dir / "training_log.csv").to_dict("records")
         self.epochs += [e | {"step_name": step.name} for e in m["dev_epochs"]]
         self.steps.append({"name": step.name, "data": step.data, "from": str(self.spec.base_model),
-                           "run": run_dir.name, "reused": reused, "train_seconds": m["train_seconds"],
+                           "run": run.name, "reused": reused, "train_seconds": m["train_seconds"],
                            "tokens_seen": m["tokens_seen"], "train_sentences": m["train_sentences"]})
 
     def add_step(self, step: Step, start_from: str, result: StepResult) -> None:
@@ -903,18 +428,16 @@ class RunRecord:
         """``metrics.json`` of the finished run (:func:`craftlib.runs.metrics_core` plus the transformer fields)."""
         import torch
 
-        from craftlib.models import model_info, portable_model_name
-        from craftlib.runtime import detect_device, versions
-
         spec, prof = self.spec, self.spec.profile
         device = detect_device()
         train_seconds = sum(s["train_seconds"] for s in self.steps)
         tokens_seen = sum(s["tokens_seen"] for s in self.steps)
-        core = runs.metrics_core(spec.name, "transformer", prof, spec.seed,
-                                 config.dataset_name(prof, spec.annotation_set), spec.recipe, spec.base_model)
+        core = runs.metrics_core(spec.name, "transformer", prof, spec.seed, spec.data.dataset_name, spec.recipe,
+                                 spec.base_model)
         return {
             **core, "base_model_resolved": portable_model_name(spec.base_model),
-            "base_model_info": model_info(spec.base_model), "annotation_set": spec.annotation_set, "dev": dev, "test": test, "dev_epochs": self.epochs, "steps": self.steps,
+            "base_model_info": model_info(spec.base_model), "annotation_set": spec.data.annotation_set, "dev": dev,
+            "test": test, "dev_epochs": self.epochs, "steps": self.steps,
             "train_seconds": train_seconds, "tokens_seen": tokens_seen,
             "tokens_per_second": tokens_seen / train_seconds if train_seconds else 0.0,
             "train_sentences": self.steps[-1]["train_sentences"],
@@ -944,26 +467,20 @@ def _resume_key(spec: RunSpec, step: Step, start) -> dict:
     the recorded inputs of its data (the dataset, and the augmented set for an augmented step) and the weights it
     starts from (a step-1 run: also when that run was made)."""
     origin = {"start": str(start)}
-    metrics = Path(start) / "metrics.json"
-    if metrics.is_file():
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            origin["created"] = json.loads(metrics.read_text()).get("created")
-    processed = config.processed_dir(spec.profile, spec.annotation_set, spec.data_dir)
+    if (Path(start) / "metrics.json").is_file():
+        metrics = Run(Path(start)).metrics_or_none()
+        if metrics is not None:
+            origin["created"] = metrics.get("created")
+    processed = spec.data.processed_dir
     inputs = {"dataset": cache.recorded_inputs(processed),
               "augmented": cache.recorded_inputs(processed / "augmented") if step.data == "augmented" else None}
     return {"run": spec.name, "step": step.name, "data": step.data, "settings": spec.settings(), "inputs": inputs,
             **origin}
 
 
-def _reusable_step1(run_dir: Path, expected: dict) -> bool:
-    path = run_dir / "metrics.json"
-    if not (path.is_file() and (run_dir / "config.json").is_file()):
-        return False
-    try:
-        metrics = json.loads(path.read_text())
-    except ValueError:  # damaged: retrain it
-        return False
-    if not isinstance(metrics, dict):
+def _reusable_step1(run: Run, expected: dict) -> bool:
+    metrics = run.metrics_or_none() if (run.dir / "config.json").is_file() else None  # damaged: retrain it
+    if metrics is None:
         return False
     recorded = metrics.get("hyperparameters")
     if isinstance(recorded, dict) and isinstance(expected.get("hyperparameters"), dict):
@@ -977,30 +494,17 @@ def _reusable_step1(run_dir: Path, expected: dict) -> bool:
 
 
 @session.training_entry  # library bars off; an interrupt ends in one line that says what was kept
-@sized_for_sharing  # threads sized to the cores other processes leave free; the caller's count restored
-def train_recipe(
-    recipe: str,
-    profile: str | config.Profile | None = None,
-    base_model: str = "minilm",
-    seed: int = 42,
-    annotation_set: str = "proper",
-    data_dir: str | os.PathLike | None = None,
-    models_dir: str | os.PathLike | None = None,
-    label_all_subtokens: bool = False,
-    reuse_step1: bool = True,
-    progress: bool | None = None,
-    save_checkpoints: bool = False,
-    reuse: bool = False,
-) -> Path:
+def train_recipe(spec: RunSpec, reuse_step1: bool = True, progress: bool | None = None,
+                 save_checkpoints: bool = False, reuse: bool = False) -> Path:
     """Train one recipe (its :data:`PLANS` entry) and write ``models/<run>/`` (see ARCHITECTURE.md); return that
-    directory.
+    directory. ``spec``: :func:`run_spec` (``train_recipe(run_spec("two-step", "smoke"))``).
 
     The plan: a ``two-step`` run takes its step 1 from the ``augmented`` run of the same settings (trained first
     when there is none, or when ``reuse_step1=False``), then :func:`fine_tune` runs once on the last step's data.
 
     ``progress``: ``tqdm.auto`` bars per training step and per prediction pass (``None``: when someone can see
-    them, :func:`live_progress`: in JupyterLab or a terminal, not under papermill or in CI logs); training
-    always prints one short line per epoch.
+    them, :func:`craftlib.progress.live_progress`: in JupyterLab or a terminal, not under papermill or in CI
+    logs); training always prints one short line per epoch.
 
     ``models/<run>/`` gets the model and tokenizer (``save_pretrained``), ``metrics.json``,
     ``training_log.csv``, ``learning_curve.png``, ``README.md`` (model card) and
@@ -1011,36 +515,34 @@ def train_recipe(
     checkpoint every :func:`craftlib.session.checkpoint_minutes`; the next call resumes from it, and the stop itself
     is one line (:class:`craftlib.session.Stopped`).
     """
-    from craftlib.models import check_max_length, load_model, load_tokenizer
-    from craftlib.runtime import seed_everything
+    check_max_length(spec.base_model, spec.profile.max_length)  # before any work, not on the first long sentence
+    if reuse and _reusable_step1(spec.run, spec.settings()):  # a finished run of these settings: no load measured
+        cache.drop_resumable(spec.run.dir)  # checkpoints of an interrupted retraining it makes useless
+        session.reused(spec.name, spec.run.dir)
+        return spec.run.dir
+    return _train(spec, reuse_step1, live_progress() if progress is None else progress, save_checkpoints)
 
-    if recipe not in PLANS:
-        raise CraftlibError(f"Unknown recipe {recipe!r}: choose one of {', '.join(RECIPES)}.")
-    spec = RunSpec(recipe, config.get_profile(profile), base_model, seed, annotation_set, data_dir, models_dir,
-                   label_all_subtokens)
-    check_max_length(base_model, spec.profile.max_length)  # before any work, not on the first long sentence
-    progress = live_progress() if progress is None else progress
-    run_dir = spec.run_dir
-    if reuse and _reusable_step1(run_dir, spec.settings()):  # a finished run of these settings
-        session.reused(spec.name, run_dir)
-        return run_dir
-    seed_everything(seed)
+
+@sized_for_sharing  # threads sized to the cores other processes leave free; the caller's count restored
+def _train(spec: RunSpec, reuse_step1: bool, progress: bool, save_checkpoints: bool) -> Path:
+    """:func:`train_recipe`'s training, once it is known that there is something to train."""
+    seed_everything(spec.seed)
     record = RunRecord(spec)
-    *earlier, step = PLANS[recipe]
-    start, start_from = base_model, str(base_model)
+    *earlier, step = PLANS[spec.recipe]
+    start, start_from = spec.base_model, str(spec.base_model)
     if earlier:  # two-step: step 1 is the augmented run (PLANS["augmented"]), reused when one matches
         step1 = dataclasses.replace(spec, recipe="augmented")
-        reused = reuse_step1 and _reusable_step1(step1.run_dir, step1.settings())
+        reused = reuse_step1 and _reusable_step1(step1.run, step1.settings())
         if not reused:
-            train_recipe("augmented", spec.profile, base_model, seed, annotation_set, data_dir, models_dir,
-                         label_all_subtokens, progress=progress, save_checkpoints=save_checkpoints)
-        record.add_previous_run(earlier[0], step1.run_dir, reused)
-        start, start_from = step1.run_dir, step1.run_dir.name
+            train_recipe(step1, progress=progress, save_checkpoints=save_checkpoints)
+        record.add_previous_run(earlier[0], step1.run, reused)
+        start, start_from = step1.run.dir, step1.name
     tokenizer = load_tokenizer(start)
     model = load_model(start)
+    run_dir = spec.run.dir
 
-    with _main_process_first(), _datasets_bars(progress):  # several processes: the first builds missing data
-        data = load_recipe_data(step.data, spec.profile, seed, annotation_set, data_dir)
+    with _main_process_first(), datasets_bars(progress):  # several processes: the first builds missing data
+        data = load_recipe_data(step.data, spec.data)
     for split, rows in data.items():
         check_dataset(rows, f"{step.data} {split}")
     # The whole run is built in a temporary folder beside models/<run>/ and renamed into place at the end, so an
@@ -1051,63 +553,52 @@ def train_recipe(
               else cache.atomic_dir(run_dir) if _is_main_process() else cache.temp_dir(run_dir))
     label = f"step {len(earlier) + 1}" if earlier else None  # two-step's step 2
     with folder as build_dir, session.training(spec.name, label, progress):
-        result = fine_tune(model, tokenizer, data, spec.profile, seed, build_dir, label_all_subtokens, progress,
-                           save_checkpoints, resume=resumable)
+        result = fine_tune(model, tokenizer, data, spec.profile, build_dir,
+                           TrainOptions(spec.seed, spec.label_all_subtokens, progress, save_checkpoints, resumable))
         if result.global_step < 1:
             raise ConfigError(f"{spec.name}: step {step.name} made no optimizer step ({result.train_sentences} "
                               "training sentences): there is nothing to train on; check the profile's data "
                               "limits and --max-steps / --epochs.")
         record.add_step(step, start_from, result)
         if _is_main_process():
-            _write_outputs(build_dir, record, result.model, tokenizer, data, result.dev_predictions, progress)
+            _write_outputs(Run(build_dir), record, result, tokenizer, data, progress)
     _barrier()
     return run_dir
 
 
-def _write_outputs(run_dir: Path, record: RunRecord, model, tokenizer, data: dict, dev_predictions=None,
+def _write_outputs(run: Run, record: RunRecord, result: StepResult, tokenizer, data: dict,
                    progress: bool = False) -> None:
     """Save the model, final dev/test predictions and scores, metrics.json, log, curve and card.
 
-    ``dev_predictions`` (tags, words without sub-token) are the last epoch's dev predictions of these very
+    ``result.dev_predictions`` (tags, words without sub-token) are the last epoch's dev predictions of these very
     weights: reused instead of predicting dev a second time."""
     import pandas as pd
 
-    prof = record.spec.profile
-    model.save_pretrained(run_dir, safe_serialization=True)
-    tokenizer.save_pretrained(run_dir)
+    prof, model = record.spec.profile, result.model
+    model.save_pretrained(run.dir, safe_serialization=True)
+    tokenizer.save_pretrained(run.dir)
 
     # final dev and test metrics, computed once after training, on every CRAFT token
     split_scores, uncovered = {}, {}
     for split in ("validation", "test"):
-        if split == "validation" and dev_predictions is not None:
-            pred, missing = dev_predictions
+        if split == "validation" and result.dev_predictions is not None:
+            pred, missing = result.dev_predictions
         else:
             pred, missing = predict_dataset(model, tokenizer, data[split], prof.max_length, prof.window_stride,
                                             max(32, prof.eval_batch_size), progress=progress,
-                                            case_markers=prof.case_markers, italic_markers=prof.italic_markers)
+                                            markers=Markers.of(prof))
         gold = dataset_tags(data[split])
-        runs.write_predictions(runs.predictions_path(run_dir, split), [
+        run.write_predictions(split, [
             {"doc_id": row["doc_id"], "sentence_id": row["sentence_id"], "tokens": row["tokens"], "gold": g, "pred": p}
             for row, g, p in zip(data[split], gold, pred)])
         split_scores[split] = score(gold, pred)
         uncovered[split] = missing
 
     metrics = record.metrics(split_scores["validation"], split_scores["test"], uncovered)
-    pd.DataFrame(record.logs).to_csv(run_dir / "training_log.csv", index=False)
-    _save_learning_curve(run_dir / "training_log.csv", run_dir / "learning_curve.png", record.spec.name)
-    cache.atomic_write_text(run_dir / "README.md", model_card(metrics))
-    runs.write_metrics(run_dir, metrics)  # last: its presence marks a complete run
-
-
-def _save_learning_curve(csv_path: Path, png_path: Path, title: str) -> None:
-    """Write the learning curve to ``png_path`` through a bare :class:`matplotlib.figure.Figure`: no pyplot
-    state, no backend switch, so the caller's plots (a notebook's inline backend) keep working."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7, 3.5))
-    plot_learning_curve(csv_path, title=title, ax=fig.subplots())
-    fig.tight_layout()
-    fig.savefig(png_path, dpi=110)
+    pd.DataFrame(record.logs).to_csv(run.dir / "training_log.csv", index=False)
+    save_learning_curve(run.dir / "training_log.csv", run.dir / "learning_curve.png", record.spec.name)
+    run.write_card(metrics)
+    run.write_metrics(metrics)  # last: its presence marks a complete run
 
 
 def _world_size() -> int:
@@ -1117,13 +608,9 @@ def _world_size() -> int:
 def _main_process_first():
     """Under ``torchrun`` / ``accelerate launch``: a context where the main process runs first (it builds any
     missing dataset, entity lists or augmented set) and the others wait for it; a no-op in one process."""
-    import contextlib
-
     if _world_size() == 1:
         return contextlib.nullcontext()
     from accelerate import PartialState
-
-    from craftlib.runtime import detect_device
 
     return PartialState(cpu=detect_device().type == "cpu").main_process_first()
 
@@ -1178,14 +665,12 @@ def predict(model_dir: str | os.PathLike, texts_or_tokens, batch_size: int = 16,
     hp = (metrics or {}).get("hyperparameters") or {}
     model_config = check_model_labels(model_dir)
     max_length = max_length or hp.get("max_length", 128)
-    from craftlib.models import check_max_length
-
     check_max_length(model_dir, max_length, model_config)
     refuse_italic_model(model_dir, hp)
     tokenizer, model = _load_for_prediction(model_dir)
     tags, _ = predict_dataset(model, tokenizer, sentences, max_length,
                               stride or hp.get("window_stride", 32), batch_size,
-                              case_markers=bool(hp.get("case_markers", False)))
+                              markers=Markers(case=bool(hp.get("case_markers", False))))
     return [{"tokens": toks, "tags": tg,
              "entities": [{"text": " ".join(toks[s:e]), "type": t, "start": s, "end": e}
                           for s, e, t in bio_spans(tg)]}
@@ -1211,18 +696,11 @@ def check_model_dir(model_dir: str | os.PathLike) -> dict | None:
     if not model_dir.is_dir():
         raise RunError(f"{model_dir} does not exist: give a models/<run> folder written by `python -m craftlib "
                        "train` (e.g. models/two-step-minilm-smoke).")
-    metrics_path = model_dir / "metrics.json"
-    metrics = None
-    if metrics_path.is_file():
-        try:
-            metrics = json.loads(metrics_path.read_text())
-        except ValueError as err:
-            raise RunError(f"{metrics_path} is not valid JSON ({err}): the run is damaged; {_RETRAIN}.") from err
-        if not isinstance(metrics, dict):
-            raise RunError(f"{metrics_path} is not a metrics object: the run is damaged; {_RETRAIN}.")
-        if metrics.get("system", "transformer") != "transformer":
-            raise RunError(f"{model_dir} is a {metrics['system']} run, not a transformer model: predict needs a "
-                           "run of `python -m craftlib train`.")
+    run = Run(model_dir)
+    metrics = run.metrics(fix=f"the run is damaged; {_RETRAIN}") if run.finished else None
+    if metrics is not None and metrics.get("system", "transformer") != "transformer":
+        raise RunError(f"{model_dir} is a {metrics['system']} run, not a transformer model: predict needs a "
+                       "run of `python -m craftlib train`.")
     if not (model_dir / "config.json").is_file():
         raise RunError(f"{model_dir} holds no trained model (config.json): train one with "
                        "`python -m craftlib train --recipe two-step --profile smoke`.")
@@ -1273,8 +751,6 @@ def check_model_labels(model_dir: str | os.PathLike):
 
 
 def _load_for_prediction(model_dir: Path):
-    from craftlib.models import load_model, load_tokenizer
-
     try:
         return load_tokenizer(model_dir), load_model(model_dir)
     except CraftlibError:
@@ -1289,14 +765,12 @@ def _load_for_prediction(model_dir: Path):
 
 def _cmd_train(args: argparse.Namespace) -> int:
     overrides = {f: getattr(args, f) for f in runs.CLI_OVERRIDES}
-    run_dir = train_recipe(
-        args.recipe, profile=config.get_profile(args.profile, **overrides), base_model=args.base_model, seed=args.seed,
-        annotation_set=args.annotation_set, data_dir=args.data_dir, models_dir=args.models_dir,
-        label_all_subtokens=args.label_all_subtokens, reuse_step1=not args.retrain_step1,
-        progress=False if args.no_progress else None, save_checkpoints=args.save_checkpoints,
-    )
+    spec = run_spec(args.recipe, config.get_profile(args.profile, **overrides), args.base_model, args.seed,
+                    args.annotation_set, args.data_dir, args.models_dir, args.label_all_subtokens)
+    run_dir = train_recipe(spec, reuse_step1=not args.retrain_step1, progress=False if args.no_progress else None,
+                           save_checkpoints=args.save_checkpoints)
     if _is_main_process():
-        m = json.loads((run_dir / "metrics.json").read_text())
+        m = Run(run_dir).metrics()
         print(f"{m['run']}: dev F1 {m['dev']['f1']:.4f} | test P {m['test']['precision']:.4f} "
               f"R {m['test']['recall']:.4f} F1 {m['test']['f1']:.4f} acc {m['test']['accuracy']:.4f} | "
               f"{m['train_seconds']:.0f} s → {run_dir}")

@@ -7,7 +7,9 @@ inline so the rendering survives the executed-notebook HTML export. The last sta
 from __future__ import annotations
 
 import html
+import os
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 from craftlib.bio import bio_spans
 from craftlib.config import ENTITY_TYPES
@@ -358,6 +360,56 @@ def side_by_side_html(
         for title, (tokens, tags) in zip(titles, (left, right))
     )
     return f'<table style="width:100%;border-collapse:collapse"><tr>{cells}</tr></table>'
+
+
+# ------------------------------------------------------------------------------------ learning curves
+
+
+def plot_learning_curve(log: Sequence[dict] | str | os.PathLike, title: str = "", ax=None):
+    """Training loss per logged step and dev loss/F1 per epoch (one panel; F1 on the right axis).
+
+    Draws on ``ax``; without one, on a new pyplot figure (interactive use: it shows like any other plot).
+    """
+    import pandas as pd
+
+    df = pd.read_csv(log) if isinstance(log, (str, os.PathLike)) else pd.DataFrame(list(log))
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(7, 3.5))
+    # one x axis across steps: step-2 epochs continue after step 1
+    offset, xs = 0.0, []
+    for name, part in df.groupby("step_name", sort=False):
+        xs.append(part["epoch"].fillna(0) + offset)
+        offset += float(part["epoch"].max() or 0)
+    df = df.assign(x=pd.concat(xs))
+    train = df[df.get("loss").notna()] if "loss" in df else df.iloc[0:0]
+    dev = df[df["eval_f1"].notna()] if "eval_f1" in df else df.iloc[0:0]
+    if len(train):
+        ax.plot(train["x"], train["loss"], label="train loss", color="tab:blue", alpha=0.7)
+    if len(dev):
+        ax.plot(dev["x"], dev["eval_loss"], "o-", label="dev loss", color="tab:orange")
+        ax2 = ax.twinx()
+        ax2.plot(dev["x"], dev["eval_f1"], "s--", label="dev F1", color="tab:green")
+        ax2.set_ylabel("dev F1 (seqeval)")
+        ax2.set_ylim(0, 1)
+        ax2.legend(loc="upper right")
+    ax.set_xlabel("epoch (two-step: step-2 epochs follow step 1)")
+    ax.set_ylabel("loss")
+    ax.legend(loc="upper left")
+    ax.set_title(title)
+    return ax
+
+
+def save_learning_curve(csv_path: Path, png_path: Path, title: str) -> None:
+    """Write the learning curve to ``png_path`` through a bare :class:`matplotlib.figure.Figure`: no pyplot
+    state, no backend switch, so the caller's plots (a notebook's inline backend) keep working."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 3.5))
+    plot_learning_curve(csv_path, title=title, ax=fig.subplots())
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=110)
 
 
 __all__ = [

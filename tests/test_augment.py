@@ -1,4 +1,4 @@
-"""craftlib.augment invariants over many synthetic sentences, and load_augmented on the miniature CRAFT."""
+"""craftlib.augment invariants over many synthetic sentences, and the augmented stage (stages.load) on the miniature CRAFT."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from craftlib import augment, bio, config, tags
+from craftlib import augment, bio, config, stages, tags
 from craftlib.errors import CraftlibError
 from tests.conftest import FIXTURES
 
@@ -188,22 +188,22 @@ def test_load_augmented_saves_reuses_and_rebuilds(tmp_path, monkeypatch, capsys)
 
     monkeypatch.delenv("CRAFT_SHA256", raising=False)
     monkeypatch.setenv(ontology.SOURCES_ENV, ";".join(f"{t}=" for t in ontology.TYPE_PREFIX))  # train fallback
-    aug = augment.load_augmented("quick", data_dir=tmp_path, ratio=1.0, seed=1, source=CRAFT)
+    aug = stages.load("augmented", config.data_spec("quick", "proper", tmp_path, ratio=1.0, seed=1, source=CRAFT))
     out = config.processed_dir("quick", "proper", tmp_path) / "augmented"
     stats = json.loads((out / "stats.json").read_text())
     assert (out / "dataset").is_dir() and stats["ratio"] == 1.0 and stats["seed"] == 1
     assert stats["original_sentences"] == 2 and len(aug["train"]) == 2 + stats["augmented_sentences"]
     assert stats["entity_list_fallback"] == list(ontology.TYPE_PREFIX)
-    base = tags.load_dataset("quick", data_dir=tmp_path, build_if_missing=False)
+    base = stages.load("dataset", config.data_spec("quick", "proper", tmp_path), build=False)
     assert aug["test"]["tokens"] == base["test"]["tokens"] and aug["test"]["ner_tags"] == base["test"]["ner_tags"]
-    again = augment.load_augmented("quick", data_dir=tmp_path, ratio=1.0, seed=1, build_if_missing=False)
+    again = stages.load("augmented", config.data_spec("quick", "proper", tmp_path, ratio=1.0, seed=1), build=False)
     assert again["train"].to_dict() == aug["train"].to_dict()
     capsys.readouterr()
-    augment.load_augmented("quick", data_dir=tmp_path, ratio=0.5, seed=1)
+    stages.load("augmented", config.data_spec("quick", "proper", tmp_path, ratio=0.5, seed=1))
     assert "Rebuilding the augmented set" in (msg := capsys.readouterr().out) and "inputs changed: ratio" in msg
-    assert augment.load_stats("quick", data_dir=tmp_path)["ratio"] == 0.5
+    assert stages.stats("augmented", config.data_spec("quick", "proper", tmp_path))["ratio"] == 0.5
     with pytest.raises(CraftlibError, match="python -m craftlib augment"):
-        augment.load_augmented("quick", data_dir=tmp_path / "none", build_if_missing=False)
+        stages.load("augmented", config.data_spec("quick", "proper", tmp_path / "none"), build=False)
 
 
 def test_cli_augment(tmp_path, monkeypatch, capsys):
@@ -215,11 +215,11 @@ def test_cli_augment(tmp_path, monkeypatch, capsys):
     assert main(["augment", "--profile", "quick", "--data-dir", str(tmp_path), "--source", str(CRAFT),
                  "--ratio", "1", "--seed", "3"]) == 0
     assert "realised ratio" in capsys.readouterr().out
-    assert augment.load_stats("quick", data_dir=tmp_path)["seed"] == 3
+    assert stages.stats("augmented", config.data_spec("quick", "proper", tmp_path))["seed"] == 3
     args = ["augment", "--profile", "quick", "--data-dir", str(tmp_path), "--ratio", "1", "--seed", "3"]
     assert main(args) == 0 and "reused" in capsys.readouterr().out
     assert main(args + ["--keep-unchanged", "--sampling", "uniform"]) == 0 and "wrote" in capsys.readouterr().out
-    stats = augment.load_stats("quick", data_dir=tmp_path)
+    stats = stages.stats("augmented", config.data_spec("quick", "proper", tmp_path))
     assert (stats["variant"], stats["sampling"]) == ("full-copy", "uniform")
 
 
@@ -300,12 +300,12 @@ def test_full_profile_defaults_to_the_full_copy(tmp_path, monkeypatch):
     assert config.get_profile("full").augment_keep_unchanged and not config.get_profile("quick").augment_keep_unchanged
     monkeypatch.delenv("CRAFT_SHA256", raising=False)
     monkeypatch.setenv(ontology.SOURCES_ENV, ";".join(f"{t}=" for t in ontology.TYPE_PREFIX))
-    full = augment.load_augmented("full", data_dir=tmp_path, ratio=0.2, seed=1, source=CRAFT)
-    stats = augment.load_stats("full", data_dir=tmp_path)
+    full = stages.load("augmented", config.data_spec("full", "proper", tmp_path, ratio=0.2, seed=1, source=CRAFT))
+    stats = stages.stats("augmented", config.data_spec("full", "proper", tmp_path))
     assert stats["variant"] == "full-copy" and len(full["train"]) == 2 * stats["original_sentences"]
     # quick shares the dataset folder: its replaced-only set replaces the full copy (the variant is an input)
-    quick = augment.load_augmented("quick", data_dir=tmp_path, ratio=0.2, seed=1, source=CRAFT)
-    assert augment.load_stats("quick", data_dir=tmp_path)["variant"] == "replaced-only"
+    quick = stages.load("augmented", config.data_spec("quick", "proper", tmp_path, ratio=0.2, seed=1, source=CRAFT))
+    assert stages.stats("augmented", config.data_spec("quick", "proper", tmp_path))["variant"] == "replaced-only"
     assert len(quick["train"]) < len(full["train"])
 
 
@@ -315,29 +315,29 @@ def test_augmented_set_rebuilt_when_the_lists_change(tmp_path, monkeypatch, caps
     monkeypatch.delenv("CRAFT_SHA256", raising=False)
     none = ";".join(f"{t}=" for t in ontology.TYPE_PREFIX)
     monkeypatch.setenv(ontology.SOURCES_ENV, none)
-    first = augment.load_augmented("quick", data_dir=tmp_path, ratio=1.0, seed=1, source=CRAFT)
-    out = augment.augmented_dir("quick", "proper", tmp_path)
+    first = stages.load("augmented", config.data_spec("quick", "proper", tmp_path, ratio=1.0, seed=1, source=CRAFT))
+    out = stages.folder("augmented", config.data_spec("quick", "proper", tmp_path))
     mtime = (out / "stats.json").stat().st_mtime_ns
-    again = augment.load_augmented("quick", data_dir=tmp_path, ratio=1.0, seed=1, source=CRAFT)
+    again = stages.load("augmented", config.data_spec("quick", "proper", tmp_path, ratio=1.0, seed=1, source=CRAFT))
     assert (out / "stats.json").stat().st_mtime_ns == mtime and again["train"].to_dict() == first["train"].to_dict()
     capsys.readouterr()
     # a Cell ontology now: the lists are rebuilt, and so is the augmented set
     monkeypatch.setenv(ontology.SOURCES_ENV, none.replace("Cell=", f"Cell={FIXTURES / 'obo' / 'cl_mini.obo'}"))
-    second = augment.load_augmented("quick", data_dir=tmp_path, ratio=1.0, seed=1, source=CRAFT)
+    second = stages.load("augmented", config.data_spec("quick", "proper", tmp_path, ratio=1.0, seed=1, source=CRAFT))
     msg = capsys.readouterr().out
     assert "Rebuilding the entity lists" in msg and "Rebuilding the augmented set" in msg and "entity_lists" in msg
-    assert augment.load_stats("quick", data_dir=tmp_path)["per_type"]["Cell"]["list_terms"] == 6
+    assert stages.stats("augmented", config.data_spec("quick", "proper", tmp_path))["per_type"]["Cell"]["list_terms"] == 6
     assert second["train"].to_dict() != first["train"].to_dict()
     # saved lists changed behind the augmented set's back: build_if_missing=False refuses the stale set
     monkeypatch.setenv(ontology.SOURCES_ENV, none)
-    ontology.build_entity_lists("quick", data_dir=tmp_path, source=CRAFT)
+    stages.load("entity_lists", config.data_spec("quick", "proper", tmp_path, source=CRAFT))
     with pytest.raises(CraftlibError, match="inputs changed: entity_lists"):
-        augment.load_augmented("quick", data_dir=tmp_path, ratio=1.0, seed=1, build_if_missing=False)
+        stages.load("augmented", config.data_spec("quick", "proper", tmp_path, ratio=1.0, seed=1), build=False)
     # the seed and the variant are inputs too
-    augment.load_augmented("quick", data_dir=tmp_path, ratio=1.0, seed=2, source=CRAFT)
-    assert augment.load_stats("quick", data_dir=tmp_path)["seed"] == 2
-    augment.load_augmented("quick", data_dir=tmp_path, ratio=1.0, seed=2, source=CRAFT, keep_unchanged=True)
-    assert augment.load_stats("quick", data_dir=tmp_path)["variant"] == "full-copy"
+    stages.load("augmented", config.data_spec("quick", "proper", tmp_path, ratio=1.0, seed=2, source=CRAFT))
+    assert stages.stats("augmented", config.data_spec("quick", "proper", tmp_path))["seed"] == 2
+    stages.load("augmented", config.data_spec("quick", "proper", tmp_path, ratio=1.0, seed=2, source=CRAFT, keep_unchanged=True))
+    assert stages.stats("augmented", config.data_spec("quick", "proper", tmp_path))["variant"] == "full-copy"
 
 
 def test_replace_prob_zero_is_the_same_copies_without_names(dsd):

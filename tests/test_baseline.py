@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from craftlib import baseline, bio, config, ontology, tags
+from craftlib import baseline, bio, config, ontology, stages
 from craftlib.evaluate import score
 from tests.conftest import FIXTURES
 
@@ -63,8 +63,8 @@ def test_output_is_valid_iob2_and_scored(tagger):
 def test_run_dictionary_baseline_writes_metrics_and_predictions(tmp_path, monkeypatch):
     monkeypatch.delenv("CRAFT_SHA256", raising=False)
     monkeypatch.setenv(ontology.SOURCES_ENV, ";".join(f"{t}=" for t in ontology.TYPE_PREFIX))
-    m = baseline.run_dictionary_baseline("quick", data_dir=tmp_path / "data", models_dir=tmp_path / "models",
-                                         source=CRAFT)
+    m = baseline.run_dictionary_baseline(config.data_spec("quick", "proper", tmp_path / "data", source=CRAFT),
+                                         tmp_path / "models")
     out = tmp_path / "models" / "dictionary-quick"
     saved = json.loads((out / "metrics.json").read_text())
     assert saved == m
@@ -73,7 +73,7 @@ def test_run_dictionary_baseline_writes_metrics_and_predictions(tmp_path, monkey
         assert key in m
     assert m["run"] == "dictionary-quick" and m["system"] == "dictionary" and m["dataset"] == "craft-proper"
     rows = [json.loads(x) for x in (out / "predictions_test.jsonl").read_text().splitlines()]
-    dsd = tags.load_dataset("quick", data_dir=tmp_path / "data", build_if_missing=False)
+    dsd = stages.load("dataset", config.data_spec("quick", "proper", tmp_path / "data"), build=False)
     assert len(rows) == len(dsd["test"]) and all(len(r["pred"]) == len(r["tokens"]) == len(r["gold"]) for r in rows)
     assert set(rows[0]) == {"doc_id", "sentence_id", "tokens", "gold", "pred"}
     # the metrics are exactly evaluate.score of the written predictions

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from craftlib import bundle
+from craftlib import bundle, config
 from craftlib.corpus import sha256_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,9 +59,9 @@ def test_bundle_installs_with_no_index(tmp_path, tiny_wheel, monkeypatch):
     lock.write_text("craft-tiny-dep==0.1\n")
     dest = tmp_path / "room"
     summary = bundle.make_bundle(
-        dest, platforms=["manylinux_2_28_x86_64", "win_amd64"], python_version="3.11", lock=lock,
-        source=str(archive), sha256=sha256_file(archive), ontology_dir=FIXTURES / "obo",
-        pip_args=["--no-index", "--find-links", str(tiny_wheel)], build_requirements=())
+        dest, bundle.Wheels(platforms=("manylinux_2_28_x86_64", "win_amd64"), python_version="3.11", lock=lock,
+                            pip_args=("--no-index", "--find-links", str(tiny_wheel)), build_requirements=()),
+        config.data_spec(source=str(archive), sha256=sha256_file(archive), ontology_dir=FIXTURES / "obo"))
     names = sorted(p.name for p in (dest / "wheels").glob("*.whl"))
     assert any(n.startswith("craftlib-0") for n in names) and "craft_tiny_dep-0.1-py3-none-any.whl" in names
     assert summary["settings"]["CRAFT_SHA256"] == sha256_file(archive)

@@ -142,12 +142,14 @@ def test_debug_shows_the_traceback(tmp_path, monkeypatch):
 
 
 def test_a_real_bug_is_never_swallowed(tmp_path, monkeypatch):
-    from craftlib import tags
+    import dataclasses
+
+    from craftlib import stages
 
     def bug(*args, **kwargs):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(tags, "build_dataset", bug)
+    monkeypatch.setitem(stages.STAGES, "dataset", dataclasses.replace(stages.STAGES["dataset"], build=bug))
     with pytest.raises(ZeroDivisionError):
         cli.main(_data(tmp_path))
 

@@ -105,7 +105,7 @@ def test_notebook_07_quotes_the_committed_engine_benchmark():
     text = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
     assert bench["command"].startswith("python benchmarks/bench_engines.py") and bench["hardware"]["cores"] >= 1
     m = re.search(r"int8 tagged ([\d.]+)× .*?torch fp32 \(bf16 autocast ([\d.]+)×, ONNX fp32 ([\d.]+)×\), at test F1 "
-                  r"([+−-][\d.]+)", text, re.S)
+                  r"([+−-][\d.]+)", text, re.DOTALL)
     assert m, "notebook 07 no longer quotes the engine benchmark"
     assert float(m.group(1)) == engines["onnx-int8"]["speedup"]
     assert float(m.group(2)) == engines["torch-bf16"]["speedup"]

@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from craftlib import config, estimate
+from craftlib import config, estimate, runs
 
 CAL = {"step_s": 0.05, "token_s": 1e-4, "window_s": 0.002, "threads": 2, "others_busy_before": 0.0,
        "key": "cpu:x86_64 (2 cores, native bf16)|torch 2|bf16|2 threads|minilm", "measured": "2026-12-06T14:00",
@@ -16,24 +16,24 @@ CAL = {"step_s": 0.05, "token_s": 1e-4, "window_s": 0.002, "threads": 2, "others
 
 
 def test_workload_of_quick_is_the_committed_runs():
-    work = {t.run: t for t in estimate.workload("quick")}
-    single = json.loads((config.published_dir() / "single-minilm-quick" / "metrics.json").read_text())
+    work = {t.run: t for t in estimate.workload(config.PROFILES["quick"])}
+    single = runs.Run(config.published_dir() / "single-minilm-quick").metrics()
     assert list(work) == ["single-minilm-quick", "augmented-minilm-quick", "two-step-minilm-quick"]
     assert work["single-minilm-quick"].steps == single["steps"][-1]["global_step"]
     assert work["single-minilm-quick"].tokens == single["steps"][-1]["tokens_seen"]
     # two-step trains only its step 2 (step 1 is the augmented run, reused)
-    two = json.loads((config.published_dir() / "two-step-minilm-quick" / "metrics.json").read_text())
+    two = runs.Run(config.published_dir() / "two-step-minilm-quick").metrics()
     assert work["two-step-minilm-quick"].steps == two["steps"][-1]["global_step"]
 
 
 def test_workload_of_smoke_comes_from_its_profile():
     smoke = config.get_profile("smoke")
-    work = estimate.workload("smoke", results_dir="/nonexistent")
+    work = estimate.workload(config.PROFILES["smoke"], results_dir="/nonexistent")
     assert [t.steps for t in work] == [smoke.max_steps] * 3
 
 
 def test_estimate_arithmetic():
-    est = estimate.estimate("smoke", cal=CAL, results_dir="/nonexistent")
+    est = estimate.estimate(config.PROFILES["smoke"], cal=CAL, results_dir="/nonexistent")
     smoke = config.get_profile("smoke")
     one = (smoke.max_steps * CAL["step_s"] + smoke.max_steps * smoke.batch_size * estimate.MEAN_WINDOW_TOKENS
            * CAL["token_s"] + 2 * smoke.max_eval_sentences * CAL["window_s"])
@@ -72,18 +72,19 @@ def test_real_calibration_runs_and_restores_threads(tmp_path, monkeypatch):
 
 def test_notebook_plan(tmp_path, monkeypatch):
     monkeypatch.setattr(estimate, "calibrate", lambda *a, **k: CAL)
-    plan = estimate.notebook_plan("smoke", models_dir=tmp_path)
+    smoke = config.data_spec("smoke", data=tmp_path)
+    plan = estimate.notebook_plan(smoke, models_dir=tmp_path)
     assert plan.startswith("Plan: 3 trainings, about ") and "on this CPU (bf16, 2 thread(s))" in plan
     (tmp_path / "augmented-minilm-smoke").mkdir()
     (tmp_path / "augmented-minilm-smoke" / "metrics.json").write_text("{}")
-    assert estimate.notebook_plan("smoke", models_dir=tmp_path).startswith("Plan: 2 trainings (1 already trained")
+    assert estimate.notebook_plan(smoke, models_dir=tmp_path).startswith("Plan: 2 trainings (1 already trained")
     # only two-step asked for, no augmented run: two-step trains it first
     (tmp_path / "augmented-minilm-smoke" / "metrics.json").unlink()
-    assert estimate.notebook_plan("smoke", ["two-step"], models_dir=tmp_path).startswith("Plan: 2 trainings")
+    assert estimate.notebook_plan(smoke, ["two-step"], models_dir=tmp_path).startswith("Plan: 2 trainings")
     for recipe in estimate.RECIPES:
         (tmp_path / f"{recipe}-minilm-smoke").mkdir(exist_ok=True)
         (tmp_path / f"{recipe}-minilm-smoke" / "metrics.json").write_text("{}")
-    assert estimate.notebook_plan("smoke", models_dir=tmp_path).startswith("Plan: nothing to train")
+    assert estimate.notebook_plan(smoke, models_dir=tmp_path).startswith("Plan: nothing to train")
 
 
 def test_report_lines_per_profile_and_recommendation(monkeypatch):

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from seqeval.metrics.sequence_labeling import get_entities
 
+from craftlib import config, pipeline, runs
 from craftlib import evaluate as ev
-from craftlib import pipeline, runs
 from craftlib.config import ENTITY_TYPES, LABELS
 from craftlib.errors import CraftlibError
 
@@ -274,8 +274,8 @@ def test_build_plan_says_what_would_be_built(tmp_path):
     write_jsonl(tmp_path / "models" / "dictionary-smoke" / "predictions_test.jsonl", random_records(1, n_sent=2))
     (tmp_path / "results" / "single-minilm-smoke").mkdir(parents=True)
     (tmp_path / "results" / "single-minilm-smoke" / "metrics.json").write_text(json.dumps({"train_seconds": 12.5}))
-    plan = pipeline.build_plan(["dictionary", "single"], "smoke", models_dir=tmp_path / "models",
-                         results_dir=tmp_path / "results")
+    plan = pipeline.build_plan(["dictionary", "single"], config.data_spec("smoke"), models_dir=tmp_path / "models",
+                               results_dir=tmp_path / "results")
     assert [(p["run"], p["action"]) for p in plan] == [("dictionary-smoke", "read"), ("single-minilm-smoke", "build")]
     assert plan[0]["command"] == "python -m craftlib baseline --profile smoke"
     assert plan[1]["command"].startswith("python -m craftlib train --recipe single --profile smoke")
@@ -414,15 +414,16 @@ def test_evaluate_command_writes_errors(tmp_path, capsys):
     assert "strict-IOB2" in capsys.readouterr().out
 
 
-def test_load_or_build_reads_the_run_folder(tmp_path):
+def test_predictions_reads_the_run_folder(tmp_path):
     records = random_records(4, n_sent=3)
     write_jsonl(tmp_path / "dictionary-smoke" / "predictions_test.jsonl", records)
-    run, got = pipeline.load_or_build("dictionary", "smoke", models_dir=tmp_path, build_if_missing=False)
+    run, got = pipeline.predictions("dictionary", config.data_spec("smoke"), models_dir=tmp_path,
+                                    build_if_missing=False)
     assert run == "dictionary-smoke" and got == records
     with pytest.raises(CraftlibError, match="No predictions file"):
-        pipeline.load_or_build("dictionary", "quick", models_dir=tmp_path, build_if_missing=False)
+        pipeline.predictions("dictionary", config.data_spec("quick"), models_dir=tmp_path, build_if_missing=False)
     with pytest.raises(CraftlibError, match="Unknown system"):
-        pipeline.load_or_build("crf++", "smoke", models_dir=tmp_path)
+        pipeline.predictions("crf++", config.data_spec("smoke"), models_dir=tmp_path)
     assert runs.system_run_name("two-step", "quick") == "two-step-minilm-quick"
 
 
@@ -519,8 +520,10 @@ def test_rescore_rewrites_only_the_scores(tmp_path):
     rec = {"doc_id": "d", "sentence_id": 1, "tokens": ["Pax6", "gene"], "gold": ["B-Gene", "O"], "pred": ["B-Protein", "O"]}
     for split in ("validation", "test"):
         (run / f"predictions_{split}.jsonl").write_text(json.dumps(rec) + "\n")
-    (run / "metrics.json").write_text(json.dumps({"run": "two-step-x", "dev": {"f1": 0.5}, "test": {"f1": 0.5},
-                                                   "command": "python -m craftlib train ..."}))
+    old = {"precision": 0.5, "recall": 0.5, "f1": 0.5, "accuracy": 0.9}
+    (run / "metrics.json").write_text(json.dumps({
+        **runs.metrics_core("two-step-x", "transformer", "smoke", 42, "craft-proper-smoke", "two-step", "minilm"),
+        "dev": old, "test": old, "command": "python -m craftlib train ..."}))
     m = evaluate.rescore(run)
     assert m["test"]["f1"] == 0.0 and m["test"]["merged"]["f1"] == 1.0
     saved = json.loads((run / "metrics.json").read_text())

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from craftlib import config, corpus, models, runs, train
+from craftlib import config, corpus, models, progress, runs, train, viz
 from craftlib.errors import CraftlibError
 from tests.test_train import _synthetic, tiny_model_dir  # noqa: F401  (module fixture reused)
 
@@ -49,7 +49,7 @@ def test_learning_curve_file_keeps_the_callers_backend_and_figures(tmp_path, pdf
     import matplotlib.pyplot as plt
 
     open_before = plt.get_fignums()
-    train._save_learning_curve(_log_csv(tmp_path / "log.csv"), tmp_path / "curve.png", "run")
+    viz.save_learning_curve(_log_csv(tmp_path / "log.csv"), tmp_path / "curve.png", "run")
     assert matplotlib.get_backend() == pdf_backend  # was switched to Agg: later plt.show() were silent
     assert plt.get_fignums() == open_before  # drawn on a bare Figure, nothing left in pyplot
     assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -61,9 +61,9 @@ def test_plot_learning_curve_draws_on_a_given_axes_or_a_new_pyplot_figure(tmp_pa
 
     fig = Figure()
     ax = fig.subplots()
-    assert train.plot_learning_curve(_log_csv(tmp_path / "log.csv"), ax=ax) is ax
+    assert viz.plot_learning_curve(_log_csv(tmp_path / "log.csv"), ax=ax) is ax
     assert plt.get_fignums() == []
-    ax = train.plot_learning_curve(tmp_path / "log.csv", title="interactive")
+    ax = viz.plot_learning_curve(tmp_path / "log.csv", title="interactive")
     assert plt.get_fignums() == [ax.figure.number]  # without ax: a pyplot figure, shown like any other
 
 
@@ -72,9 +72,9 @@ def test_smoke_training_keeps_the_backend_and_logs_short_lines(tiny_model_dir, t
     import matplotlib
 
     prof = config.get_profile("smoke", max_steps=4, learning_rate=3e-3, max_length=16, window_stride=4)
-    monkeypatch.setattr(train, "load_recipe_data", lambda kind, profile, seed, annotation_set, data_dir=None: {
+    monkeypatch.setattr(train, "load_recipe_data", lambda kind, spec: {
         "train": _synthetic(24), "validation": _synthetic(8, seed=1), "test": _synthetic(8, seed=2)})
-    out = train.train_recipe("single", prof, base_model=str(tiny_model_dir), models_dir=tmp_path, progress=False)
+    out = train.train_recipe(train.run_spec("single", prof, base_model=str(tiny_model_dir), models_dir=tmp_path), progress=False)
     assert (out / "learning_curve.png").is_file()
     assert matplotlib.get_backend() == pdf_backend
     captured = capsys.readouterr()
@@ -86,7 +86,7 @@ def test_smoke_training_keeps_the_backend_and_logs_short_lines(tiny_model_dir, t
 
 def test_progress_bars_in_a_live_frontend_only(monkeypatch):
     monkeypatch.setattr("sys.stderr.isatty", lambda: False, raising=False)
-    assert train.live_progress() is False  # CI log, papermill's kernel: no bars
+    assert progress.live_progress() is False  # CI log, papermill's kernel: no bars
 
 
 def test_every_notebook_leaves_the_profile_to_the_host(monkeypatch):
@@ -100,7 +100,8 @@ def test_every_notebook_leaves_the_profile_to_the_host(monkeypatch):
         assert values["PROFILE"] is None, path.name
         setup = "".join(next(c for c in nb["cells"] if c["cell_type"] == "code" and "craftlib.setup(" in
                              "".join(c["source"]))["source"])
-        assert "get_profile(PROFILE)" in setup, f"{path.name}: derive names from the resolved profile"
+        assert "get_profile(PROFILE)" in setup or "data_spec(PROFILE" in setup, (
+            f"{path.name}: derive names from the resolved profile (config.get_profile or config.data_spec)")
     monkeypatch.setenv("CRAFTLIB_PROFILE", "smoke")
     assert config.get_profile(None).name == "smoke"
     assert config.get_profile("full").name == "full"

@@ -98,11 +98,11 @@ def test_01_explore_craft(workspace):
 
 # --- 02_normalize_tags ---
 def test_02_normalize_tags(workspace):
-    from craftlib import bio, config, tags
+    from craftlib import bio, config, stages, tags
 
     nb = run_notebook("02_normalize_tags.ipynb", workspace)
     out = config.processed_dir("smoke", "proper", workspace["data"])
-    dsd = tags.load_dataset("smoke", "proper", data_dir=workspace["data"], build_if_missing=False)
+    dsd = stages.load("dataset", config.data_spec("smoke", "proper", workspace["data"]), build=False)
     assert set(dsd) == {"train", "validation", "test"}
     names = dsd["train"].features["ner_tags"].feature.names
     assert names == list(config.LABELS) and len(names) == 13
@@ -138,13 +138,13 @@ def test_02_normalize_tags(workspace):
 
 # --- 03_augment_with_ontologies ---
 def test_03_augment_with_ontologies(workspace):
-    from craftlib import augment, config, ontology, tags
+    from craftlib import config, stages
     from craftlib.evaluate import score
 
     nb = run_notebook("03_augment_with_ontologies.ipynb", workspace)
     out = config.processed_dir("smoke", "proper", workspace["data"])
     lstats = load_json(out / "entity_lists" / "stats.json")
-    lists = ontology.load_entity_lists("smoke", data_dir=workspace["data"], build_if_missing=False)
+    lists = stages.load("entity_lists", config.data_spec("smoke", "proper", workspace["data"]), build=False)
     assert set(lists) == set(config.ENTITY_TYPES) and all(lists[t] for t in ("Sequence", "Cell"))  # bundled CL/SO
     for t, terms in lists.items():
         assert lstats["types"][t]["terms"] == len(terms) and len({x.casefold() for x in terms}) == len(terms)
@@ -153,8 +153,8 @@ def test_03_augment_with_ontologies(workspace):
 
     astats = load_json(out / "augmented" / "stats.json")
     assert astats["ratio"] == 0.2 and astats["seed"] == 42 and 0.1 < astats["realised_ratio"] < 0.3
-    aug = augment.load_augmented("smoke", data_dir=workspace["data"], build_if_missing=False)
-    dsd = tags.load_dataset("smoke", data_dir=workspace["data"], build_if_missing=False)
+    aug = stages.load("augmented", config.data_spec("smoke", "proper", workspace["data"]), build=False)
+    dsd = stages.load("dataset", config.data_spec("smoke", "proper", workspace["data"]), build=False)
     assert len(aug["train"]) == len(dsd["train"]) + astats["augmented_sentences"] > len(dsd["train"])
     for split in ("validation", "test"):
         assert aug[split]["tokens"] == dsd[split]["tokens"] and aug[split]["ner_tags"] == dsd[split]["ner_tags"]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from craftlib import config, ontology
+from craftlib import config, ontology, stages
 from craftlib.errors import CraftlibError, OntologyError
 from tests.conftest import FIXTURES
 
@@ -143,7 +143,7 @@ def fallback_build(tmp_path, monkeypatch, capsys):
     """Entity lists of the miniature CRAFT with NO ontology: every type falls back to train annotations."""
     monkeypatch.delenv("CRAFT_SHA256", raising=False)
     monkeypatch.delenv(ontology.SOURCES_ENV, raising=False)
-    lists = ontology.build_entity_lists("quick", data_dir=tmp_path, source=CRAFT, sources=ALL_NONE)
+    lists = stages.load("entity_lists", config.data_spec("quick", "proper", tmp_path, source=CRAFT, sources=ALL_NONE))
     return lists, tmp_path, capsys.readouterr().out
 
 
@@ -178,9 +178,9 @@ def test_lists_files_stats_coverage_and_reload(fallback_build, tmp_path):
         "Sequence": (1, 0), "Cell": (1, 0), "Protein": (1, 2), "Gene": (1, 0), "Taxon": (0, 1), "Chemical": (2, 0)}
     assert all(v[s]["covered"] == 0 for v in cov.values() for s in ("train", "test"))
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".entity_lists")]
-    assert ontology.load_entity_lists("quick", data_dir=data, build_if_missing=False) == lists
+    assert stages.load("entity_lists", config.data_spec("quick", "proper", data), build=False) == lists
     with pytest.raises(OntologyError, match="entity-lists"):
-        ontology.load_entity_lists("quick", data_dir=tmp_path / "empty", build_if_missing=False)
+        stages.load("entity_lists", config.data_spec("quick", "proper", tmp_path / "empty"), build=False)
 
 
 def test_build_from_obo_sources_and_cli(tmp_path, monkeypatch, capsys):
@@ -196,7 +196,7 @@ def test_build_from_obo_sources_and_cli(tmp_path, monkeypatch, capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "TRAIN FALLBACK" in out and "cl_mini.obo.gz" in out
-    stats = ontology.load_stats("quick", data_dir=tmp_path / "data")
+    stats = stages.stats("entity_lists", config.data_spec("quick", "proper", tmp_path / "data"))
     assert sorted(stats["fallback"]) == ["Chemical", "Taxon"]
     assert stats["types"]["Gene"]["terms"] == 2 and stats["types"]["Cell"]["terms"] == 6
     assert stats["types"]["Cell"]["sources"][0]["ontology_terms"] == 4
@@ -204,7 +204,7 @@ def test_build_from_obo_sources_and_cli(tmp_path, monkeypatch, capsys):
     assert main(args) == 0 and "reused" in capsys.readouterr().out  # same inputs
     assert main(args + ["--skip-filter", "charged_form"]) == 0
     assert "wrote" in capsys.readouterr().out
-    assert ontology.load_stats("quick", data_dir=tmp_path / "data")["filters"] == [
+    assert stages.stats("entity_lists", config.data_spec("quick", "proper", tmp_path / "data"))["filters"] == [
         f for f in ontology.FILTERS if f != "charged_form"]
 
 
@@ -309,20 +309,19 @@ def test_stats_record_filter_counts_per_type(tmp_path, monkeypatch):
     monkeypatch.delenv(ontology.SOURCES_ENV, raising=False)
     srcs = {**ALL_NONE, "Sequence": [FILTER_OBO / "typed_synonym.obo", FILTER_OBO / "imgt_label.obo"],
             "Taxon": [FILTER_OBO / "ncbi_qualifier.obo"], "Chemical": [FILTER_OBO / "charged_form.obo"]}
-    ontology.build_entity_lists("quick", data_dir=tmp_path, source=CRAFT, sources=srcs)
-    stats = ontology.load_stats("quick", data_dir=tmp_path)
+    stages.load("entity_lists", config.data_spec("quick", "proper", tmp_path, source=CRAFT, sources=srcs))
+    stats = stages.stats("entity_lists", config.data_spec("quick", "proper", tmp_path))
     fc = {t: v["filter_counts"] for t, v in stats["types"].items()}
     assert fc["Sequence"]["typed_synonym"] == 6 and fc["Sequence"]["imgt_label"] == 4
     assert fc["Taxon"]["ncbi_qualifier"] == 3 and fc["Chemical"]["charged_form"] == 3
     assert fc["Chemical"]["typed_synonym"] == 0 and stats["filters"] == list(ontology.FILTERS)
     # skipping a filter is a different build: the lists are rebuilt and the count is 0
-    ontology.build_entity_lists("quick", data_dir=tmp_path, source=CRAFT, sources=srcs,
-                                filters=_without("charged_form"))
-    stats = ontology.load_stats("quick", data_dir=tmp_path)
+    stages.load("entity_lists", config.data_spec("quick", "proper", tmp_path, source=CRAFT, sources=srcs, filters=_without("charged_form")))
+    stats = stages.stats("entity_lists", config.data_spec("quick", "proper", tmp_path))
     assert stats["types"]["Chemical"]["filter_counts"]["charged_form"] == 0
-    assert "urate(1-)" in ontology.load_entity_lists("quick", data_dir=tmp_path, build_if_missing=False)["Chemical"]
+    assert "urate(1-)" in stages.load("entity_lists", config.data_spec("quick", "proper", tmp_path), build=False)["Chemical"]
     with pytest.raises(CraftlibError, match="Unknown entity-list filter"):
-        ontology.build_entity_lists("quick", data_dir=tmp_path, source=CRAFT, sources=srcs, filters=["nope"])
+        stages.load("entity_lists", config.data_spec("quick", "proper", tmp_path, source=CRAFT, sources=srcs, filters=["nope"]))
 
 
 # ------------------------------------------------------------------------------------ cache keyed on inputs
@@ -338,21 +337,21 @@ def test_lists_rebuilt_when_the_ontology_dir_changes(tmp_path, monkeypatch, caps
     full.mkdir()
     (full / "chebi_mini.obo").write_text((FILTER_OBO / "charged_form.obo").read_text())
     data = tmp_path / "data"
-    first = ontology.build_entity_lists("quick", data_dir=data, source=CRAFT, ontology_dir=empty)
-    assert "citric acid" not in first["Chemical"] and "Chemical" in ontology.load_stats("quick", data_dir=data)["fallback"]
-    out = ontology.lists_dir("quick", "proper", data)
+    first = stages.load("entity_lists", config.data_spec("quick", "proper", data, source=CRAFT, ontology_dir=empty))
+    assert "citric acid" not in first["Chemical"] and "Chemical" in stages.stats("entity_lists", config.data_spec("quick", "proper", data))["fallback"]
+    out = stages.folder("entity_lists", config.data_spec("quick", "proper", data))
     mtime = (out / "stats.json").stat().st_mtime_ns
     capsys.readouterr()
     # same inputs: reused as they are
-    assert ontology.load_entity_lists("quick", data_dir=data, source=CRAFT, ontology_dir=empty) == first
+    assert stages.load("entity_lists", config.data_spec("quick", "proper", data, source=CRAFT, ontology_dir=empty)) == first
     assert (out / "stats.json").stat().st_mtime_ns == mtime and "Rebuilding" not in capsys.readouterr().out
     # the right folder: rebuilt, with the ChEBI terms, and the reason printed
-    second = ontology.load_entity_lists("quick", data_dir=data, source=CRAFT, ontology_dir=full)
+    second = stages.load("entity_lists", config.data_spec("quick", "proper", data, source=CRAFT, ontology_dir=full))
     assert "citric acid" in second["Chemical"] and "Rebuilding" in capsys.readouterr().out
-    assert "Chemical" not in ontology.load_stats("quick", data_dir=data)["fallback"]
+    assert "Chemical" not in stages.stats("entity_lists", config.data_spec("quick", "proper", data))["fallback"]
     # the same file changed in place (size and modification time): rebuilt again
     (full / "chebi_mini.obo").write_text((FILTER_OBO / "charged_form.obo").read_text().replace("citric acid", "malic acid"))
-    third = ontology.load_entity_lists("quick", data_dir=data, source=CRAFT, ontology_dir=full)
+    third = stages.load("entity_lists", config.data_spec("quick", "proper", data, source=CRAFT, ontology_dir=full))
     assert "malic acid" in third["Chemical"] and "citric acid" not in third["Chemical"]
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".build-")]
 
@@ -361,15 +360,15 @@ def test_lists_rebuilt_when_an_explicit_source_changes(tmp_path, monkeypatch):
     monkeypatch.delenv("CRAFT_SHA256", raising=False)
     monkeypatch.delenv(ontology.SOURCES_ENV, raising=False)
     data = tmp_path / "data"
-    a = ontology.build_entity_lists("quick", data_dir=data, source=CRAFT, sources={**ALL_NONE, "Cell": [OBO / "cl_mini.obo"]})
-    b = ontology.build_entity_lists("quick", data_dir=data, source=CRAFT, sources={**ALL_NONE, "Cell": []})
+    a = stages.load("entity_lists", config.data_spec("quick", "proper", data, source=CRAFT, sources={**ALL_NONE, "Cell": [OBO / "cl_mini.obo"]}))
+    b = stages.load("entity_lists", config.data_spec("quick", "proper", data, source=CRAFT, sources={**ALL_NONE, "Cell": []}))
     assert "nerve cell" in a["Cell"] and b["Cell"] == ["neuron"]  # the train fallback
-    inputs = json.loads((ontology.lists_dir("quick", "proper", data) / "inputs.json").read_text())["inputs"]
+    inputs = json.loads((stages.folder("entity_lists", config.data_spec("quick", "proper", data)) / "inputs.json").read_text())["inputs"]
     assert inputs["sources"]["Cell"] == [] and set(inputs["dataset"]) == {"train", "validation", "test"}
 
 
 def test_a_caller_naming_no_source_keeps_the_saved_source_settings(tmp_path, monkeypatch, capsys):
-    """Training calls load_entity_lists without sources: lists built with --ontology-dir X stay built from X."""
+    """Training loads the entity_lists stage without sources: lists built with --ontology-dir X stay built from X."""
     monkeypatch.delenv("CRAFT_SHA256", raising=False)
     monkeypatch.delenv(ontology.SOURCES_ENV, raising=False)
     monkeypatch.delenv("CRAFTLIB_ONTOLOGY_DIR", raising=False)
@@ -377,18 +376,18 @@ def test_a_caller_naming_no_source_keeps_the_saved_source_settings(tmp_path, mon
     odir.mkdir()
     (odir / "chebi_mini.obo").write_text((FILTER_OBO / "charged_form.obo").read_text())
     data = tmp_path / "data"
-    built = ontology.build_entity_lists("quick", data_dir=data, source=CRAFT, ontology_dir=odir)
+    built = stages.load("entity_lists", config.data_spec("quick", "proper", data, source=CRAFT, ontology_dir=odir))
     assert "citric acid" in built["Chemical"]
-    assert ontology.load_stats("quick", data_dir=data)["settings"]["ontology_dir"] == str(odir)
+    assert stages.stats("entity_lists", config.data_spec("quick", "proper", data))["settings"]["ontology_dir"] == str(odir)
     capsys.readouterr()
-    assert ontology.load_entity_lists("quick", data_dir=data, source=CRAFT) == built
+    assert stages.load("entity_lists", config.data_spec("quick", "proper", data, source=CRAFT)) == built
     assert "Rebuilding" not in capsys.readouterr().out
     # a file of that folder changes: rebuilt, still from that folder
     (odir / "chebi_mini.obo").write_text((FILTER_OBO / "charged_form.obo").read_text().replace("citric", "malic"))
-    again = ontology.load_entity_lists("quick", data_dir=data, source=CRAFT)
+    again = stages.load("entity_lists", config.data_spec("quick", "proper", data, source=CRAFT))
     assert "malic acid" in again["Chemical"] and "Rebuilding" in capsys.readouterr().out
     # a source named explicitly wins: no ChEBI file → the train fallback
-    other = ontology.load_entity_lists("quick", data_dir=data, source=CRAFT, sources={"Chemical": []})
+    other = stages.load("entity_lists", config.data_spec("quick", "proper", data, source=CRAFT, sources={"Chemical": []}))
     assert "malic acid" not in other["Chemical"]
 
 

@@ -40,7 +40,7 @@ def _sentence(k: int) -> tuple[list[str], list[str]]:
 
 
 def hand_made_dataset(n_train: int = 40, n_eval: int = 12):
-    """A DatasetDict shaped like ``craftlib.tags.load_dataset``'s (ClassLabel tags over LABELS)."""
+    """A DatasetDict shaped like the dataset stage's (``stages.load("dataset", spec)``) (ClassLabel tags over LABELS)."""
     from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 
     features = Features({
@@ -214,7 +214,7 @@ def test_missing_extra_says_how_to_install(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(extras.importlib.util, "find_spec", lambda name, *a: None if name == "spacy" else real(name, *a))
     with pytest.raises(extras.MissingExtraError, match=r"pip install -e \.\[peers\]"):
-        run_benchmark("smoke", systems=["spacy"], dataset=hand_made_dataset(4, 2))
+        run_benchmark(config.data_spec("smoke"), systems=["spacy"], dataset=hand_made_dataset(4, 2))
 
 
 # ------------------------------------------------------------------------------- the runner
@@ -244,8 +244,8 @@ def test_benchmark_smoke_writes_a_complete_results_file(tmp_path):
     _write_external_run(models / "dictionary-smoke", dataset, perfect=True)
     _write_external_run(models / "single-minilm-smoke-seed7", dataset, perfect=False, drop_last=True)
 
-    report = run_benchmark("smoke", seed=7, dataset=dataset, models_dir=models, results_dir=results,
-                           data_dir=tmp_path / "data")
+    report = run_benchmark(config.data_spec("smoke", data=tmp_path / "data", seed=7), dataset=dataset,
+                           models_dir=models, results_dir=results)
 
     on_disk = json.loads((results / "peers-smoke.json").read_text())
     assert on_disk == json.loads(json.dumps(report))
@@ -308,4 +308,5 @@ def test_benchmark_rejects_unknown_system(tmp_path):
     from craftlib.peers.runner import run_benchmark
 
     with pytest.raises(CraftlibError, match="Unknown system"):
-        run_benchmark("smoke", systems=["bert"], dataset=hand_made_dataset(4, 2), results_dir=tmp_path)
+        run_benchmark(config.data_spec("smoke"), systems=["bert"], dataset=hand_made_dataset(4, 2),
+                      results_dir=tmp_path)

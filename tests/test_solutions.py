@@ -57,14 +57,14 @@ def _untracked() -> set[str]:
 def workspace(tmp_path_factory):
     """What notebooks 01-03 write, built through craftlib (the smoke profile) in a temporary folder."""
     require_local_craft()
-    from craftlib import augment, baseline, ontology, tags
+    from craftlib import baseline, config, stages
 
     root = tmp_path_factory.mktemp("solutions")
     dirs = {k: root / k for k in ("data", "models", "results")}
-    tags.build_dataset("smoke", data_dir=dirs["data"], progress=False)
-    ontology.build_entity_lists("smoke", data_dir=dirs["data"])
-    augment.load_augmented("smoke", data_dir=dirs["data"])
-    baseline.run_dictionary_baseline("smoke", data_dir=dirs["data"], models_dir=dirs["models"])
+    stages.load("dataset", config.data_spec("smoke", "proper", dirs["data"], progress=False), force=True)
+    stages.load("entity_lists", config.data_spec("smoke", "proper", dirs["data"]))
+    stages.load("augmented", config.data_spec("smoke", "proper", dirs["data"]))
+    baseline.run_dictionary_baseline(config.data_spec("smoke", "proper", dirs["data"]), dirs["models"])
     return root, dirs
 
 

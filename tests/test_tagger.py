@@ -121,7 +121,7 @@ def test_long_sentence_is_windowed_not_cut(tagged):
 
 def test_craft_documents_by_id_use_their_gold_tokens(model_dir, monkeypatch, tmp_path):
     monkeypatch.setenv("CRAFTLIB_DATA_DIR", str(tmp_path))
-    docs = tagger.predict(model_dir, ["1001", "1002"], source=str(CRAFT), engine="torch")
+    docs = tagger.predict(model_dir, ["1001", "1002"], engine="torch", data=config.data_spec(source=str(CRAFT)))
     assert [d.id for d in docs] == ["1001", "1002"]
     assert docs[0].text == (CRAFT / "articles" / "txt" / "1001.txt").read_text()
     for d in docs:
@@ -136,8 +136,8 @@ def test_real_craft_test_articles(model_dir, tmp_path):
     src = require_local_craft()
     root = corpus.fetch_craft(src, data_dir=os.environ.get("CRAFTLIB_DATA_DIR") or tmp_path, progress=False)
     ids = corpus.read_split_ids(root)["test"][:2]
-    docs = tagger.predict(model_dir, ids, source=src, data_dir=os.environ.get("CRAFTLIB_DATA_DIR") or tmp_path,
-                          engine="torch")
+    data = config.data_spec(data=os.environ.get("CRAFTLIB_DATA_DIR") or tmp_path, source=src)
+    docs = tagger.predict(model_dir, ids, engine="torch", data=data)
     assert all(len(d.entities) > 100 for d in docs)
     for d in docs:
         export.check_offsets(d)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from craftlib import bio, config, corpus, tags
+from craftlib import bio, config, corpus, gene_rules, stages, tags
 from craftlib.errors import BIOError, CraftlibError
 from tests.conftest import FIXTURES, require_local_craft
 
@@ -59,7 +59,7 @@ def test_invalid_iob2_names_the_position(seq, pos):
 def test_spans_to_bio_and_back():
     seq = bio.spans_to_bio(5, [(0, 2, "Gene"), (3, 4, "Taxon")])
     assert seq == ["B-Gene", "I-Gene", "O", "B-Taxon", "O"]
-    assert bio.bio_spans(seq) == bio.bio_entities(seq) == [(0, 2, "Gene"), (3, 4, "Taxon")]
+    assert bio.bio_spans(seq) == [(0, 2, "Gene"), (3, 4, "Taxon")]
     with pytest.raises(BIOError):
         bio.spans_to_bio(3, [(0, 2, "Gene"), (1, 3, "Cell")])
 
@@ -187,16 +187,16 @@ def test_mention_type_per_rule(before, after, italic, expected):
 
 
 def test_cohen_kappa():
-    assert tags.cohen_kappa(list("GGPP"), list("GGPP")) == 1.0
-    assert tags.cohen_kappa(list("GGPP"), list("PPGG")) == -1.0
+    assert gene_rules.cohen_kappa(list("GGPP"), list("GGPP")) == 1.0
+    assert gene_rules.cohen_kappa(list("GGPP"), list("PPGG")) == -1.0
     # observed 0.75, expected 0.5 * 0.75 + 0.5 * 0.25 = 0.5 -> kappa 0.5
-    assert tags.cohen_kappa(list("GGPP"), list("GGGP")) == pytest.approx(0.5)
-    assert tags.cohen_kappa(list("PPP"), list("PPP")) is None  # chance agreement 1: undefined
+    assert gene_rules.cohen_kappa(list("GGPP"), list("GGGP")) == pytest.approx(0.5)
+    assert gene_rules.cohen_kappa(list("PPP"), list("PPP")) is None  # chance agreement 1: undefined
     with pytest.raises(ValueError):
-        tags.cohen_kappa(["G"], [])
+        gene_rules.cohen_kappa(["G"], [])
     sklearn = pytest.importorskip("sklearn.metrics")
     a, b = list("GGPPGPGPPG"), list("GPPPGGGPPP")
-    assert tags.cohen_kappa(a, b) == pytest.approx(sklearn.cohen_kappa_score(a, b))
+    assert gene_rules.cohen_kappa(a, b) == pytest.approx(sklearn.cohen_kappa_score(a, b))
 
 
 def _toy_doc(doc_id: str, split: str, mentions: list[corpus.Mention], italics=()) -> corpus.Document:
@@ -214,7 +214,7 @@ def test_gene_rule_report_on_hand_made_documents():
         _toy_doc("C", "dev", [pr("the ", "Otx2", " binds", 10)], italics=[(10, 14)]),
         _toy_doc("D", "test", []),  # no PR mention: no Gene share
     ]
-    rep = tags.gene_rule_report(docs)
+    rep = gene_rules.gene_rule_report(docs)
     assert rep["documents_read"] == 4 and list(rep["cues"]) == ["train", "validation", "test"]
     assert rep["cues"]["train"] == {"documents": 2, "pr_mentions": 5, "italic": 2, "gene_context": 2,
                                     "protein_context": 1, "both_contexts": 0,
@@ -243,23 +243,23 @@ def test_gene_rule_report_on_hand_made_documents():
     # italic      P G G P P G  (Pax6 gene, Shh, Bmp4 protein, Myoc gene, Myoc, Otx2)
     # italic+ctx  G G P G P G  -> 3 of 6 agree; kappa from the same labels
     assert pair["agreement"] == 0.5
-    assert pair["kappa"] == round(tags.cohen_kappa(list("PGGPPG"), list("GGPGPG")), 4)
+    assert pair["kappa"] == round(gene_rules.cohen_kappa(list("PGGPPG"), list("GGPGPG")), 4)
     none_pair = next(a for a in rep["agreement"] if (a["a"], a["b"]) == ("italic", "none"))
     assert none_pair["agreement"] == 0.5 and none_pair["kappa"] == 0.0
-    table = tags.gene_rule_table(rep)
+    table = gene_rules.gene_rule_table(rep)
     assert list(table.index) == list(tags.GENE_RULE_CHOICES)
     assert table.loc["italic", ("contradictions", "total")] == 3
     assert table.loc["italic", ("docs without Gene", "train")] == "1/2"
     assert table.loc["italic+context", ("Gene share", "train")] == 0.6
     with pytest.raises(ValueError, match="gene_rule"):
-        tags.gene_rule_report(docs, rules=("italic", "bold"))
+        gene_rules.gene_rule_report(docs, rules=("italic", "bold"))
 
 
 def test_gene_rule_report_on_the_fixture_corpus_and_cli(tmp_path, monkeypatch, capsys):
     from craftlib.cli import main
 
     monkeypatch.delenv("CRAFT_SHA256", raising=False)
-    rep = tags.read_gene_rule_report("quick", source=ROOT, data_dir=tmp_path, progress=False)
+    rep = gene_rules.read_gene_rule_report(config.data_spec("quick", "proper", tmp_path, source=ROOT, progress=False))
     assert rep["default_rule"] == "italic+context" and rep["documents_read"] == 2
     assert rep["cues"]["train"]["pr_mentions"] == 3 and rep["cues"]["train"]["gene_context"] == 1
     assert rep["rules"]["italic"]["splits"]["train"]["Gene"] == 2
@@ -335,7 +335,7 @@ def test_extensions_annotation_set():
 @pytest.fixture
 def built(tmp_path, monkeypatch):
     monkeypatch.delenv("CRAFT_SHA256", raising=False)
-    dsd = tags.build_dataset("quick", source=ROOT, data_dir=tmp_path, progress=False)
+    dsd = stages.load("dataset", config.data_spec("quick", "proper", tmp_path, source=ROOT, progress=False), force=True)
     return dsd, tmp_path
 
 
@@ -363,9 +363,9 @@ def test_build_dataset_writes_dataset_stats_and_conll(built):
     assert conll[:3] == ["Pax\tB-Protein", "-\tI-Protein", "2\tI-Protein"]
     assert (out / "conll" / "validation.conll").read_text() == ""
 
-    again = tags.load_dataset("quick", data_dir=data, build_if_missing=False)
+    again = stages.load("dataset", config.data_spec("quick", "proper", data), build=False)
     assert again["train"]["tokens"] == dsd["train"]["tokens"]
-    assert tags.load_stats("quick", data_dir=data) == stats
+    assert stages.stats("dataset", config.data_spec("quick", "proper", data)) == stats
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
@@ -379,19 +379,19 @@ def test_every_written_sequence_is_valid_iob2(built):
 
 def test_worker_processes_give_the_same_dataset(built, tmp_path):
     dsd, _ = built
-    other = tags.build_dataset("quick", source=ROOT, data_dir=tmp_path / "two", progress=False, workers=2)
+    other = stages.load("dataset", config.data_spec("quick", "proper", tmp_path / "two", source=ROOT, progress=False, workers=2), force=True)
     for name in dsd:
         assert other[name].to_list() == dsd[name].to_list()
 
 
 def test_load_dataset_without_build(tmp_path):
     with pytest.raises(CraftlibError, match="python -m craftlib data"):
-        tags.load_dataset("quick", data_dir=tmp_path, build_if_missing=False)
+        stages.load("dataset", config.data_spec("quick", "proper", tmp_path), build=False)
 
 
 def test_smoke_profile_gets_its_own_folder(tmp_path, monkeypatch):
     monkeypatch.delenv("CRAFT_SHA256", raising=False)
-    dsd = tags.load_dataset("smoke", data_dir=tmp_path, source=ROOT, progress=False)
+    dsd = stages.load("dataset", config.data_spec("smoke", "proper", tmp_path, source=ROOT, progress=False))
     assert (tmp_path / "processed" / "craft-proper-smoke" / "stats.json").is_file()
     assert len(dsd["train"]) == 2
 
@@ -404,15 +404,15 @@ def test_cli_data_command(tmp_path, monkeypatch, capsys):
                  "--profile", "quick"])
     assert code == 0
     out = capsys.readouterr().out
-    assert "craft-extensions" in out and "built in" in out
-    assert tags.load_stats("quick", "extensions", tmp_path)["annotation_set"] == "extensions"
+    assert "craft-extensions" in out and out.splitlines()[-1].startswith("wrote ")  # the stage loader's line
+    assert stages.stats("dataset", config.data_spec("quick", "extensions", tmp_path))["annotation_set"] == "extensions"
 
 
 def test_real_corpus_smoke_build(tmp_path):
     """The smoke build of the real corpus (skipped without a local CRAFT copy)."""
     src = require_local_craft()
-    dsd = tags.build_dataset("smoke", source=src, data_dir=tmp_path, progress=False)
-    stats = tags.load_stats("smoke", data_dir=tmp_path)
+    dsd = stages.load("dataset", config.data_spec("smoke", "proper", tmp_path, source=src, progress=False), force=True)
+    stats = stages.stats("dataset", config.data_spec("smoke", "proper", tmp_path))
     for name, split in dsd.items():
         assert stats["splits"][name]["sentences"] == len(split)
         assert stats["splits"][name]["documents"] == config.PROFILES["smoke"].max_docs[
@@ -433,7 +433,7 @@ def test_missing_arrow_file_is_a_clear_error(built):
     _, data = built
     _arrow(data).unlink()
     with pytest.raises(DatasetError, match=r"lacks train/data-.*\.arrow.*python -m craftlib data"):
-        tags.load_dataset("quick", data_dir=data, build_if_missing=False)
+        stages.load("dataset", config.data_spec("quick", "proper", data), build=False)
 
 
 @pytest.mark.parametrize("which", ["arrow", "state.json"])
@@ -444,7 +444,7 @@ def test_truncated_dataset_file_is_a_clear_error(built, which):
     path = _arrow(data) if which == "arrow" else _arrow(data).parent / "state.json"
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(DatasetError, match="truncated or damaged; rebuild it with `python -m craftlib data"):
-        tags.load_dataset("quick", data_dir=data, build_if_missing=False)
+        stages.load("dataset", config.data_spec("quick", "proper", data), build=False)
 
 
 def test_a_damaged_arrow_file_of_the_right_size_is_found_and_rebuilt(built, capsys):
@@ -460,12 +460,13 @@ def test_a_damaged_arrow_file_of_the_right_size_is_found_and_rebuilt(built, caps
     raw[i:i + 4] = b"\xff\xfe\xfd\xfc"
     path.write_bytes(bytes(raw))
     with pytest.raises(DatasetError, match=r"data-.*\.arrow is not what was written .*damaged"):
-        tags.load_dataset("quick", data_dir=data, build_if_missing=False)
+        stages.load("dataset", config.data_spec("quick", "proper", data), build=False)
     capsys.readouterr()
-    again = tags.load_dataset("quick", data_dir=data, source=ROOT, progress=False)  # what training calls
+    again = stages.load("dataset", config.data_spec("quick", "proper", data, source=ROOT, progress=False))
     assert "Rebuilding the tagged dataset" in capsys.readouterr().out
     assert list(again["train"]["tokens"]) == expected
-    assert list(tags.load_dataset("quick", data_dir=data, build_if_missing=False)["train"]["tokens"]) == expected
+    saved = stages.load("dataset", config.data_spec("quick", "proper", data), build=False)
+    assert list(saved["train"]["tokens"]) == expected
 
 
 def test_damaged_dataset_without_a_file_list_is_still_a_clear_error(built):
@@ -480,7 +481,7 @@ def test_damaged_dataset_without_a_file_list_is_still_a_clear_error(built):
     state = _arrow(data).parent / "state.json"
     state.write_text(state.read_text()[:20])
     with pytest.raises(DatasetError, match="cannot be loaded"):
-        tags.load_dataset("quick", data_dir=data, build_if_missing=False)
+        stages.load("dataset", config.data_spec("quick", "proper", data), build=False)
 
 
 def test_saved_tags_that_break_iob2_are_refused_when_loaded(built):
@@ -502,7 +503,7 @@ def test_saved_tags_that_break_iob2_are_refused_when_loaded(built):
     (out / "stats.json").write_text(json.dumps(stats))
     with pytest.raises(DatasetError, match=r"\[test\].*sentence 0 of document 1002 .row 0., token 0: I-Protein "
                                            "follows O"):
-        tags.load_dataset("quick", data_dir=data, build_if_missing=False)
+        stages.load("dataset", config.data_spec("quick", "proper", data), build=False)
 
 
 def test_interrupted_build_never_leaves_a_mix_that_looks_valid(built, monkeypatch):
@@ -521,12 +522,11 @@ def test_interrupted_build_never_leaves_a_mix_that_looks_valid(built, monkeypatc
     with monkeypatch.context() as m:
         m.setattr(os, "replace", killed_at_conll)
         with pytest.raises(KeyboardInterrupt):
-            tags.build_dataset("quick", source=ROOT, data_dir=data, progress=False,
-                               policies=tags.TagPolicies(overlap="shortest"))
-    with pytest.raises(CraftlibError, match="No complete dataset"):  # incomplete: refused, not half old / half new
-        tags.load_dataset("quick", data_dir=data, build_if_missing=False)
-    dsd = tags.load_dataset("quick", data_dir=data, source=ROOT, progress=False)  # the next run recovers
-    assert len(dsd["train"]) == 2 and tags.load_stats("quick", data_dir=data)["policies"]["overlap"] == "longest"
+            stages.load("dataset", config.data_spec("quick", "proper", data, source=ROOT, progress=False, policies=tags.TagPolicies(overlap="shortest")), force=True)
+    with pytest.raises(CraftlibError, match="No complete tagged dataset"):  # incomplete: refused, not half old / half new
+        stages.load("dataset", config.data_spec("quick", "proper", data), build=False)
+    dsd = stages.load("dataset", config.data_spec("quick", "proper", data, source=ROOT, progress=False))  # the next run recovers
+    assert len(dsd["train"]) == 2 and stages.stats("dataset", config.data_spec("quick", "proper", data))["policies"]["overlap"] == "longest"
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
@@ -537,14 +537,13 @@ def test_dataset_is_reused_with_the_settings_it_was_built_with(tmp_path, monkeyp
     """A caller naming no source or policies (training, the notebooks) reuses the saved dataset as it is."""
     monkeypatch.delenv("CRAFT_SHA256", raising=False)
     monkeypatch.setenv("CRAFT_SOURCE", str(tmp_path / "elsewhere.tar.gz"))  # never read: the saved source wins
-    tags.build_dataset("quick", source=ROOT, data_dir=tmp_path, progress=False,
-                       policies=tags.TagPolicies(overlap="shortest"))
+    stages.load("dataset", config.data_spec("quick", "proper", tmp_path, source=ROOT, progress=False, policies=tags.TagPolicies(overlap="shortest")), force=True)
     out = config.processed_dir("quick", "proper", tmp_path)
     before = {p: (out / p).stat().st_mtime_ns for p in ("stats.json", "inputs.json")}
-    dsd = tags.load_dataset("quick", data_dir=tmp_path, progress=False)
+    dsd = stages.load("dataset", config.data_spec("quick", "proper", tmp_path, progress=False))
     assert len(dsd["train"]) == 2 and "Rebuilding" not in capsys.readouterr().out
     assert {p: (out / p).stat().st_mtime_ns for p in before} == before
-    assert tags.load_stats("quick", data_dir=tmp_path)["policies"]["overlap"] == "shortest"
+    assert stages.stats("dataset", config.data_spec("quick", "proper", tmp_path))["policies"]["overlap"] == "shortest"
 
 
 def test_dataset_is_rebuilt_when_its_corpus_changed(tmp_path, monkeypatch, capsys):
@@ -554,18 +553,18 @@ def test_dataset_is_rebuilt_when_its_corpus_changed(tmp_path, monkeypatch, capsy
     monkeypatch.delenv("CRAFT_SHA256", raising=False)
     src = tmp_path / "CRAFT-5.0.2"
     shutil.copytree(ROOT, src)
-    tags.build_dataset("quick", source=src, data_dir=tmp_path / "data", progress=False)
+    stages.load("dataset", config.data_spec("quick", "proper", tmp_path / "data", source=src, progress=False), force=True)
     out = config.processed_dir("quick", "proper", tmp_path / "data")
     built_at = json.loads((out / "stats.json").read_text())["created"], (out / "inputs.json").stat().st_mtime_ns
     for f in (src / "articles" / "txt" / "1001.txt", src / "structural-annotation/dependency/conllu/1001.conllu"):
         f.write_text(f.read_text().replace("Shh", "SHH"))  # another release of the corpus, same offsets
-    dsd = tags.load_dataset("quick", data_dir=tmp_path / "data", progress=False)
+    dsd = stages.load("dataset", config.data_spec("quick", "proper", tmp_path / "data", progress=False))
     assert "Rebuilding the tagged dataset" in capsys.readouterr().out
     assert "SHH" in [t for row in dsd["train"]["tokens"] for t in row]
     assert (out / "inputs.json").stat().st_mtime_ns != built_at[1]
     assert json.loads((out / "inputs.json").read_text())["inputs"]["source"]["path"] == str(src.resolve())
     # current again: the next load reuses it
-    tags.load_dataset("quick", data_dir=tmp_path / "data", progress=False)
+    stages.load("dataset", config.data_spec("quick", "proper", tmp_path / "data", progress=False))
     assert "Rebuilding" not in capsys.readouterr().out
 
 
@@ -574,9 +573,9 @@ def test_dataset_without_a_record_is_rebuilt_with_its_own_settings(built, capsys
     _, data = built
     out = config.processed_dir("quick", "proper", data)
     (out / "inputs.json").unlink()
-    with pytest.raises(CraftlibError, match="No complete dataset"):
-        tags.load_dataset("quick", data_dir=data, build_if_missing=False)
-    dsd = tags.load_dataset("quick", data_dir=data, progress=False)
+    with pytest.raises(CraftlibError, match="No complete tagged dataset"):
+        stages.load("dataset", config.data_spec("quick", "proper", data), build=False)
+    dsd = stages.load("dataset", config.data_spec("quick", "proper", data, progress=False))
     assert "Rebuilding the tagged dataset" in capsys.readouterr().out and len(dsd["train"]) == 2
     assert (out / "inputs.json").is_file()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from craftlib import cache, config, runs, train
+from craftlib import cache, config, progress, runs, threads, train, windows
 from craftlib.errors import ConfigError, CraftlibError
 
 L = config.LABEL2ID
@@ -23,13 +23,13 @@ def test_align_first_subtoken_only():
     # [CLS] Brca (##1) binds DNA [SEP]  -> words 0,0,1,2
     word_ids = [None, 0, 0, 1, 2, None]
     labels = [L["B-Gene"], L["O"], L["B-Chemical"]]
-    assert train.align_labels(word_ids, labels) == [-100, L["B-Gene"], -100, L["O"], L["B-Chemical"], -100]
+    assert windows.align_labels(word_ids, labels) == [-100, L["B-Gene"], -100, L["O"], L["B-Chemical"], -100]
 
 
 def test_align_all_subtokens_turns_b_into_i():
     word_ids = [None, 0, 0, 0, 1, 1, None]
     labels = [L["B-Protein"], L["I-Protein"]]
-    assert train.align_labels(word_ids, labels, label_all_subtokens=True) == [
+    assert windows.align_labels(word_ids, labels, label_all_subtokens=True) == [
         -100, L["B-Protein"], L["I-Protein"], L["I-Protein"], L["I-Protein"], L["I-Protein"], -100]
 
 
@@ -40,7 +40,7 @@ def test_align_with_real_tokenizer():
     words = ["Pax6", "-", "deficient", "mice"]
     tags = [L["B-Gene"], L["O"], L["O"], L["B-Taxon"]]
     enc = tok(words, is_split_into_words=True)
-    aligned = train.align_labels(enc.word_ids(), tags)
+    aligned = windows.align_labels(enc.word_ids(), tags)
     firsts = [i for i, w in enumerate(enc.word_ids()) if w is not None and (i == 0 or enc.word_ids()[i - 1] != w)]
     assert [aligned[i] for i in firsts] == tags
     assert sum(a != -100 for a in aligned) == len(words)
@@ -54,22 +54,22 @@ def test_windows_cover_every_word(seed):
     rng = random.Random(seed)
     lengths = [rng.randint(1, 6) for _ in range(rng.randint(1, 80))]
     budget, stride = rng.randint(8, 20), rng.randint(0, 7)
-    windows = train.make_windows(lengths, budget, stride)
+    cuts = windows.make_windows(lengths, budget, stride)
     covered = set()
-    for k, (s, e) in enumerate(windows):
+    for k, (s, e) in enumerate(cuts):
         assert s < e
         assert sum(lengths[s:e]) <= budget or e - s == 1
         if k:
-            assert s > windows[k - 1][0]  # progress
-            assert s <= windows[k - 1][1]  # no gap
+            assert s > cuts[k - 1][0]  # progress
+            assert s <= cuts[k - 1][1]  # no gap
         covered.update(range(s, e))
     assert covered == set(range(len(lengths)))
 
 
 def test_windows_overlap_and_oversize_word():
-    assert train.make_windows([1] * 10, budget=4, stride=2) == [(0, 4), (2, 6), (4, 8), (6, 10)]
-    assert train.make_windows([2, 50, 2], budget=10, stride=3) == [(0, 1), (1, 2), (2, 3)]
-    assert train.make_windows([], 10, 2) == []
+    assert windows.make_windows([1] * 10, budget=4, stride=2) == [(0, 4), (2, 6), (4, 8), (6, 10)]
+    assert windows.make_windows([2, 50, 2], budget=10, stride=3) == [(0, 1), (1, 2), (2, 3)]
+    assert windows.make_windows([], 10, 2) == []
 
 
 def test_long_sentence_split_merge_covers_every_token():
@@ -81,13 +81,13 @@ def test_long_sentence_split_merge_covers_every_token():
     vocab = ["Brca1", "binds", "the", "phosphorylated", "Pax6", "protein", "in", "mice", "cells", ",", "(", ")"]
     sentences = [[rng.choice(vocab) for _ in range(n)] for n in (5, 150, 60, 1)]
     tags = [[rng.randrange(13) for _ in s] for s in sentences]
-    feats = train.encode_windows(tok, sentences, tags, max_length=24, stride=6)
+    feats = windows.encode_windows(tok, sentences, tags, max_length=24, stride=6)
     assert len(feats["input_ids"]) > len(sentences)  # long ones were split
     assert all(len(ids) <= 24 for ids in feats["input_ids"])
-    meta = [{k: feats[k][i] for k in train.META_COLUMNS} for i in range(len(feats["input_ids"]))]
+    meta = [{k: feats[k][i] for k in windows.META_COLUMNS} for i in range(len(feats["input_ids"]))]
     # an "oracle model" that predicts the label it was trained on at every labelled position
     preds = [[0 if lab == -100 else lab for lab in labels] for labels in feats["labels"]]
-    merged, missing = train.merge_windows([len(s) for s in sentences], meta, preds)
+    merged, missing = windows.merge_windows([len(s) for s in sentences], meta, preds)
     assert missing == 0
     assert merged == tags
 
@@ -98,13 +98,13 @@ def test_merge_prefers_central_window():
         {"sentence": 0, "word_start": 2, "word_end": 6, "word_ids": [-1, 2, 3, 4, 5, -1]},
     ]
     preds = [[0, 1, 1, 1, 1, 0], [0, 2, 2, 2, 2, 0]]
-    merged, missing = train.merge_windows([6], feats, preds)
+    merged, missing = windows.merge_windows([6], feats, preds)
     # word 2: context 1 in window 0 (2-0, 3-2) vs 0 in window 1 -> window 0; word 3: 0 vs 1 -> window 1
     assert merged == [[1, 1, 1, 2, 2, 2]] and missing == 0
 
 
 def test_merge_reports_uncovered_words():
-    merged, missing = train.merge_windows([3], [{"sentence": 0, "word_start": 0, "word_end": 2,
+    merged, missing = windows.merge_windows([3], [{"sentence": 0, "word_start": 0, "word_end": 2,
                                                  "word_ids": [-1, 0, 1, -1]}], [[0, 5, 6, 0]])
     assert merged == [[5, 6, 0]] and missing == 1
 
@@ -113,7 +113,7 @@ def test_stride_too_large_is_refused():
     from craftlib.models import load_tokenizer
 
     with pytest.raises(CraftlibError, match="stride"):
-        train.encode_windows(load_tokenizer("minilm"), [["a"]], None, max_length=10, stride=9)
+        windows.encode_windows(load_tokenizer("minilm"), [["a"]], None, max_length=10, stride=9)
 
 
 def test_run_name():
@@ -191,7 +191,7 @@ def _loss(model, tok, dataset, profile) -> float:
     import torch
     from transformers import DataCollatorForTokenClassification
 
-    feats = train.featurize(dataset, tok, profile.max_length, profile.window_stride)
+    feats = windows.featurize(dataset, tok, profile.max_length, profile.window_stride)
     rows = [{k: feats[i][k] for k in ("input_ids", "attention_mask", "token_type_ids", "labels")}
             for i in range(len(feats))]
     batch = DataCollatorForTokenClassification(tok)(rows)
@@ -209,7 +209,7 @@ def test_tiny_bert_learns_and_round_trips(tiny_model_dir, tmp_path):
     prof = config.get_profile("smoke", max_steps=30, learning_rate=3e-3, max_length=16, window_stride=4)
     data = {"train": _synthetic(64), "validation": _synthetic(16, seed=1), "test": _synthetic(16, seed=2)}
     before = _loss(model, tok, data["train"], prof)
-    result = train.fine_tune(model, tok, data, prof, seed=0, output_dir=tmp_path, progress=False)
+    result = train.fine_tune(model, tok, data, prof, tmp_path, train.TrainOptions(seed=0, progress=False))
     after = _loss(result.model, tok, data["train"], prof)
     assert after < before * 0.7, (before, after)
     assert result.global_step == 30
@@ -233,14 +233,14 @@ def test_train_recipe_outputs(tiny_model_dir, tmp_path, monkeypatch):
     prof = config.get_profile("smoke", max_steps=6, learning_rate=3e-3, max_length=16, window_stride=4)
     calls = []
 
-    def fake_data(kind, profile, seed, annotation_set, data_dir=None):
+    def fake_data(kind, spec):
         calls.append(kind)
         return {"train": _synthetic(40 if kind == "original" else 60), "validation": _synthetic(12, seed=1),
                 "test": _synthetic(10, seed=2)}
 
     monkeypatch.setattr(train, "load_recipe_data", fake_data)
     base = str(tiny_model_dir)
-    out = train.train_recipe("two-step", prof, base_model=base, seed=42, models_dir=tmp_path, progress=False)
+    out = train.train_recipe(train.run_spec("two-step", prof, base_model=base, seed=42, models_dir=tmp_path), progress=False)
     assert calls == ["augmented", "original"]  # step 1 trained first (as the augmented run), then step 2
     assert out.name == runs.run_name("two-step", base, prof)
     assert (tmp_path / runs.run_name("augmented", base, prof) / "metrics.json").is_file()
@@ -264,7 +264,7 @@ def test_train_recipe_outputs(tiny_model_dir, tmp_path, monkeypatch):
     assert f"{m['test']['f1']:.4f}" in card and "Training results" in card and "learning_rate: 0.003" in card
 
     calls.clear()  # second two-step run: step 1 is reused, not retrained
-    train.train_recipe("two-step", prof, base_model=base, seed=42, models_dir=tmp_path, progress=False)
+    train.train_recipe(train.run_spec("two-step", prof, base_model=base, seed=42, models_dir=tmp_path), progress=False)
     assert calls == ["original"]
     assert json.loads((out / "metrics.json").read_text())["steps"][0]["reused"] is True
 
@@ -294,39 +294,39 @@ def test_predict_windows_keeps_the_order_and_scores_the_loss(tiny_model_dir):
 
     tok, model = load_tokenizer(tiny_model_dir), load_model(tiny_model_dir)
     data = _synthetic(12, seed=3)
-    feats = train.encode_windows(tok, data["tokens"], data["ner_tags"], 16, 4)
-    batched, loss = train.predict_windows(model, tok, feats, batch_size=5)
+    feats = windows.encode_windows(tok, data["tokens"], data["ner_tags"], 16, 4)
+    batched, loss = windows.predict_windows(model, tok, feats, batch_size=5)
     assert loss is not None and loss > 0
     for i in range(len(feats["input_ids"])):
         one = {k: [feats[k][i]] for k in ("input_ids", "attention_mask", "token_type_ids", "labels")}
-        single, _ = train.predict_windows(model, tok, one, batch_size=1)
+        single, _ = windows.predict_windows(model, tok, one, batch_size=1)
         assert single[0] == batched[i]
 
 
 def test_case_classes():
-    assert [train.case_class(w) for w in ("pax6", "Pax6", "BMP4", "mRNA", "XpdTTD", "42", "-", "A")] == \
+    assert [windows.case_class(w) for w in ("pax6", "Pax6", "BMP4", "mRNA", "XpdTTD", "42", "-", "A")] == \
         [None, "title", "upper", "mixed", "mixed", None, None, "title"]
 
 
 def test_case_markers_cover_every_word_and_carry_no_label():
     from craftlib.models import load_tokenizer
 
-    tok = train.add_case_markers(load_tokenizer("minilm"))
+    tok = windows.add_case_markers(load_tokenizer("minilm"))
     words = ["The", "PAX6", "gene", "and", "mRNA", "of", "Pax6", "in", "mouse"] * 6
     tags = [0, 7, 8, 0, 0, 0, 7, 0, 9] * 6
-    plain = train.encode_windows(tok, [words], [tags], max_length=24, stride=6)
-    marked = train.encode_windows(tok, [words], [tags], max_length=24, stride=6, case_markers=True)
+    plain = windows.encode_windows(tok, [words], [tags], max_length=24, stride=6)
+    marked = windows.encode_windows(tok, [words], [tags], max_length=24, stride=6, case_markers=True)
     assert len(marked["input_ids"]) > len(plain["input_ids"])  # markers take room in the windows
-    marker_ids = set(tok.convert_tokens_to_ids(list(train.CASE_MARKERS.values())))
+    marker_ids = set(tok.convert_tokens_to_ids(list(windows.CASE_MARKERS.values())))
     for ids, wids, labels in zip(marked["input_ids"], marked["word_ids"], marked["labels"]):
         assert len(ids) <= 24
         for i, w, y in zip(ids, wids, labels):
             if i in marker_ids:
                 assert w == -1 and y == -100
     # every word is predicted from some window, with its own label on its first sub-token
-    meta = [{k: marked[k][i] for k in train.META_COLUMNS} for i in range(len(marked["input_ids"]))]
+    meta = [{k: marked[k][i] for k in windows.META_COLUMNS} for i in range(len(marked["input_ids"]))]
     oracle = [[0 if y == -100 else y for y in labels] for labels in marked["labels"]]
-    merged, missing = train.merge_windows([len(words)], meta, oracle)
+    merged, missing = windows.merge_windows([len(words)], meta, oracle)
     assert missing == 0 and merged[0] == tags
 
 
@@ -344,7 +344,7 @@ def _tiny_profile():
 
 
 def _fake_data(train_rows=None):
-    def fake(kind, profile, seed, annotation_set, data_dir=None):
+    def fake(kind, spec):
         return {"train": train_rows if train_rows is not None else _synthetic(20),
                 "validation": _synthetic(6, seed=1), "test": _synthetic(6, seed=2)}
     return fake
@@ -353,35 +353,35 @@ def _fake_data(train_rows=None):
 def test_an_interrupted_run_leaves_the_previous_complete_run_untouched(tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(train, "load_recipe_data", _fake_data())
     prof = _tiny_profile()
-    out = train.train_recipe("single", prof, base_model=str(tiny_model_dir), models_dir=tmp_path, progress=False)
+    out = train.train_recipe(train.run_spec("single", prof, base_model=str(tiny_model_dir), models_dir=tmp_path), progress=False)
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     real = train._write_outputs
 
-    def crash_after_the_weights(run_dir, *args, **kwargs):
-        args[1].save_pretrained(run_dir)  # the model: new weights are written first...
-        (run_dir / "predictions_test.jsonl").write_text("{}\n")
+    def crash_after_the_weights(run, record, result, *args, **kwargs):
+        result.model.save_pretrained(run.dir)  # the model: new weights are written first...
+        (run.dir / "predictions_test.jsonl").write_text("{}\n")
         raise KeyboardInterrupt  # ...then the run is killed
 
     monkeypatch.setattr(train, "_write_outputs", crash_after_the_weights)
     with pytest.raises(KeyboardInterrupt):
-        train.train_recipe("single", prof, base_model=str(tiny_model_dir), models_dir=tmp_path, seed=42,
+        train.train_recipe(train.run_spec("single", prof, str(tiny_model_dir), seed=42, models_dir=tmp_path),
                            progress=False)
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # old run intact, no mix
     with pytest.raises(KeyboardInterrupt):  # a run that never completed leaves no folder at all
-        train.train_recipe("single", prof, base_model=str(tiny_model_dir), models_dir=tmp_path, seed=7,
+        train.train_recipe(train.run_spec("single", prof, str(tiny_model_dir), seed=7, models_dir=tmp_path),
                            progress=False)
     assert not (tmp_path / runs.run_name("single", str(tiny_model_dir), prof, seed=7)).exists()
     # what an interrupt keeps for the next call (its resumable folders) is hidden and never a complete run
     kept = [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     assert kept and all(p.name.startswith(cache.RESUME_PREFIX) and not (p / "metrics.json").exists() for p in kept)
     monkeypatch.setattr(train, "_write_outputs", real)
-    train.train_recipe("single", prof, base_model=str(tiny_model_dir), models_dir=tmp_path, seed=7, progress=False)
+    train.train_recipe(train.run_spec("single", prof, base_model=str(tiny_model_dir), models_dir=tmp_path, seed=7), progress=False)
     assert (tmp_path / runs.run_name("single", str(tiny_model_dir), prof, seed=7) / "metrics.json").is_file()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [
         p.name for p in kept if "-seed7-" not in p.name]  # seed 7's folder went with its run; seed 42's is kept
     with pytest.raises(ValueError):  # any other failure removes the resumable folder
         monkeypatch.setattr(train, "_write_outputs", lambda *a, **k: (_ for _ in ()).throw(ValueError("boom")))
-        train.train_recipe("single", prof, base_model=str(tiny_model_dir), models_dir=tmp_path, seed=42,
+        train.train_recipe(train.run_spec("single", prof, base_model=str(tiny_model_dir), models_dir=tmp_path, seed=42),
                            progress=False)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     monkeypatch.setattr(train, "_write_outputs", real)
@@ -437,7 +437,7 @@ def test_training_refuses_tags_that_break_iob2(tiny_model_dir, tmp_path, monkeyp
     broken = rows.from_dict(bad, features=rows.features)
     monkeypatch.setattr(train, "load_recipe_data", _fake_data(broken))
     with pytest.raises(DatasetError, match="sentence 3 of document doc0 .row 3., token 1: I-Gene follows O"):
-        train.train_recipe("single", _tiny_profile(), base_model=str(tiny_model_dir), models_dir=tmp_path,
+        train.train_recipe(train.run_spec("single", _tiny_profile(), str(tiny_model_dir), models_dir=tmp_path),
                            progress=False)
     assert not list(tmp_path.iterdir())  # refused before anything was written
 
@@ -495,7 +495,6 @@ def test_progress_callbacks_without_ipython(monkeypatch):
     """A machine without IPython (a bare GPU server) still trains: the notebook printer is optional."""
     from transformers.trainer_callback import PrinterCallback
 
-    from craftlib import train
 
     class FakeTrainer:
         def __init__(self):
@@ -510,7 +509,7 @@ def test_progress_callbacks_without_ipython(monkeypatch):
     monkeypatch.setitem(sys.modules, "IPython", None)  # `import IPython` now raises ImportError
     monkeypatch.delitem(sys.modules, "transformers.utils.notebook", raising=False)
     trainer = FakeTrainer()
-    train._use_craftlib_progress(trainer, progress=False)
+    progress.use_craftlib_progress(trainer, progress=False)
     assert [type(c).__name__ for c in trainer.callbacks] == ["CraftlibProgress"]
 
 
@@ -564,8 +563,9 @@ def test_a_max_length_above_the_models_positions_is_refused_up_front(tiny_model_
     calls = []
     monkeypatch.setattr(train, "load_recipe_data", lambda *a, **k: calls.append(a))
     with pytest.raises(ConfigError, match="max_length=256 is above"):
-        train.train_recipe("single", config.get_profile("smoke", max_length=256), base_model=str(tiny_model_dir),
-                           models_dir=tmp_path / "models", progress=False)
+        train.train_recipe(train.run_spec("single", config.get_profile("smoke", max_length=256),
+                                          base_model=str(tiny_model_dir), models_dir=tmp_path / "models"),
+                           progress=False)
     assert calls == [] and not (tmp_path / "models").exists()
 
 
@@ -579,7 +579,7 @@ def test_no_progress_means_no_tokenizing_bar(progress, capfd):
     ds = _synthetic(3)
     assert datasets.is_progress_bar_enabled()
     capfd.readouterr()
-    feats = train.featurize(ds, load_tokenizer("minilm"), 32, 8, progress=progress)
+    feats = windows.featurize(ds, load_tokenizer("minilm"), 32, 8, progress=progress)
     err = capfd.readouterr().err
     assert len(feats) >= 3 and ("tokenizing" in err) == progress
     assert datasets.is_progress_bar_enabled()
@@ -639,13 +639,13 @@ def test_a_stopped_training_says_so_in_one_line_and_resumes_to_the_same_numbers(
     monkeypatch.setenv("CRAFTLIB_CHECKPOINT_MINUTES", "0")  # a checkpoint after every optimizer step
     prof = config.get_profile("smoke", max_steps=6, learning_rate=3e-3, max_length=16, window_stride=4)
     base = str(tiny_model_dir)
-    whole = train.train_recipe("single", prof, base_model=base, models_dir=tmp_path / "whole", progress=False)
+    whole = train.train_recipe(train.run_spec("single", prof, base_model=base, models_dir=tmp_path / "whole"), progress=False)
     assert not [p for p in (tmp_path / "whole").iterdir() if p.name.startswith(".")]  # nothing kept after success
 
     models = tmp_path / "stopped"
     monkeypatch.setattr(train, "training_callback", _stop_at(4))
     with pytest.raises(session.Stopped) as stopped:
-        train.train_recipe("single", prof, base_model=base, models_dir=models, progress=False)
+        train.train_recipe(train.run_spec("single", prof, base_model=base, models_dir=models), progress=False)
     message = str(stopped.value)
     assert message.startswith(f"Stopped during {whole.name} at epoch ") and "(3 of 6 steps done)" in message, message
     assert "its checkpoint of step 3" in message and message.endswith("run the same command again to resume.")
@@ -657,7 +657,7 @@ def test_a_stopped_training_says_so_in_one_line_and_resumes_to_the_same_numbers(
 
     monkeypatch.setattr(train, "training_callback", lambda: _stop_at(-1)())
     capsys.readouterr()
-    resumed = train.train_recipe("single", prof, base_model=base, models_dir=models, progress=False)
+    resumed = train.train_recipe(train.run_spec("single", prof, base_model=base, models_dir=models), progress=False)
     assert "resuming from its checkpoint of step 3" in capsys.readouterr().out
     assert not kept.exists() and not (resumed / "checkpoints").exists()
     a, b = (json.loads((d / "metrics.json").read_text()) for d in (whole, resumed))
@@ -671,12 +671,23 @@ def test_reuse_returns_a_finished_run_of_the_same_settings(tiny_model_dir, tmp_p
     calls, fake = [], _fake_data()
     monkeypatch.setattr(train, "load_recipe_data", lambda *a, **k: calls.append(a[0]) or fake(*a, **k))
     prof, base = _tiny_profile(), str(tiny_model_dir)
-    out = train.train_recipe("single", prof, base_model=base, models_dir=tmp_path, progress=False, reuse=True)
+    out = train.train_recipe(train.run_spec("single", prof, base_model=base, models_dir=tmp_path), progress=False, reuse=True)
     assert calls == ["original"]
     capsys.readouterr()
-    assert train.train_recipe("single", prof, base_model=base, models_dir=tmp_path, progress=False, reuse=True) == out
+    stale = tmp_path / f"{cache.RESUME_PREFIX}{out.name}-0123456789ab"  # an interrupted retraining, never rerun
+    (stale / "checkpoints").mkdir(parents=True)
+
+    def busy(*args, **kwargs):
+        raise AssertionError("a reused run measured the CPU load (and said 'The CPU is shared')")
+
+    monkeypatch.setattr(threads, "plan_threads", busy)
+    spec = train.run_spec("single", prof, base_model=base, models_dir=tmp_path)
+    assert train.train_recipe(spec, progress=False, reuse=True) == out
     assert calls == ["original"] and "reused, not trained again" in capsys.readouterr().out
-    train.train_recipe("single", prof, base_model=base, models_dir=tmp_path, progress=False)  # the CLI's default
+    assert not stale.exists()  # its checkpoints went with the reuse
+    monkeypatch.undo()
+    monkeypatch.setattr(train, "load_recipe_data", lambda *a, **k: calls.append(a[0]) or fake(*a, **k))
+    train.train_recipe(train.run_spec("single", prof, base_model=base, models_dir=tmp_path), progress=False)  # the CLI's default
     assert calls == ["original", "original"]
 
 
@@ -690,14 +701,14 @@ def test_on_smoke_a_resumed_training_gives_the_numbers_of_an_uninterrupted_one(t
     require_local_craft()
     monkeypatch.setenv("CRAFTLIB_THREADS", "1")
     data = tmp_path / "data"
-    whole = train.train_recipe("single", "smoke", data_dir=data, models_dir=tmp_path / "whole", progress=False)
+    whole = train.train_recipe(train.run_spec("single", "smoke", data_dir=data, models_dir=tmp_path / "whole"), progress=False)
     monkeypatch.setenv("CRAFTLIB_CHECKPOINT_MINUTES", "0")  # a checkpoint after every optimizer step
     monkeypatch.setattr(train, "training_callback", _stop_at(4))
     with pytest.raises(session.Stopped, match=r"\(3 of 8 steps done\); kept: its checkpoint of step 3"):
-        train.train_recipe("single", "smoke", data_dir=data, models_dir=tmp_path / "stopped", progress=False)
+        train.train_recipe(train.run_spec("single", "smoke", data_dir=data, models_dir=tmp_path / "stopped"), progress=False)
     monkeypatch.setenv("CRAFTLIB_CHECKPOINT_MINUTES", "off")
     monkeypatch.setattr(train, "training_callback", lambda: _stop_at(-1)())
-    resumed = train.train_recipe("single", "smoke", data_dir=data, models_dir=tmp_path / "stopped", progress=False)
+    resumed = train.train_recipe(train.run_spec("single", "smoke", data_dir=data, models_dir=tmp_path / "stopped"), progress=False)
     a, b = (json.loads((d / "metrics.json").read_text()) for d in (whole, resumed))
     assert b["steps"][0]["global_step"] == a["steps"][0]["global_step"] == 8
     assert b["tokens_seen"] == a["tokens_seen"]
@@ -710,13 +721,13 @@ def test_on_smoke_a_resumed_training_gives_the_numbers_of_an_uninterrupted_one(t
 def test_italic_markers_precede_italic_words_and_carry_no_label():
     from craftlib.models import load_tokenizer
 
-    tok = train.add_italic_marker(train.add_case_markers(load_tokenizer("minilm")))
+    tok = windows.add_italic_marker(windows.add_case_markers(load_tokenizer("minilm")))
     words = ["The", "Pax6", "gene", "and", "shh", "in", "mouse"] * 5
     tags = [0, 7, 8, 0, 7, 0, 9] * 5
     italic = [False, True, False, False, True, False, False] * 5
-    both = train.encode_windows(tok, [words], [tags], max_length=20, stride=5, case_markers=True, italic=[italic])
-    marker = tok.convert_tokens_to_ids(train.ITALIC_MARKER)
-    case_ids = set(tok.convert_tokens_to_ids(list(train.CASE_MARKERS.values())))
+    both = windows.encode_windows(tok, [words], [tags], max_length=20, stride=5, case_markers=True, italic=[italic])
+    marker = tok.convert_tokens_to_ids(windows.ITALIC_MARKER)
+    case_ids = set(tok.convert_tokens_to_ids(list(windows.CASE_MARKERS.values())))
     seen = 0
     for ids, wids, labels in zip(both["input_ids"], both["word_ids"], both["labels"]):
         assert len(ids) <= 20
@@ -729,12 +740,12 @@ def test_italic_markers_precede_italic_words_and_carry_no_label():
             if i in case_ids:
                 assert w == -1 and y == -100
     assert seen >= sum(italic)  # every italic word is marked in some window (overlaps may repeat it)
-    meta = [{k: both[k][i] for k in train.META_COLUMNS} for i in range(len(both["input_ids"]))]
+    meta = [{k: both[k][i] for k in windows.META_COLUMNS} for i in range(len(both["input_ids"]))]
     oracle = [[0 if y == -100 else y for y in labels] for labels in both["labels"]]
-    merged, missing = train.merge_windows([len(words)], meta, oracle)
+    merged, missing = windows.merge_windows([len(words)], meta, oracle)
     assert missing == 0 and merged[0] == tags
     with pytest.raises(CraftlibError, match="rows of italic flags"):
-        train.encode_windows(tok, [words], [tags], italic=[italic, italic])
+        windows.encode_windows(tok, [words], [tags], italic=[italic, italic])
 
 
 def test_italic_markers_in_run_names_commands_and_recipes(tmp_path):
@@ -742,7 +753,7 @@ def test_italic_markers_in_run_names_commands_and_recipes(tmp_path):
     assert runs.run_name("single", "minilm", prof) == "single-minilm-quick-ital"
     assert "--italic-markers" in runs.train_command("single", prof, "minilm", 42, "proper")
     with pytest.raises(ConfigError, match="augmented copies carry no typesetting"):
-        train.load_recipe_data("augmented", prof, 42, "proper", data_dir=tmp_path)
+        train.load_recipe_data("augmented", config.data_spec(prof, "proper", tmp_path))
     with pytest.raises(ConfigError, match="trained with --italic-markers"):
         train.refuse_italic_model(tmp_path, {"italic_markers": True})
     train.refuse_italic_model(tmp_path, {"italic_markers": False})

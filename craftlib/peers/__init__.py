@@ -15,21 +15,17 @@ from __future__ import annotations
 import argparse
 
 from craftlib import config
-from craftlib.options import add_profile_option, seed_value
+from craftlib.options import add_dataset_options, seed_value
+from craftlib.peers.runner import SYSTEMS, run_benchmark
 
 
 def _cmd_benchmark(args: argparse.Namespace) -> int:
-    from craftlib.peers.runner import run_benchmark
-
+    data = config.data_spec(args.profile, args.annotation_set, args.data_dir, seed=args.seed, source=args.source)
     report = run_benchmark(
-        profile=args.profile,
-        seed=args.seed,
-        annotation_set=args.annotation_set,
+        data,
         systems=[s.strip() for s in args.systems.split(",") if s.strip()] if args.systems else None,
-        data_dir=args.data_dir,
         models_dir=args.models_dir,
         results_dir=args.results_dir,
-        source=args.source,
         train_transformers=args.train_transformers,
     )
     failed = [r["system"] for r in report["systems"] if r["status"] == "failed"]
@@ -37,8 +33,6 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
 
 
 def add_commands(subparsers) -> None:
-    from craftlib.peers.runner import SYSTEMS
-
     p = subparsers.add_parser(
         "benchmark",
         help="CRF and spaCy peers vs the dictionary baseline and transformer recipes (needs .[peers])",
@@ -46,15 +40,12 @@ def add_commands(subparsers) -> None:
         "baseline and transformer runs from models/<run>/, score all with craftlib.evaluate.score, and write "
         "results/peers-<profile>.json and .md. Needs the optional extra: pip install -e .[peers]",
     )
-    add_profile_option(p)
+    add_dataset_options(p)  # --profile, --annotation-set, --data-dir, --source (when the dataset must be built)
     p.add_argument("--seed", type=seed_value, default=42)
-    p.add_argument("--annotation-set", default="proper", choices=config.ANNOTATION_SETS)
     p.add_argument("--systems", default=None, help=f"comma-separated subset of: {','.join(SYSTEMS)} (default: all but crf-italic, "
                                                          "the typography ablation)")
     p.add_argument("--train-transformers", action="store_true",
                    help="train the transformer recipes first (python -m craftlib train); default: read models/<run>/")
-    p.add_argument("--source", default=None, help="CRAFT source when the dataset must be built (default: $CRAFT_SOURCE)")
-    p.add_argument("--data-dir", default=None, help="default: $CRAFTLIB_DATA_DIR or <repo>/data")
     p.add_argument("--models-dir", default=None, help="default: $CRAFTLIB_MODELS_DIR or <repo>/models")
     p.add_argument("--results-dir", default=None, help="default: $CRAFTLIB_RESULTS_DIR or the git-ignored <repo>/runs")
     p.set_defaults(func=_cmd_benchmark)

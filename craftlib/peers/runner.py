@@ -33,14 +33,15 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-from craftlib import cache, config, runs
+from craftlib import cache, config, runs, stages
 from craftlib.bio import tag_names
 from craftlib.corpus import fetch_craft
 from craftlib.errors import CraftlibError
 from craftlib.evaluate import score
+from craftlib.peers.extras import require
 from craftlib.peers.report import hardware_line, markdown_report
 from craftlib.runs import read_predictions
-from craftlib.runtime import TRACKED_PACKAGES, versions
+from craftlib.runtime import TRACKED_PACKAGES, detect_device, versions
 from craftlib.tags import italic_flags, profile_splits
 
 #: Peer-specific knobs per profile (the data limits come from ``config.get_profile``). The CRF uses
@@ -132,8 +133,6 @@ def fingerprint(sentences: Mapping[str, list[dict]]) -> str:
 
 def hardware() -> dict:
     """CPU model, cores, memory and accelerator of this machine (peers always train on CPU)."""
-    from craftlib.runtime import detect_device
-
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -235,9 +234,9 @@ def _run_peer(system: str, sentences_file: Path, sentences: dict, run_dir: Path,
     return row
 
 
-def _time_inference(system: str, sentences_file: Path, n_test: int, run_dir: Path, prof: config.Profile,
-                    annotation_set: str, data_dir) -> dict:
+def _time_inference(system: str, sentences_file: Path, n_test: int, run_dir: Path, data: config.DataSpec) -> dict:
     """Tag the test sentences with a saved system in a subprocess: speed and peak memory, or a note."""
+    prof, annotation_set, data_dir = data.profile, data.annotation_set, data.data_dir
     kind = "dictionary" if system == "dictionary" else "transformer"
     if kind == "transformer" and not (run_dir / "config.json").is_file():
         return {"inference_note": f"no saved model in {run_dir} (config.json): inference speed not measured"}
@@ -259,15 +258,15 @@ def _time_inference(system: str, sentences_file: Path, n_test: int, run_dir: Pat
     }
 
 
-def _read_external(system: str, run_dir: Path, sentences: dict, prof: config.Profile, seed: int,
-                   annotation_set: str, data_dir=None) -> dict:
+def _read_external(system: str, run_dir: Path, sentences: dict, data: config.DataSpec) -> dict:
     """A system trained elsewhere: re-score its predictions on our sentences, or say it was not run."""
+    prof, seed, annotation_set = data.profile, data.seed, data.annotation_set
     entry = {"system": system, "run": run_dir.name, "kind": "external",
              "command": runs.build_command(system, prof.name, "minilm", seed, annotation_set)}
-    metrics_path = run_dir / "metrics.json"
-    if not metrics_path.is_file():
-        return {**entry, "status": "not run", "note": f"no {metrics_path}; run: {entry['command']}"}
-    metrics = json.loads(metrics_path.read_text())
+    run = runs.Run(run_dir)
+    if not run.finished:
+        return {**entry, "status": "not run", "note": f"no {run.metrics_path}; run: {entry['command']}"}
+    metrics = run.metrics()
     row = {
         **entry, "status": "ok", "command": metrics.get("command", entry["command"]),
         "train_seconds": metrics.get("train_seconds"), "train_seconds_from": "metrics.json",
@@ -275,9 +274,8 @@ def _read_external(system: str, run_dir: Path, sentences: dict, prof: config.Pro
         "model_size_mb": disk_size_mb(run_dir, NON_MODEL_FILES),
     }
     if system == "dictionary":  # its "model" is the entity lists it was built from
-        from craftlib.ontology import lists_dir
-
-        row["model_size_mb"] = disk_size_mb(lists_dir(prof, annotation_set, data_dir))
+        lists = stages.folder("entity_lists", data)
+        row["model_size_mb"] = disk_size_mb(lists)
     for split, key in (("validation", "dev"), ("test", "test")):
         pred_path = runs.predictions_path(run_dir, split)
         if not pred_path.is_file():
@@ -306,7 +304,9 @@ def _train_transformer(recipe: str, prof: config.Profile, seed: int, annotation_
         if value is not None:
             argv += [flag, str(value)]
     log = models / f"benchmark-train-{recipe}-{prof.name}.log"
-    result, code, wall = run_worker({"system": "cli", "argv": argv, "run_dir": str(models)}, log)
+    train = {"recipe": recipe, "profile": prof.name, "seed": seed, "annotation_set": annotation_set,
+             "data_dir": dirs.get("--data-dir"), "models_dir": dirs.get("--models-dir")}
+    result, code, wall = run_worker({"system": "train", "train": train, "run_dir": str(models)}, log)
     ok = result is not None and result["exit_code"] == 0
     return {"command": "python -m craftlib " + " ".join(argv), "ok": ok, "exit_code": code if result is None
             else result["exit_code"], "wall_seconds": wall, "log": str(log),
@@ -327,48 +327,43 @@ def benchmark_command(profile: str, seed: int, annotation_set: str, systems: Seq
 
 
 def run_benchmark(
-    profile: str | None = None,
-    seed: int = 42,
-    annotation_set: str = "proper",
+    data: config.DataSpec | None = None,
     systems: Sequence[str] | None = None,
-    data_dir: str | os.PathLike | None = None,
     models_dir: str | os.PathLike | None = None,
     results_dir: str | os.PathLike | None = None,
-    source: str | os.PathLike | None = None,
     train_transformers: bool = False,
     dataset: Mapping | None = None,
 ) -> dict:
-    """Train/evaluate/collect every system; write ``results/peers-<profile>.json`` and ``.md``; return the dict.
+    """Train/evaluate/collect every system on ``data``'s sentences (:func:`craftlib.config.data_spec`: profile, seed,
+    annotation set, data folder, CRAFT source; ``None``: the settings' defaults); write
+    ``results/peers-<profile>.json`` and ``.md``; return the dict.
 
     ``dataset`` replaces the CRAFT dataset (a mapping ``train``/``validation``/``test`` → records with
     ``tokens``, ``ner_tags``, ``doc_id``, ``sentence_id``), e.g. for tests.
     """
-    prof = config.get_profile(profile)
+    data = data if data is not None else config.data_spec()
+    prof, seed, annotation_set, data_dir = data.profile, data.seed, data.annotation_set, data.data_dir
     if prof.name not in PEER_SETTINGS:
         raise CraftlibError(f"No peer settings for profile {prof.name!r}: choose one of {', '.join(PEER_SETTINGS)}.")
     systems = list(systems or DEFAULT_SYSTEMS)
     unknown = [s for s in systems if s not in SYSTEMS]
     if unknown:
         raise CraftlibError(f"Unknown system(s) {unknown}: choose from {', '.join(SYSTEMS)}.")
-    from craftlib.peers.extras import require
-
     for system, module in (("crf", "sklearn_crfsuite"), ("crf-italic", "sklearn_crfsuite"), ("spacy", "spacy")):
         if system in systems:
             require(module)
 
     t_start = time.perf_counter()
     if dataset is None:
-        from craftlib.tags import load_dataset
-
-        dataset = load_dataset(prof, annotation_set, data_dir=data_dir, source=source)
-        dataset_name = config.dataset_name(prof, annotation_set)
+        dataset = stages.load("dataset", data, say=lambda line: None)
+        dataset_name = data.dataset_name
     else:
         dataset_name = "given"
     italic_root = None
     if "crf-italic" in systems:
         if dataset_name == "given":
             raise CraftlibError("crf-italic reads CRAFT's typography layer: it needs the CRAFT dataset, not a given one.")
-        italic_root = fetch_craft(source=source, data_dir=data_dir, progress=False)
+        italic_root = fetch_craft(data.source, data_dir=data.data_dir, progress=False)
     sentences = prepare_sentences(dataset, prof, seed, italic_root)
     models = config.models_dir(models_dir)
     results = config.results_dir(results_dir)
@@ -395,10 +390,9 @@ def run_benchmark(
             if SYSTEMS[system] == "peer":
                 row = _run_peer(system, sentences_file, sentences, run_dir, prof, seed, common)
             else:
-                row = _read_external(system, run_dir, sentences, prof, seed, annotation_set, data_dir)
+                row = _read_external(system, run_dir, sentences, data)
                 if row["status"] != "not run":
-                    row.update(_time_inference(system, sentences_file, len(sentences["test"]), run_dir, prof,
-                                              annotation_set, data_dir))
+                    row.update(_time_inference(system, sentences_file, len(sentences["test"]), run_dir, data))
                     row["peak_memory_mb"] = row.get("inference_peak_memory_mb")
                     row["peak_memory_scope"] = "inference only"
                 if system in trained:

@@ -102,14 +102,14 @@ def _infer_transformer(splits: dict, spec: dict) -> dict:
 
 def _infer_dictionary(splits: dict, spec: dict) -> dict:
     """Time the dictionary tagger (built from the saved entity lists) tagging the test sentences."""
+    from craftlib import config, stages
     from craftlib.baseline import DictionaryTagger
-    from craftlib.ontology import load_entity_lists
 
     tokens, _ = _columns(splits["test"])
     before = _rss_mb()
     t0 = time.perf_counter()
-    tagger = DictionaryTagger(load_entity_lists(spec["profile"], spec["annotation_set"], spec["data_dir"],
-                                                build_if_missing=False))
+    data = config.data_spec(spec["profile"], spec["annotation_set"], spec["data_dir"])
+    tagger = DictionaryTagger(stages.load("entity_lists", data, build=False))
     t1 = time.perf_counter()
     pred = [tagger.tag(t) for t in tokens]
     return {"pred": {"test": pred}, "predict_seconds": {"test": time.perf_counter() - t1},
@@ -126,11 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     splits = json.loads(Path(spec["splits"]).read_text()) if spec.get("splits") else {}
     run_dir = Path(spec["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
-    if spec["system"] == "cli":  # a craftlib command (e.g. ``train``) whose peak memory is wanted
-        from craftlib.cli import main as cli_main
+    if spec["system"] == "train":  # a transformer recipe whose peak memory is wanted
+        from craftlib.train import run_spec, train_recipe
 
         t0 = time.perf_counter()
-        result = {"exit_code": cli_main(spec["argv"]), "seconds": time.perf_counter() - t0}
+        train_recipe(run_spec(**spec["train"]), progress=False)
+        result = {"exit_code": 0, "seconds": time.perf_counter() - t0}
     elif spec["system"] in INFERENCE:
         result = INFERENCE[spec["system"]](splits, spec)
     else:
