@@ -21,6 +21,7 @@ PubTator, CoNLL, HTML.
 from __future__ import annotations
 
 import argparse
+import bisect
 import contextlib
 import math
 import os
@@ -43,7 +44,7 @@ from craftlib.ontology import craft_tokenize
 from craftlib.options import positive_int
 from craftlib.runtime import detect_device
 from craftlib.train import check_model_dir, check_model_labels, refuse_italic_model
-from craftlib.windows import META_COLUMNS, add_case_markers, encode_windows, merge_windows
+from craftlib.windows import META_COLUMNS, Markers, encode_windows, merge_windows
 
 
 class InputError(CraftlibError):
@@ -112,12 +113,15 @@ def tokenize(text: str, start: int = 0, end: int | None = None) -> list[tuple[in
 
 @dataclass
 class Input:
-    """One document to tag: an id, its text, and (for a CRAFT document) its gold sentences as token spans."""
+    """One document to tag: an id, its text, (for a CRAFT document) its gold sentences as token spans, and the
+    character spans its typesetting puts in italics (a PMC/JATS article, a CRAFT document; ``None``: plain text,
+    which has none to show)."""
 
     id: str
     text: str
     source: str
     sentences: list[list[tuple[int, int]]] | None = None
+    italics: list[tuple[int, int]] | None = None
 
 
 def _decode(data: bytes, where: str) -> str:
@@ -148,17 +152,65 @@ def jats_text(data: bytes, where: str = "the XML") -> str:
     """The readable text of a PMC/JATS article: title, abstract, then body section titles and paragraphs, one per
     line (whitespace inside each collapsed). Tables, figures (with their captions), references and formulas are
     left out; a paragraph nested in another (a list inside a paragraph) is part of the outer one's text."""
+    return jats_document(data, where)[0]
+
+
+def _styled_chars(el, italic: bool = False) -> list[tuple[str, bool]]:
+    """The characters of ``el`` (its text, its children's, their tails) with whether an ``<italic>`` holds them."""
+    italic = italic or el.tag == "italic"
+    out = [(c, italic) for c in el.text or ""]
+    for child in el:
+        out += _styled_chars(child, italic)
+        out += [(c, italic) for c in child.tail or ""]
+    return out
+
+
+def jats_document(data: bytes, where: str = "the XML") -> tuple[str, list[tuple[int, int]]]:
+    """:func:`jats_text` and the character spans of that text the article sets in ``<italic>`` (gene symbols,
+    species names: the typesetting a model trained with ``--italic-markers`` reads)."""
     try:
         root = ET.fromstring(data)
     except ET.ParseError as err:
         raise InputError(f"{where} is not well-formed XML ({err}): give a PMC/JATS article (.xml/.nxml).") from err
-    parts = []
+    parts: list[str] = []
+    italics: list[tuple[int, int]] = []
+    offset = 0
 
     def add(el) -> None:
-        if el is not None:
-            s = " ".join("".join(el.itertext()).split())
-            if s:
-                parts.append(s)
+        nonlocal offset
+        if el is None:
+            return
+        line: list[tuple[str, bool]] = []
+        for c, it in _styled_chars(el):  # whitespace collapsed to one space, none at either end
+            if c.isspace():
+                if line and line[-1][0] != " ":
+                    line.append((" ", it))
+            else:
+                line.append((c, it))
+        while line and line[-1][0] == " ":
+            line.pop()
+        if not line:
+            return
+        if parts:
+            offset += 1  # the newline before this part
+        k = 0
+        while k < len(line):  # each run of italic characters, without the spaces at its ends
+            if not line[k][1]:
+                k += 1
+                continue
+            end = k
+            while end < len(line) and line[end][1]:
+                end += 1
+            lo, hi = k, end
+            while lo < hi and line[lo][0] == " ":
+                lo += 1
+            while hi > lo and line[hi - 1][0] == " ":
+                hi -= 1
+            if hi > lo:
+                italics.append((offset + lo, offset + hi))
+            k = end
+        parts.append("".join(c for c, _ in line))
+        offset += len(parts[-1])
 
     add(root.find(".//article-meta//article-title"))
     for block in root.iterfind(".//abstract"):
@@ -173,7 +225,7 @@ def jats_text(data: bytes, where: str = "the XML") -> str:
                 add(el)
     if not parts:
         raise InputError(f"{where} holds no article title, abstract or body paragraph: is it a PMC/JATS article?")
-    return "\n".join(parts)
+    return "\n".join(parts), italics
 
 
 def _inside(parents: dict, target, tags: Sequence[str]) -> bool:
@@ -188,19 +240,24 @@ def _inside(parents: dict, target, tags: Sequence[str]) -> bool:
 def _read_file(path: Path) -> Input:
     data = path.read_bytes()
     if path.suffix.lower() in XML_SUFFIXES:
-        text = jats_text(data, str(path))
-    else:
-        text = _decode(data, str(path))
-    return Input(path.stem, _check_text(text, str(path)), str(path))
+        text, italics = jats_document(data, str(path))
+        return Input(path.stem, _check_text(text, str(path)), str(path), italics=italics)
+    return Input(path.stem, _check_text(_decode(data, str(path)), str(path)), str(path))
 
 
 def _craft_input(doc_id: str, data: config.DataSpec) -> Input | None:
     root = corpus.fetch_craft(data.source, data_dir=data.data_dir, progress=False)
     if doc_id not in {d for ids in corpus.read_split_ids(root).values() for d in ids}:
         return None
-    doc = corpus.read_document(root, doc_id, modules=(), annotation_sets=(), typography=False)
+    doc = corpus.read_document(root, doc_id, modules=(), annotation_sets=())
     sentences = [[(t.start, t.end) for t in s.tokens] for s in doc.sentences]
-    return Input(doc_id, doc.text, f"CRAFT {doc_id}", sentences)
+    italics: list[tuple[int, int]] = []  # the typography layer's italic spans, merged where they overlap
+    for start, end in sorted((s.start, s.end) for s in doc.typography if s.label == "italic"):
+        if italics and start <= italics[-1][1]:
+            italics[-1] = (italics[-1][0], max(italics[-1][1], end))
+        else:
+            italics.append((start, end))
+    return Input(doc_id, doc.text, f"CRAFT {doc_id}", sentences, italics)
 
 
 def read_inputs(items: Iterable[str | os.PathLike], texts: Sequence[str] = (),
@@ -246,10 +303,10 @@ class Tagger:
         check_max_length(self.model_dir, self.max_length, model_config)
         self.stride = int(hp.get("window_stride", 32))
         self.case_markers = bool(hp.get("case_markers", False))
-        refuse_italic_model(self.model_dir, hp)
+        # the typography ablation's model: it tags only documents that kept their italics (PMC XML, CRAFT ids)
+        self.italic_markers = bool(hp.get("italic_markers", False))
         self.tokenizer = load_tokenizer(self.model_dir)
-        if self.case_markers:
-            add_case_markers(self.tokenizer)
+        Markers(self.case_markers, self.italic_markers).add_to(self.tokenizer)
         self.engine = load_engine(self.model_dir, engine)
         self.linker = linker
         self.batch_size = batch_size
@@ -258,14 +315,17 @@ class Tagger:
     def engine_name(self) -> str:
         return self.engine.name
 
-    def tag_tokens(self, sentences: Sequence[Sequence[str]], progress: bool = False
-                   ) -> tuple[list[list[str]], list[list[float]]]:
-        """IOB2 tags and their probabilities for pre-split sentences (lists of words)."""
+    def tag_tokens(self, sentences: Sequence[Sequence[str]], progress: bool = False,
+                   italic: Sequence[Sequence[bool]] | None = None) -> tuple[list[list[str]], list[list[float]]]:
+        """IOB2 tags and their probabilities for pre-split sentences (lists of words); ``italic``: per sentence,
+        which words are set in italics (what a model trained with ``--italic-markers`` needs, and only it)."""
         import numpy as np
 
+        if self.italic_markers and italic is None:
+            refuse_italic_model(self.model_dir, {"italic_markers": True})
         sentences = [list(s) for s in sentences]
         feats = encode_windows(self.tokenizer, sentences, None, self.max_length, self.stride,
-                               case_markers=self.case_markers)
+                               case_markers=self.case_markers, italic=italic if self.italic_markers else None)
         n = len(feats["input_ids"])
         names = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in feats]
         pad = self.tokenizer.pad_token_id or 0
@@ -309,10 +369,31 @@ class Tagger:
         with session.activity(len(docs), "documents", "doc", progress=progress and len(docs) > 1) as advance:
             for doc, spans in docs:
                 words = [[doc.text[s:e] for s, e in sent] for sent in spans]
-                tags, probs = self.tag_tokens(words) if words else ([], [])
+                italic = self._italic_words(doc, spans)
+                tags, probs = self.tag_tokens(words, italic=italic) if words else ([], [])
                 out.append(self._document(doc, spans, tags, probs))
                 advance()
         return out
+
+    def _italic_words(self, doc: Input, spans) -> list[list[bool]] | None:
+        """Per sentence, whether each token overlaps an italic span of ``doc`` (``None`` for a model without italic
+        markers); a document without typesetting is refused for a model with them."""
+        if not self.italic_markers:
+            return None
+        if doc.italics is None:
+            raise InputError(f"{doc.source}: {self.model_dir} was trained with --italic-markers and reads the words "
+                             "a journal sets in italics, which plain text does not have. Give it a PMC/JATS article "
+                             "(.xml/.nxml) or a CRAFT id, or tag this text with a model trained without them.")
+        starts = [s for s, _ in doc.italics]
+        ends = [e for _, e in doc.italics]
+        flags = []
+        for sent in spans:  # the italic spans are sorted and disjoint: the last one starting before the token's end
+            row = []
+            for s, e in sent:
+                k = bisect.bisect_left(starts, e) - 1
+                row.append(k >= 0 and ends[k] > s)
+            flags.append(row)
+        return flags
 
     def tag_text(self, text: str, doc_id: str = "text") -> TaggedDocument:
         """One text, tagged (an empty text gives a document without mentions)."""

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from craftlib import config, export, linking, tagger
+from craftlib import config, export, linking, runs, tagger
+from craftlib.errors import CraftlibError
 from craftlib.export import Entity, TaggedDocument
 from tests.conftest import FIXTURES, require_local_craft
 
@@ -218,6 +219,58 @@ def test_inputs_files_folders_jats(tmp_path):
     docs = tagger.read_inputs([tmp_path], texts=["pasted"])
     assert [(d.id, d.text) for d in docs] == [("text-1", "pasted"), ("a", "Shh is expressed."), ("b", "β-catenin."),
                                               ("c", "Pax6 in the lens\nShort abstract.\nIntro\nBody text.")]
+
+
+def test_jats_italics_are_character_spans_of_the_text(tmp_path):
+    """<italic> survives the whitespace collapsing: each italic run is a span of the text without its edge spaces,
+    nested markup inside it included, and a plain .txt file has no typesetting at all (``italics=None``)."""
+    (tmp_path / "a.nxml").write_text(
+        "<article><front><article-meta><title-group><article-title>The <italic> Pax6 \n  gene</italic> in "
+        "<italic>Mus <bold>musculus</bold></italic></article-title></title-group></article-meta></front>"
+        "<body><p>Loss of <italic>Shh</italic>.</p></body></article>", encoding="utf-8")
+    (tmp_path / "b.txt").write_text("Shh and Pax6.", encoding="utf-8")
+    doc, plain = tagger.read_inputs([tmp_path / "a.nxml", tmp_path / "b.txt"])
+    assert doc.text == "The Pax6 gene in Mus musculus\nLoss of Shh."
+    assert [doc.text[s:e] for s, e in doc.italics] == ["Pax6 gene", "Mus musculus", "Shh"]
+    assert plain.italics is None
+
+
+def _italic_model(model_dir: Path, tmp_path: Path) -> Path:
+    """The tiny model as a run trained with --italic-markers (only what the tagger reads of its metrics)."""
+    import shutil
+
+    out = tmp_path / "single-tiny-ital"
+    shutil.copytree(model_dir, out)
+    runs.Run(out).write_metrics({"run": out.name, "system": "transformer", "recipe": "single", "profile": "smoke",
+                                 "seed": 42, "base_model": "tiny", "dataset": "craft-proper-smoke",
+                                 "hyperparameters": {"italic_markers": True, "max_length": 128, "window_stride": 32}})
+    return out
+
+
+def test_an_italic_model_tags_typeset_documents_and_refuses_plain_text(model_dir, tmp_path, monkeypatch):
+    """The typography ablation's model in use: it reads the italics of a JATS article or a CRAFT document (its input
+    gets the italic marker before those words), and plain text is one clear error instead of worse tags."""
+    italic_dir = _italic_model(model_dir, tmp_path)
+    (tmp_path / "a.nxml").write_text("<article><body><p>Loss of <italic>Shh</italic> in the lens.</p></body>"
+                                     "</article>", encoding="utf-8")
+    ital = tagger.Tagger(italic_dir, engine="torch")
+    seen = []
+    real = tagger.encode_windows
+    monkeypatch.setattr(tagger, "encode_windows", lambda *a, **k: seen.append(k.get("italic")) or real(*a, **k))
+    (doc,) = ital.tag(tagger.read_inputs([tmp_path / "a.nxml"]))
+    export.check_offsets(doc)
+    assert seen[-1] == [[False, False, True, False, False, False, False]]  # Loss of Shh in the lens .
+    with pytest.raises(tagger.InputError, match="trained with --italic-markers.*PMC/JATS"):
+        ital.tag_text("Loss of Shh in the lens.")
+    with pytest.raises(CraftlibError, match="trained with --italic-markers"):
+        ital.tag_tokens([["Shh"]])
+    monkeypatch.setenv("CRAFTLIB_DATA_DIR", str(tmp_path / "data"))
+    (craft_doc,) = ital.tag(tagger.read_inputs(["1001"], data=config.data_spec(source=str(CRAFT))))
+    assert craft_doc.id == "1001" and seen[-1] is not None and len(seen[-1]) == len(craft_doc.tokens)
+    plain = tagger.Tagger(model_dir, engine="torch")
+    seen.clear()
+    plain.tag(tagger.read_inputs([tmp_path / "a.nxml"]))
+    assert seen == [None]  # a model without italic markers never reads them
 
 
 @pytest.mark.parametrize("content,message", [
