@@ -112,3 +112,19 @@ def test_notebook_07_quotes_the_committed_engine_benchmark():
     assert float(m.group(3)) == engines["onnx"]["speedup"]
     assert float(m.group(4).replace("−", "-")) == engines["onnx-int8"]["f1_difference"]
     assert f"{bench['sentences']:,} test sentences" in text
+
+
+def test_the_readme_quotes_the_committed_sharing_benchmark():
+    """The README's "two trainings on one CPU" ratios are those of benchmarks/results/bench_share.json, measured
+    complete (all four conditions)."""
+    bench = json.loads((ROOT / "benchmarks" / "results" / "bench_share.json").read_text(encoding="utf-8"))
+    assert bench["complete"] and bench["command"].startswith("python benchmarks/bench_share.py")
+    text = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    m = re.search(r"two at once took ([\d.]+) s each with the sizing \(([\d.]+)× alone\) and ([\d.]+) s each "
+                  r"without it \(([\d.]+)× alone", text)
+    assert m, "the README no longer quotes the sharing benchmark"
+    sized, unsized = bench["conditions"]["two at once, sized"], bench["conditions"]["two at once, unsized"]
+    assert float(m.group(1)) == sized["mean_train_seconds"]
+    assert float(m.group(2)) == bench["ratios"]["sized: two at once / alone"]
+    assert float(m.group(3)) == unsized["mean_train_seconds"]
+    assert float(m.group(4)) == bench["ratios"]["unsized: two at once / alone"]
