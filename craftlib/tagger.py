@@ -21,7 +21,6 @@ PubTator, CoNLL, HTML.
 from __future__ import annotations
 
 import argparse
-import bisect
 import contextlib
 import math
 import os
@@ -43,6 +42,7 @@ from craftlib.models import check_max_length, load_tokenizer
 from craftlib.ontology import craft_tokenize
 from craftlib.options import positive_int
 from craftlib.runtime import detect_device
+from craftlib.tags import merge_spans, overlap_flags
 from craftlib.train import check_model_dir, check_model_labels, refuse_italic_model
 from craftlib.windows import META_COLUMNS, Markers, encode_windows, merge_windows
 
@@ -251,12 +251,7 @@ def _craft_input(doc_id: str, data: config.DataSpec) -> Input | None:
         return None
     doc = corpus.read_document(root, doc_id, modules=(), annotation_sets=())
     sentences = [[(t.start, t.end) for t in s.tokens] for s in doc.sentences]
-    italics: list[tuple[int, int]] = []  # the typography layer's italic spans, merged where they overlap
-    for start, end in sorted((s.start, s.end) for s in doc.typography if s.label == "italic"):
-        if italics and start <= italics[-1][1]:
-            italics[-1] = (italics[-1][0], max(italics[-1][1], end))
-        else:
-            italics.append((start, end))
+    italics = merge_spans((s.start, s.end) for s in doc.typography if s.label == "italic")
     return Input(doc_id, doc.text, f"CRAFT {doc_id}", sentences, italics)
 
 
@@ -384,16 +379,8 @@ class Tagger:
             raise InputError(f"{doc.source}: {self.model_dir} was trained with --italic-markers and reads the words "
                              "a journal sets in italics, which plain text does not have. Give it a PMC/JATS article "
                              "(.xml/.nxml) or a CRAFT id, or tag this text with a model trained without them.")
-        starts = [s for s, _ in doc.italics]
-        ends = [e for _, e in doc.italics]
-        flags = []
-        for sent in spans:  # the italic spans are sorted and disjoint: the last one starting before the token's end
-            row = []
-            for s, e in sent:
-                k = bisect.bisect_left(starts, e) - 1
-                row.append(k >= 0 and ends[k] > s)
-            flags.append(row)
-        return flags
+        merged = merge_spans(doc.italics)
+        return [overlap_flags(merged, sent) for sent in spans]
 
     def tag_text(self, text: str, doc_id: str = "text") -> TaggedDocument:
         """One text, tagged (an empty text gives a document without mentions)."""

@@ -412,6 +412,27 @@ def tag_document(
 # ------------------------------------------------------------------------------------------ typography
 
 
+def merge_spans(spans) -> list[tuple[int, int]]:
+    """``(start, end)`` character spans as sorted, disjoint intervals (overlapping or touching ones merged)."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def overlap_flags(merged: Sequence[tuple[int, int]], tokens: Sequence[tuple[int, int]]) -> list[bool]:
+    """For each ``(start, end)`` token, whether it overlaps one of the :func:`merge_spans` intervals ``merged``."""
+    starts = [s for s, _ in merged]
+    flags = []
+    for start, end in tokens:  # the last interval starting before the token's end overlaps it, or none does
+        k = bisect.bisect_left(starts, end) - 1
+        flags.append(k >= 0 and merged[k][1] > start)
+    return flags
+
+
 def italic_flags(dataset, root: str | os.PathLike) -> list[list[bool]]:
     """For every sentence of ``dataset`` (rows with ``doc_id``, ``sentence_id`` and ``tokens``), whether each token
     overlaps an italic span of its document in CRAFT's typography layer (the extracted corpus at ``root``).
@@ -423,19 +444,9 @@ def italic_flags(dataset, root: str | os.PathLike) -> list[list[bool]]:
     flags_of: dict[tuple[str, str], list[bool]] = {}
     for doc_id in sorted({d for d, _, _ in rows}):
         doc = read_document(root, doc_id, modules=(), annotation_sets=())
-        merged: list[list[int]] = []  # the italic spans as disjoint sorted intervals
-        for s in sorted((s.start, s.end) for s in doc.typography if s.label == "italic"):
-            if merged and s[0] <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], s[1])
-            else:
-                merged.append(list(s))
-        starts = [m[0] for m in merged]
+        merged = merge_spans((s.start, s.end) for s in doc.typography if s.label == "italic")
         for sent in doc.sentences:
-            flags = []
-            for tok in sent.tokens:  # the last interval starting before the token's end overlaps it, or none does
-                k = bisect.bisect_left(starts, tok.end) - 1
-                flags.append(k >= 0 and merged[k][1] > tok.start)
-            flags_of[(doc_id, sent.sentence_id)] = flags
+            flags_of[(doc_id, sent.sentence_id)] = overlap_flags(merged, [(t.start, t.end) for t in sent.tokens])
     out = []
     for doc_id, sentence_id, tokens in rows:
         flags = flags_of.get((doc_id, sentence_id))
