@@ -196,6 +196,10 @@ class Profile:
     #: 20 %); 0 keeps the same copies with nothing replaced: the control that isolates the names
     #: (:data:`craftlib.augment.PICK_FLOOR`)
     replace_prob: float = 0.2
+    #: the augmented step draws its copies again for every epoch (its own random stream per epoch), so that no
+    #: augmented sentence is seen twice with the same names (:func:`craftlib.augment.augment_dataset`'s ``draws``);
+    #: needs whole epochs. At one epoch it is the plain augmented set.
+    fresh_replacements: bool = False
 
     def __post_init__(self) -> None:
         problems = []
@@ -208,6 +212,9 @@ class Profile:
         for name in ("batch_size", "eval_batch_size", "max_length"):
             if getattr(self, name) < 1:
                 problems.append(f"{name}={getattr(self, name)} (must be >= 1)")
+        if self.fresh_replacements and self.max_steps < 1 and not float(self.epochs).is_integer():
+            problems.append(f"fresh_replacements with epochs={self.epochs} (each epoch draws its own copies: give a "
+                            "whole number of epochs)")
         if not 0.0 <= self.replace_prob <= 1.0:
             problems.append(f"replace_prob={self.replace_prob} (must be between 0 and 1)")
         for name in ("max_train_sentences", "max_eval_sentences"):
@@ -368,6 +375,14 @@ class DataSpec:
     @property
     def augment_keep_unchanged(self) -> bool:
         return self.profile.augment_keep_unchanged if self.keep_unchanged is None else self.keep_unchanged
+
+    @property
+    def augment_draws(self) -> int:
+        """How many copy sets the augmented set holds: one per epoch with ``fresh_replacements``, else one."""
+        prof = self.profile
+        if not prof.fresh_replacements or prof.max_steps > 0:
+            return 1
+        return max(1, int(prof.epochs))
 
     def but(self, **changes) -> DataSpec:
         """The same spec with ``changes`` (``dataclasses.replace``)."""

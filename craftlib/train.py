@@ -24,11 +24,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import itertools
 import math
 import os
 import re
 import shutil
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -193,8 +195,11 @@ class _DevEval:
     back to words, scored by :func:`craftlib.evaluate.score`; the row goes into the Trainer's log history
     (``eval_loss``, ``eval_f1``, ...). Keeps the last predictions: they are the final model's dev predictions."""
 
-    def __init__(self, features: dict, dataset, tokenizer, batch_size: int, device, progress: bool):
+    def __init__(self, features: dict, dataset, tokenizer, batch_size: int, device, progress: bool,
+                 at_steps: Mapping[int, int] | None = None):
         self.features, self.tokenizer, self.batch_size = features, tokenizer, batch_size
+        # also scored after these optimizer steps, as these epochs (the ends of epoch blocks: :func:`block_sampler`)
+        self.at_steps = dict(at_steps or {})
         self.device, self.progress = device, progress
         self.n_words = [len(t) for t in dataset["tokens"]]
         self.gold = dataset_tags(dataset)
@@ -217,17 +222,59 @@ class _DevEval:
 
         outer = self
 
+        def score_now(state, model, epoch=None):
+            if state.is_world_process_zero and state.global_step != outer.last_step:
+                was_training = model.training
+                row, outer.last_pred = outer.evaluate(model)
+                outer.last_step = state.global_step
+                epoch = round(state.epoch, 4) if epoch is None else epoch
+                state.log_history.append({"epoch": epoch, "step": state.global_step, **row})
+                model.train(was_training)
+
         class DevEvalCallback(TrainerCallback):
+            def on_step_end(self, args, state, control, model=None, **kwargs):
+                if state.global_step in outer.at_steps:
+                    score_now(state, model, outer.at_steps[state.global_step])
+                return control
+
             def on_epoch_end(self, args, state, control, model=None, **kwargs):
-                if state.is_world_process_zero and state.global_step != outer.last_step:
-                    was_training = model.training
-                    row, outer.last_pred = outer.evaluate(model)
-                    outer.last_step = state.global_step
-                    state.log_history.append({"epoch": round(state.epoch, 4), "step": state.global_step, **row})
-                    model.train(was_training)
+                score_now(state, model)
                 return control
 
         return DevEvalCallback()
+
+
+def epoch_blocks(train) -> list | None:
+    """The augmented step's epochs with fresh replacements (:func:`craftlib.augment.augment_dataset`'s ``draws``):
+    ``train`` split into one block per draw, the original sentences followed by that draw's copies; ``None`` for a
+    training set without a ``draw`` column (every epoch trains on the same sentences)."""
+    if "draw" not in train.column_names:
+        return None
+    draw = train["draw"]
+    originals = [i for i, d in enumerate(draw) if d < 0]
+    return [train.select(originals + [i for i, d in enumerate(draw) if d == e]) for e in range(max(draw) + 1)]
+
+
+def block_sampler(block_lengths: Sequence[Sequence[int]], batch_size: int, seed: int):
+    """Training order of epoch blocks trained as one pass: block after block, each in its own seeded
+    length-grouped order (what ``group_by_length`` does within an epoch), so that epoch ``e`` sees block ``e``."""
+    import torch
+    from transformers.trainer_pt_utils import get_length_grouped_indices
+
+    class EpochBlockSampler(torch.utils.data.Sampler):
+        def __len__(self):
+            return sum(len(b) for b in block_lengths)
+
+        def __iter__(self):
+            offset = 0
+            for e, lengths in enumerate(block_lengths):
+                generator = torch.Generator()
+                generator.manual_seed(seed + e)
+                yield from (offset + i for i in get_length_grouped_indices(list(lengths), batch_size,
+                                                                          generator=generator))
+                offset += len(lengths)
+
+    return EpochBlockSampler()
 
 
 @dataclass(frozen=True)
@@ -261,18 +308,35 @@ def fine_tune(model, tokenizer, data: dict, profile: config.Profile, output_dir:
     device = detect_device()
     markers = Markers.of(profile)
     markers.add_to(tokenizer)  # saved with the tokenizer: the run predicts with them
-    train_feats = featurize(data["train"], tokenizer, profile.max_length, profile.window_stride, label_all_subtokens,
-                            markers=markers, progress=progress)
+    blocks = epoch_blocks(data["train"])  # fresh replacements: one block of sentences per epoch
+    if blocks is not None and (profile.max_steps > 0 or len(blocks) != profile.epochs):
+        raise ConfigError(f"The augmented set holds {len(blocks)} copy sets (one per epoch) but the profile trains "
+                          f"{profile.epochs:g} epochs (max_steps={profile.max_steps}): rebuild it with the same "
+                          "--epochs (`python -m craftlib train` does), or train without --fresh-replacements.")
+    block_feats = [featurize(b, tokenizer, profile.max_length, profile.window_stride, label_all_subtokens,
+                             markers=markers, progress=progress) for b in (blocks or [data["train"]])]
+    if blocks is None:
+        train_feats = block_feats[0]
+    else:  # the blocks trained as one pass, block after block (block_sampler), the schedule over all of them
+        import datasets
+
+        train_feats = datasets.concatenate_datasets(block_feats)
+        profile = dataclasses.replace(profile, epochs=1)
     dev_feats = encode_windows(tokenizer, data["validation"]["tokens"], data["validation"]["ner_tags"],
                                profile.max_length, profile.window_stride, case_markers=markers.case,
                                italic=markers.flags(data["validation"]))
-    dev_eval = _DevEval(dev_feats, data["validation"], tokenizer, max(32, profile.eval_batch_size), device, progress)
     per_epoch = math.ceil(len(train_feats) / (profile.batch_size * _world_size()))
     total = profile.max_steps if profile.max_steps > 0 else math.ceil(per_epoch * profile.epochs)
+    # dev is scored after each epoch; with epoch blocks, where each block ends
+    ends = [] if blocks is None else itertools.accumulate(len(f) for f in block_feats)
+    dev_eval = _DevEval(dev_feats, data["validation"], tokenizer, max(32, profile.eval_batch_size), device, progress,
+                        at_steps={math.ceil(n / (profile.batch_size * _world_size())): e
+                                  for e, n in enumerate(ends, start=1)})
     minutes = session.checkpoint_minutes() if options.resume else None
     checkpoint = session.latest_checkpoint(output_dir / "checkpoints") if options.resume else None
     before = session.elapsed_at(checkpoint)  # seconds trained before an interruption
-    trainer = Trainer(
+    trainer = (Trainer if blocks is None else _block_trainer(block_sampler(
+        [[len(ids) for ids in f["input_ids"]] for f in block_feats], profile.batch_size, seed)))(
         model=model,
         args=_training_args(output_dir / "checkpoints", profile, seed, progress, save_checkpoints, device, total),
         data_collator=DataCollatorForTokenClassification(tokenizer),
@@ -292,12 +356,27 @@ def fine_tune(model, tokenizer, data: dict, profile: config.Profile, output_dir:
     # the plain model: without accelerate's autocast wrapper on forward (and DDP wrapper), so that the weights
     # in memory behave exactly like the saved ones (inference applies its own autocast, see predict_windows)
     model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
+    log_history = list(trainer.state.log_history)
+    if blocks is not None:  # one pass over the blocks: the training log's fractions of a pass, in epochs
+        log_history = [{**row, "epoch": round(row["epoch"] * len(blocks), 4)}
+                       if "epoch" in row and "eval_f1" not in row else row for row in log_history]
     return StepResult(
-        model=model, log_history=list(trainer.state.log_history), train_seconds=seconds,
+        model=model, log_history=log_history, train_seconds=seconds,
         tokens_seen=int(trainer.state.num_input_tokens_seen), train_sentences=len(data["train"]),
         train_windows=len(train_feats), global_step=int(trainer.state.global_step),
         dev_predictions=dev_eval.last_pred,
     )
+
+
+def _block_trainer(sampler):
+    """``transformers.Trainer`` that trains in ``sampler``'s order (:func:`block_sampler`)."""
+    from transformers import Trainer
+
+    class BlockTrainer(Trainer):
+        def _get_train_sampler(self, train_dataset=None):
+            return sampler
+
+    return BlockTrainer
 
 
 # ------------------------------------------------------------------------------------ outputs
@@ -373,6 +452,9 @@ def run_spec(recipe: str, profile: str | config.Profile | None = None, base_mode
     if recipe not in PLANS:
         raise CraftlibError(f"Unknown recipe {recipe!r}: choose one of {', '.join(RECIPES)}.")
     data = config.data_spec(profile, annotation_set, data_dir, seed=seed)
+    if data.profile.fresh_replacements and not any(step.data == "augmented" for step in PLANS[recipe]):
+        raise ConfigError(f"fresh replacements change the augmented step, which the {recipe!r} recipe does not "
+                          "have: use --recipe augmented or two-step (or drop --fresh-replacements).")
     return RunSpec(recipe, data, base_model, models_dir, label_all_subtokens)
 
 
@@ -816,5 +898,12 @@ def add_commands(subparsers) -> None:
     g.add_argument("--italic-markers", action=argparse.BooleanOptionalAction, default=None,
                    help="an ablation: mark the words CRAFT's typography layer sets in italics (single recipe only; "
                         "a model trained so needs italics at prediction, which plain text lacks)")
+    g.add_argument("--full-copy", dest="augment_keep_unchanged", action=argparse.BooleanOptionalAction,
+                   default=None, help="augmented step: copy every training sentence, replaced or not (the full "
+                                      "profile's default), or only those with a replacement (--no-full-copy)")
+    g.add_argument("--fresh-replacements", dest="fresh_replacements", action=argparse.BooleanOptionalAction,
+                   default=None, help="augmented step: draw the copies again for every epoch, so that no augmented "
+                                      "sentence repeats (whole epochs; with --no-full-copy, since full-copy keeps "
+                                      "exact duplicates whatever the draw)")
     p.set_defaults(func=_cmd_train)
 

@@ -361,3 +361,27 @@ def test_replace_prob_zero_is_the_same_copies_without_names(dsd):
     # between 0 and the floor: the reference's copies, fewer names
     half, s_half = augment.augment_dataset(dsd, LISTS, ratio=0.1, seed=3, return_stats=True)
     assert len(half["train"]) == len(ref["train"]) and s_half["replaced"] + s_half["kept"] == s_ref["replaced"]
+
+
+def test_fresh_replacements_draw_a_new_copy_set_per_epoch(dsd):
+    """``draws``: draw 0 is the one set of ``draws=1`` (byte for byte), later draws use their own streams, so the
+    copies differ between epochs; the originals come once, and ``draw`` says which set each row belongs to."""
+    one = augment.augment_dataset(dsd, LISTS, ratio=0.2, seed=5)
+    three, stats = augment.augment_dataset(dsd, LISTS, ratio=0.2, seed=5, draws=3, return_stats=True)
+    train = three["train"]
+    draw = train["draw"]
+    n = len(dsd["train"])
+    assert draw[:n] == [-1] * n and train["origin"][:n] == ["original"] * n
+    assert sorted(set(draw[n:])) == [0, 1, 2] and draw[n:] == sorted(draw[n:])
+    assert stats["draws"] == 3 and stats["augmented_sentences_per_draw"] == [draw.count(d) for d in range(3)]
+    assert stats["augmented_sentences"] == draw.count(0) == len(one["train"]) - n
+    cols = ["tokens", "ner_tags", "replacements", "doc_id", "sentence_id"]
+    first = train.select([i for i, d in enumerate(draw) if d == 0])
+    assert [first[c] for c in cols] == [one["train"].select(range(n, len(one["train"])))[c] for c in cols]
+    second = train.select([i for i, d in enumerate(draw) if d == 1])
+    assert set(map(tuple, first["tokens"])) != set(map(tuple, second["tokens"]))
+    for rows in (first, second):  # every copy of every draw holds a replacement (replaced-only)
+        assert all(json.loads(r) for r in rows["replacements"])
+    assert "draw" not in one["train"].column_names  # one draw: the set of before, no new column
+    with pytest.raises(CraftlibError, match="draws"):
+        augment.augment_dataset(dsd, LISTS, draws=0)

@@ -3,14 +3,16 @@ bundled MiniLM one, the model a tiny randomly initialised BERT built from a conf
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import random
 import sys
 from pathlib import Path
 
 import pytest
 
-from craftlib import cache, config, progress, runs, threads, train, windows
+from craftlib import cache, cli, config, progress, runs, threads, train, windows
 from craftlib.errors import ConfigError, CraftlibError
 
 L = config.LABEL2ID
@@ -757,3 +759,63 @@ def test_italic_markers_in_run_names_commands_and_recipes(tmp_path):
     with pytest.raises(ConfigError, match="trained with --italic-markers"):
         train.refuse_italic_model(tmp_path, {"italic_markers": True})
     train.refuse_italic_model(tmp_path, {"italic_markers": False})
+
+
+def _with_draws(originals, copies_per_draw):
+    """``originals`` followed by copy sets, with the augmented set's ``draw`` column (-1: original, d: draw d)."""
+    import datasets
+
+    parts = [originals.add_column("draw", [-1] * len(originals))]
+    parts += [c.add_column("draw", [d] * len(c)) for d, c in enumerate(copies_per_draw)]
+    return datasets.concatenate_datasets(parts)
+
+
+def test_block_sampler_trains_epoch_e_on_block_e():
+    lengths = [[5, 9, 3, 7, 2], [4, 4, 8], [6, 1, 2, 9]]
+    order = list(train.block_sampler(lengths, batch_size=2, seed=3))
+    assert len(order) == 12 == len(train.block_sampler(lengths, 2, 3))
+    assert sorted(order[:5]) == list(range(5)) and sorted(order[5:8]) == [5, 6, 7]
+    assert sorted(order[8:]) == [8, 9, 10, 11]
+    assert order == list(train.block_sampler(lengths, batch_size=2, seed=3))  # seeded: a resume sees the same order
+
+
+def test_fresh_replacements_train_each_epoch_on_its_own_copies(tiny_model_dir, tmp_path):
+    """The augmented step with one copy set per epoch: one pass over the blocks, the schedule of two epochs, dev
+    scored at each block's end, the log's epochs counted in blocks; a set whose draws do not match the epochs is
+    refused in one sentence."""
+    from craftlib.models import load_model, load_tokenizer
+
+    tok, model = load_tokenizer(tiny_model_dir), load_model(tiny_model_dir)
+    prof = config.get_profile("smoke", max_steps=-1, epochs=2, learning_rate=3e-3, max_length=16, window_stride=4,
+                              batch_size=4, fresh_replacements=True)
+    originals = _synthetic(12)
+    data = {"train": _with_draws(originals, [_synthetic(4, seed=5), _synthetic(8, seed=6)]),
+            "validation": _synthetic(6, seed=1), "test": _synthetic(6, seed=2)}
+    blocks = train.epoch_blocks(data["train"])
+    assert [len(b) for b in blocks] == [16, 20] and blocks[1]["tokens"][:12] == originals["tokens"]
+    assert train.epoch_blocks(originals) is None
+    result = train.fine_tune(model, tok, data, prof, tmp_path, train.TrainOptions(seed=0, progress=False))
+    windows_per_block = [len(windows.featurize(b, tok, 16, 4, progress=False)) for b in blocks]
+    assert result.train_windows == sum(windows_per_block)
+    assert result.global_step == math.ceil(sum(windows_per_block) / 4)
+    dev = [row for row in result.log_history if "eval_f1" in row]
+    assert [row["step"] for row in dev] == [math.ceil(windows_per_block[0] / 4), result.global_step]
+    assert [row["epoch"] for row in dev] == [1, 2]
+    with pytest.raises(ConfigError, match="2 copy sets"):
+        train.fine_tune(model, tok, data, dataclasses.replace(prof, epochs=3), tmp_path,
+                        train.TrainOptions(seed=0, progress=False))
+
+
+def test_fresh_replacements_name_their_runs_and_need_an_augmented_step():
+    prof = config.get_profile("full", augment_keep_unchanged=False, fresh_replacements=True)
+    assert runs.run_name("two-step", "minilm", prof) == "two-step-minilm-full-nofullcopy-fresh"
+    assert "--no-full-copy --fresh-replacements" in runs.train_command("two-step", prof, "minilm", 42, "proper")
+    spec = train.run_spec("two-step", prof)
+    assert spec.data.augment_draws == 4 and not spec.data.augment_keep_unchanged
+    assert train.run_spec("two-step", "full").data.augment_draws == 1
+    with pytest.raises(ConfigError, match="augmented step"):
+        train.run_spec("single", prof)
+    with pytest.raises(ConfigError, match="whole number of epochs"):
+        config.get_profile("full", epochs=2.5, fresh_replacements=True)
+    args = cli.build_parser().parse_args(["train", "--profile", "full", "--no-full-copy", "--fresh-replacements"])
+    assert config.get_profile(args.profile, **{f: getattr(args, f) for f in runs.CLI_OVERRIDES}) == prof
