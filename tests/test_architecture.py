@@ -38,7 +38,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("craftlib.models",),
     ("craftlib.viz",),
     ("craftlib.windows", "craftlib.progress"),
-    ("craftlib.baseline",),
+    ("craftlib.baseline", "craftlib.adapt"),
     ("craftlib.train",),
     ("craftlib.estimate",),
     ("craftlib.engines", "craftlib.export"),
