@@ -124,6 +124,8 @@ class StepResult:
     train_windows: int
     global_step: int
     dev_predictions: list | None = None
+    #: with fresh replacements, the sentences of each epoch (originals + that epoch's copies); else ``None``
+    epoch_sentences: list[int] | None = None
 
 
 def optimizer_name(device) -> str:
@@ -364,6 +366,7 @@ def fine_tune(model, tokenizer, data: dict, profile: config.Profile, output_dir:
         model=model, log_history=log_history, train_seconds=seconds,
         tokens_seen=int(trainer.state.num_input_tokens_seen), train_sentences=len(data["train"]),
         train_windows=len(train_feats), global_step=int(trainer.state.global_step),
+        epoch_sentences=None if blocks is None else [len(b) for b in blocks],
         dev_predictions=dev_eval.last_pred,
     )
 
@@ -504,7 +507,8 @@ class RunRecord:
         self.steps.append({"name": step.name, "data": step.data, "from": start_from, "run": self.spec.name,
                            "reused": False, "train_seconds": result.train_seconds, "tokens_seen": result.tokens_seen,
                            "train_sentences": result.train_sentences, "train_windows": result.train_windows,
-                           "global_step": result.global_step, "processes": _world_size()})
+                           "global_step": result.global_step, "processes": _world_size(),
+                           **({"epoch_sentences": result.epoch_sentences} if result.epoch_sentences else {})})
 
     def metrics(self, dev: dict, test: dict, uncovered: dict) -> dict:
         """``metrics.json`` of the finished run (:func:`craftlib.runs.metrics_core` plus the transformer fields)."""

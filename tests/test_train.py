@@ -796,7 +796,7 @@ def test_fresh_replacements_train_each_epoch_on_its_own_copies(tiny_model_dir, t
     assert train.epoch_blocks(originals) is None
     result = train.fine_tune(model, tok, data, prof, tmp_path, train.TrainOptions(seed=0, progress=False))
     windows_per_block = [len(windows.featurize(b, tok, 16, 4, progress=False)) for b in blocks]
-    assert result.train_windows == sum(windows_per_block)
+    assert result.train_windows == sum(windows_per_block) and result.epoch_sentences == [16, 20]
     assert result.global_step == math.ceil(sum(windows_per_block) / 4)
     dev = [row for row in result.log_history if "eval_f1" in row]
     assert [row["step"] for row in dev] == [math.ceil(windows_per_block[0] / 4), result.global_step]
