@@ -45,7 +45,7 @@ def _progress_callback(progress: bool):
     class CraftlibProgress(TrainerCallback):
         def __init__(self):
             self.bar, self.owned = None, False
-            self.loss = None
+            self.loss, self.printed_step = None, None
 
         def on_train_begin(self, args, state, control, **kwargs):
             if state.is_world_process_zero and progress:
@@ -54,6 +54,7 @@ def _progress_callback(progress: bool):
         def on_step_end(self, args, state, control, **kwargs):
             if self.bar is not None:
                 self.bar.update(state.global_step)
+            self._dev_line(state)  # dev scored where an epoch block ends (fresh replacements)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if not state.is_world_process_zero or not logs:
@@ -66,9 +67,14 @@ def _progress_callback(progress: bool):
                 self._epoch_line(logs, state)
 
         def on_epoch_end(self, args, state, control, **kwargs):
+            self._dev_line(state)
+
+        def _dev_line(self, state):
             # _DevEval (registered before this callback) appends its dev scores to the log history
             last = state.log_history[-1] if state.log_history else {}
-            if state.is_world_process_zero and "eval_f1" in last and last.get("step") == state.global_step:
+            if (state.is_world_process_zero and "eval_f1" in last and last.get("step") == state.global_step
+                    and self.printed_step != state.global_step):
+                self.printed_step = state.global_step
                 self._epoch_line(last, state)
 
         def _epoch_line(self, logs, state):

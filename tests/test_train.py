@@ -779,7 +779,7 @@ def test_block_sampler_trains_epoch_e_on_block_e():
     assert order == list(train.block_sampler(lengths, batch_size=2, seed=3))  # seeded: a resume sees the same order
 
 
-def test_fresh_replacements_train_each_epoch_on_its_own_copies(tiny_model_dir, tmp_path):
+def test_fresh_replacements_train_each_epoch_on_its_own_copies(tiny_model_dir, tmp_path, capsys):
     """The augmented step with one copy set per epoch: one pass over the blocks, the schedule of two epochs, dev
     scored at each block's end, the log's epochs counted in blocks; a set whose draws do not match the epochs is
     refused in one sentence."""
@@ -795,6 +795,8 @@ def test_fresh_replacements_train_each_epoch_on_its_own_copies(tiny_model_dir, t
     assert [len(b) for b in blocks] == [16, 20] and blocks[1]["tokens"][:12] == originals["tokens"]
     assert train.epoch_blocks(originals) is None
     result = train.fine_tune(model, tok, data, prof, tmp_path, train.TrainOptions(seed=0, progress=False))
+    lines = [line for line in capsys.readouterr().out.splitlines() if "dev F1" in line]
+    assert [line.split(" (")[0] for line in lines] == ["epoch 1.00", "epoch 2.00"]  # one line per block
     windows_per_block = [len(windows.featurize(b, tok, 16, 4, progress=False)) for b in blocks]
     assert result.train_windows == sum(windows_per_block) and result.epoch_sentences == [16, 20]
     assert result.global_step == math.ceil(sum(windows_per_block) / 4)
