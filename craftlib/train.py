@@ -497,7 +497,8 @@ class RunRecord:
         self.epochs += [e | {"step_name": step.name} for e in m["dev_epochs"]]
         self.steps.append({"name": step.name, "data": step.data, "from": str(self.spec.base_model),
                            "run": run.name, "reused": reused, "train_seconds": m["train_seconds"],
-                           "tokens_seen": m["tokens_seen"], "train_sentences": m["train_sentences"]})
+                           "tokens_seen": m["tokens_seen"], "train_sentences": m["train_sentences"],
+                           **{k: m["steps"][-1][k] for k in ("epoch_sentences",) if k in (m.get("steps") or [{}])[-1]}})
 
     def add_step(self, step: Step, start_from: str, result: StepResult) -> None:
         """A step trained by this run (:func:`fine_tune`)."""
