@@ -89,7 +89,8 @@ def _blocks(dataset, tokenizer, max_length: int) -> list[list[int]]:
     out = []
     for doc in sorted(docs):
         sentences = [t for _, t in sorted(docs[doc], key=lambda x: x[0]) if t]
-        enc = tokenizer(sentences, is_split_into_words=True, add_special_tokens=False)["input_ids"]
+        # verbose=False: a sentence longer than the model's positions is fine here, it is cut into blocks below
+        enc = tokenizer(sentences, is_split_into_words=True, add_special_tokens=False, verbose=False)["input_ids"]
         ids = [i for sentence in enc for i in sentence]
         out += [[tokenizer.cls_token_id, *ids[k:k + body], tokenizer.sep_token_id] for k in range(0, len(ids), body)]
     return out
