@@ -200,6 +200,10 @@ class Profile:
     #: augmented sentence is seen twice with the same names (:func:`craftlib.augment.augment_dataset`'s ``draws``);
     #: needs whole epochs. At one epoch it is the plain augmented set.
     fresh_replacements: bool = False
+    #: batches of at most this many padded sub-tokens (sentences x the longest of them) instead of ``batch_size``
+    #: sentences: many short sentences or a few long ones per optimizer step (``craftlib.train.token_budget_batches``);
+    #: ``None``: ``batch_size`` sentences per step (the reference recipe)
+    token_budget: int | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -215,6 +219,12 @@ class Profile:
         if self.fresh_replacements and self.max_steps < 1 and not float(self.epochs).is_integer():
             problems.append(f"fresh_replacements with epochs={self.epochs} (each epoch draws its own copies: give a "
                             "whole number of epochs)")
+        if self.token_budget is not None and self.token_budget < self.max_length:
+            problems.append(f"token_budget={self.token_budget} (must be >= max_length={self.max_length}, so that "
+                            "the longest window fits in a batch)")
+        if self.token_budget is not None and self.fresh_replacements:
+            problems.append("token_budget with fresh_replacements (the epoch blocks are batched by sentences: "
+                            "choose one)")
         if not 0.0 <= self.replace_prob <= 1.0:
             problems.append(f"replace_prob={self.replace_prob} (must be between 0 and 1)")
         for name in ("max_train_sentences", "max_eval_sentences"):
@@ -222,7 +232,7 @@ class Profile:
                 problems.append(f"{name}={getattr(self, name)} (must be >= 1, or None for all)")
         if problems:
             raise ConfigError(f"Profile {self.name!r}: {'; '.join(problems)}. Fix the value (e.g. --epochs, "
-                              "--learning-rate, --max-steps, --replace-prob on the command line).")
+                              "--learning-rate, --max-steps, --replace-prob, --token-budget on the command line).")
 
     def to_dict(self) -> dict:
         return asdict(self)

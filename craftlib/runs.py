@@ -68,7 +68,8 @@ def run_name(
 #: Short names of profile fields in run names (``single-minilm-quick-ep2-lr5e-05``).
 _OVERRIDE_NAMES = {"epochs": "ep", "learning_rate": "lr", "max_train_sentences": "n", "max_steps": "steps",
                    "batch_size": "bs", "max_length": "len", "case_markers": "case", "replace_prob": "p",
-                   "italic_markers": "ital", "augment_keep_unchanged": "fullcopy", "fresh_replacements": "fresh"}
+                   "italic_markers": "ital", "augment_keep_unchanged": "fullcopy", "fresh_replacements": "fresh",
+                   "token_budget": "tok"}
 
 
 def profile_overrides(profile: config.Profile) -> dict:
@@ -120,7 +121,7 @@ CLI_OVERRIDES = {"epochs": "--epochs", "learning_rate": "--learning-rate",
                  "max_train_sentences": "--max-train-sentences", "max_steps": "--max-steps",
                  "case_markers": "--case-markers", "replace_prob": "--replace-prob",
                  "italic_markers": "--italic-markers", "augment_keep_unchanged": "--full-copy",
-                 "fresh_replacements": "--fresh-replacements"}
+                 "fresh_replacements": "--fresh-replacements", "token_budget": "--token-budget"}
 
 
 def train_command(recipe: str, profile: str | config.Profile, base_model: str, seed: int, annotation_set: str,

@@ -279,6 +279,55 @@ def block_sampler(block_lengths: Sequence[Sequence[int]], batch_size: int, seed:
     return EpochBlockSampler()
 
 
+def token_budget_batches(lengths: Sequence[int], budget: int, seed: int) -> list[list[int]]:
+    """Batches of at most ``budget`` padded sub-tokens (the sentences of a batch times the longest of them), the way
+    fairseq's ``max_tokens`` and AllenNLP's bucket sampler batch: windows sorted by length (ties in a seeded random
+    order), cut greedily where the next one would pass the budget. A batch of short sentences holds many of them,
+    one of long ones few, so that every optimizer step sees about the same number of sub-tokens (with
+    ``batch_size`` sentences, a step sees 8 × 10 or 8 × 128). The batches are fixed for the whole training (the
+    Trainer counts its steps once); :func:`token_budget_sampler` shuffles their order each epoch."""
+    import torch
+
+    if budget < max(lengths, default=0):
+        raise ConfigError(f"token_budget={budget} is smaller than the longest window ({max(lengths)} sub-tokens): "
+                          "give a budget of at least max_length.")
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    order = sorted(torch.randperm(len(lengths), generator=generator).tolist(), key=lambda i: lengths[i])
+    batches, current, longest = [], [], 0
+    for i in order:
+        if current and (len(current) + 1) * max(longest, lengths[i]) > budget:
+            batches.append(current)
+            current, longest = [], 0
+        current.append(i)
+        longest = max(longest, lengths[i])
+    if current:
+        batches.append(current)
+    return batches
+
+
+def token_budget_sampler(batches: list[list[int]], seed: int):
+    """Batch sampler over :func:`token_budget_batches`: the same batches every epoch, in an order drawn again for
+    each epoch (seed + epoch, so that a resumed training sees the order it would have seen)."""
+    import torch
+
+    class TokenBudgetSampler(torch.utils.data.Sampler):
+        epoch = 0
+
+        def set_epoch(self, epoch: int) -> None:
+            self.epoch = epoch
+
+        def __len__(self):
+            return len(batches)
+
+        def __iter__(self):
+            generator = torch.Generator()
+            generator.manual_seed(seed + self.epoch)
+            yield from (batches[b] for b in torch.randperm(len(batches), generator=generator).tolist())
+
+    return TokenBudgetSampler()
+
+
 @dataclass(frozen=True)
 class TrainOptions:
     """How one fine-tuning step runs, beside its profile: the seed, sub-token labelling, progress bars,
@@ -327,7 +376,11 @@ def fine_tune(model, tokenizer, data: dict, profile: config.Profile, output_dir:
     dev_feats = encode_windows(tokenizer, data["validation"]["tokens"], data["validation"]["ner_tags"],
                                profile.max_length, profile.window_stride, case_markers=markers.case,
                                italic=markers.flags(data["validation"]))
-    per_epoch = math.ceil(len(train_feats) / (profile.batch_size * _world_size()))
+    budget = None
+    if profile.token_budget is not None:
+        budget = token_budget_batches([len(ids) for ids in train_feats["input_ids"]], profile.token_budget, seed)
+    per_epoch = (math.ceil(len(train_feats) / (profile.batch_size * _world_size())) if budget is None
+                 else math.ceil(len(budget) / _world_size()))
     total = profile.max_steps if profile.max_steps > 0 else math.ceil(per_epoch * profile.epochs)
     # dev is scored after each epoch; with epoch blocks, where each block ends
     ends = [] if blocks is None else itertools.accumulate(len(f) for f in block_feats)
@@ -337,8 +390,12 @@ def fine_tune(model, tokenizer, data: dict, profile: config.Profile, output_dir:
     minutes = session.checkpoint_minutes() if options.resume else None
     checkpoint = session.latest_checkpoint(output_dir / "checkpoints") if options.resume else None
     before = session.elapsed_at(checkpoint)  # seconds trained before an interruption
-    trainer = (Trainer if blocks is None else _block_trainer(block_sampler(
-        [[len(ids) for ids in f["input_ids"]] for f in block_feats], profile.batch_size, seed)))(
+    if blocks is not None:
+        trainer_class = _block_trainer(block_sampler([[len(ids) for ids in f["input_ids"]] for f in block_feats],
+                                                     profile.batch_size, seed))
+    else:
+        trainer_class = Trainer if budget is None else _budget_trainer(token_budget_sampler(budget, seed))
+    trainer = trainer_class(
         model=model,
         args=_training_args(output_dir / "checkpoints", profile, seed, progress, save_checkpoints, device, total),
         data_collator=DataCollatorForTokenClassification(tokenizer),
@@ -380,6 +437,23 @@ def _block_trainer(sampler):
             return sampler
 
     return BlockTrainer
+
+
+def _budget_trainer(batch_sampler):
+    """``transformers.Trainer`` whose training batches are ``batch_sampler``'s (:func:`token_budget_sampler`): a
+    ``DataLoader(batch_sampler=...)`` prepared by accelerate like Trainer's own (its steps per epoch are the
+    sampler's batches; a resumed training skips the batches already seen)."""
+    from torch.utils.data import DataLoader
+    from transformers import Trainer
+
+    class BudgetTrainer(Trainer):
+        def get_train_dataloader(self):
+            dataset = self._remove_unused_columns(self.train_dataset, description="Training")
+            return self.accelerator.prepare(DataLoader(
+                dataset, batch_sampler=batch_sampler, collate_fn=self.data_collator,
+                num_workers=self.args.dataloader_num_workers, pin_memory=self.args.dataloader_pin_memory))
+
+    return BudgetTrainer
 
 
 # ------------------------------------------------------------------------------------ outputs
@@ -910,5 +984,8 @@ def add_commands(subparsers) -> None:
                    default=None, help="augmented step: draw the copies again for every epoch, so that no augmented "
                                       "sentence repeats (whole epochs; with --no-full-copy, since full-copy keeps "
                                       "exact duplicates whatever the draw)")
+    g.add_argument("--token-budget", type=positive_int, default=None,
+                   help="batches of at most this many padded sub-tokens (many short sentences or a few long ones "
+                        "per step) instead of the profile's batch size in sentences; at least max_length")
     p.set_defaults(func=_cmd_train)
 

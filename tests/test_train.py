@@ -631,15 +631,18 @@ def _stop_at(step: int):
     return StopButton
 
 
+@pytest.mark.parametrize("budget", [None, 512])
 def test_a_stopped_training_says_so_in_one_line_and_resumes_to_the_same_numbers(tiny_model_dir, tmp_path,
-                                                                                  monkeypatch, capsys):
+                                                                                  monkeypatch, capsys, budget):
     """The stop button during training: one line (no traceback), the checkpoint kept in the run's resumable folder
-    (never in models/<run>/), a rerun resumes from it, and the resumed run gives the uninterrupted run's numbers."""
+    (never in models/<run>/), a rerun resumes from it, and the resumed run gives the uninterrupted run's numbers
+    (also with token-budget batches, whose 6 steps cross an epoch)."""
     from craftlib import session
 
     monkeypatch.setattr(train, "load_recipe_data", _fake_data(_synthetic(60)))
     monkeypatch.setenv("CRAFTLIB_CHECKPOINT_MINUTES", "0")  # a checkpoint after every optimizer step
-    prof = config.get_profile("smoke", max_steps=6, learning_rate=3e-3, max_length=16, window_stride=4)
+    prof = config.get_profile("smoke", max_steps=6, learning_rate=3e-3, max_length=16, window_stride=4,
+                              token_budget=budget)
     base = str(tiny_model_dir)
     whole = train.train_recipe(train.run_spec("single", prof, base_model=base, models_dir=tmp_path / "whole"), progress=False)
     assert not [p for p in (tmp_path / "whole").iterdir() if p.name.startswith(".")]  # nothing kept after success
@@ -821,3 +824,47 @@ def test_fresh_replacements_name_their_runs_and_need_an_augmented_step():
         config.get_profile("full", epochs=2.5, fresh_replacements=True)
     args = cli.build_parser().parse_args(["train", "--profile", "full", "--no-full-copy", "--fresh-replacements"])
     assert config.get_profile(args.profile, **{f: getattr(args, f) for f in runs.CLI_OVERRIDES}) == prof
+
+
+def test_token_budget_batches_stay_under_the_budget_and_cover_every_window_once():
+    lengths = [5, 40, 3, 12, 12, 7, 30, 2, 64, 9, 11, 12]
+    batches = train.token_budget_batches(lengths, budget=64, seed=1)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert all(len(b) * max(lengths[i] for i in b) <= 64 for b in batches)
+    assert sorted(lengths[i] for i in batches[0]) == [2, 3, 5, 7, 9]  # the five shortest share one batch (5 × 9)
+    assert [8] in batches  # the 64-sub-token window alone
+    assert batches == train.token_budget_batches(lengths, 64, seed=1)  # seeded
+    sampler = train.token_budget_sampler(batches, seed=1)
+    first = list(sampler)
+    assert len(sampler) == len(batches) and sorted(first) == sorted(batches)
+    sampler.set_epoch(1)
+    assert sorted(sampler) == sorted(batches) and list(sampler) != first  # the same batches, a new order
+    sampler.set_epoch(0)
+    assert list(sampler) == first  # a resume sees the order it would have seen
+    with pytest.raises(ConfigError, match="longest window"):
+        train.token_budget_batches(lengths, budget=32, seed=1)
+
+
+def test_token_budget_trains_one_step_per_batch_and_names_its_run(tiny_model_dir, tmp_path):
+    from craftlib.models import load_model, load_tokenizer
+
+    tok, model = load_tokenizer(tiny_model_dir), load_model(tiny_model_dir)
+    prof = config.get_profile("smoke", max_steps=-1, epochs=2, learning_rate=3e-3, max_length=16, window_stride=4,
+                              token_budget=48)
+    data = {"train": _synthetic(30), "validation": _synthetic(6, seed=1), "test": _synthetic(6, seed=2)}
+    feats = windows.featurize(data["train"], tok, 16, 4, progress=False)
+    batches = train.token_budget_batches([len(x) for x in feats["input_ids"]], 48, seed=0)
+    result = train.fine_tune(model, tok, data, prof, tmp_path, train.TrainOptions(seed=0, progress=False))
+    assert result.global_step == 2 * len(batches) and result.train_windows == len(feats)
+    assert result.tokens_seen == 2 * sum(sum(x) for x in feats["attention_mask"])
+    assert runs.run_name("two-step", "minilm", config.get_profile("quick", token_budget=320)) == \
+        "two-step-minilm-quick-tok320"
+    assert "--token-budget 320" in runs.train_command("two-step", config.get_profile("quick", token_budget=320),
+                                                      "minilm", 42, "proper")
+    with pytest.raises(ConfigError, match="max_length"):
+        config.get_profile("quick", token_budget=100)
+    with pytest.raises(ConfigError, match="fresh_replacements"):
+        config.get_profile("full", token_budget=512, augment_keep_unchanged=False, fresh_replacements=True)
+    args = cli.build_parser().parse_args(["train", "--profile", "quick", "--token-budget", "320"])
+    assert config.get_profile(args.profile, **{f: getattr(args, f) for f in runs.CLI_OVERRIDES}) == \
+        config.get_profile("quick", token_budget=320)
