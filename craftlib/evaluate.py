@@ -357,6 +357,27 @@ def align_runs(runs: dict[str, list[dict]]) -> dict[str, list[dict]]:
     return {name: [keyed[name][k] for k in order] for name in names}
 
 
+def vote(runs: Sequence[Sequence[dict]]) -> list[dict]:
+    """A seed ensemble at no training cost: the records of several runs of one system (its seeds) with each word's
+    tag the one most of them predict (a tie goes to the earliest run that predicts a tied tag: list seed 42 first).
+    Restricted to the sentences every run covers (:func:`align_runs`). Voting on IOB2 tags word by word can leave an
+    ``I-X`` after ``O``; the scorer reads it as the start of a mention (seqeval's default mode), as for any model."""
+    from collections import Counter
+
+    if len(runs) < 2:
+        raise CraftlibError(f"vote() needs the predictions of at least 2 runs, got {len(runs)}.")
+    aligned = list(align_runs({str(i): list(r) for i, r in enumerate(runs)}).values())
+    out = []
+    for recs in zip(*aligned):
+        pred = []
+        for tags in zip(*(r["pred"] for r in recs)):
+            counts = Counter(tags)
+            top = max(counts.values())
+            pred.append(next(t for t in tags if counts[t] == top))
+        out.append({**recs[0], "pred": pred})
+    return out
+
+
 def _overlap(a: tuple[int, int, str], b: tuple[int, int, str]) -> int:
     return max(0, min(a[1], b[1]) - max(a[0], b[0]))
 
@@ -757,6 +778,10 @@ def add_commands(subparsers) -> None:
                         "bootstrap resamples the seeds as well as the documents")
     p.add_argument("--systems", nargs="+", default=[], metavar="NAME=RUN[,RUN...]",
                    help="a system named NAME made of the given runs (one per seed), e.g. crf=crf-quick")
+    p.add_argument("--vote", nargs="+", default=[], metavar="NAME=RUN,RUN[,RUN...]",
+                   help="a system named NAME whose tag for each word is the majority of the given runs' tags (a seed "
+                        "ensemble, e.g. vote=two-step-minilm-quick,two-step-minilm-quick-seed1,"
+                        "two-step-minilm-quick-seed2; ties go to the first run); its runs may belong to other systems")
     p.add_argument("--pairs", nargs="*", default=None, metavar="A:B",
                    help="differences to report, as A:B (B - A) of system names; default: every pair in order")
     p.add_argument("--split", default="test", choices=["test", "validation"])
@@ -836,14 +861,33 @@ def compare_groups(run_names: Sequence[str], seeds: Sequence[int] | None = None,
     return groups
 
 
+def vote_groups(specs: Sequence[str]) -> dict[str, list[str]]:
+    """``--vote NAME=RUN,RUN[,RUN...]`` → ``{NAME: [RUN, ...]}`` (at least two runs, each once)."""
+    votes = {}
+    for spec in specs:
+        name, sep, members = spec.partition("=")
+        runs_ = members.split(",")
+        if not sep or not name or not all(runs_) or len(runs_) < 2 or len(set(runs_)) < len(runs_):
+            raise CraftlibError(f"--vote {spec!r}: write NAME=RUN,RUN[,RUN...] with at least two different runs, "
+                                "e.g. vote=two-step-minilm-quick,two-step-minilm-quick-seed1.")
+        votes[name] = runs_
+    return votes
+
+
 def _cmd_compare(args) -> int:
     import datetime
     import shlex
 
     root = config.models_dir(args.models_dir)
-    groups = compare_groups(args.runs, args.seeds, args.systems)
+    votes = vote_groups(args.vote)
+    groups = compare_groups(args.runs, args.seeds, args.systems) if args.runs or args.systems or not votes else {}
+    clash = sorted(set(votes) & set(groups))
+    if clash:
+        raise CraftlibError(f"--vote {clash}: a system of that name is already given; name the vote differently.")
     runs = {name: [read_predictions(predictions_path(root / run, args.split)) for run in members]
             for name, members in groups.items()}
+    runs.update({name: vote([read_predictions(predictions_path(root / run, args.split)) for run in members])
+                 for name, members in votes.items()})
     pairs = None
     if args.pairs:
         bad = [p for p in args.pairs if p.count(":") != 1]
@@ -858,6 +902,8 @@ def _cmd_compare(args) -> int:
         argv += ["--seeds", *map(str, args.seeds)]
     if args.systems:
         argv += ["--systems", *args.systems]
+    if args.vote:
+        argv += ["--vote", *args.vote]
     if args.pairs:
         argv += ["--pairs", *args.pairs]
     if args.split != "test":
@@ -869,14 +915,14 @@ def _cmd_compare(args) -> int:
     if args.merge_gene_protein:
         argv.append("--merge-gene-protein")
     profiles = set()
-    for run in (r for members in groups.values() for r in members):
+    for run in (r for members in [*groups.values(), *votes.values()] for r in members):
         profiles.add((Run(root / run).metrics_or_none() or {}).get("profile"))
     profile = profiles.pop() if len(profiles) == 1 and None not in profiles else "mixed"
     out = Path(args.out) if args.out else config.results_dir() / f"bootstrap-{profile}.json"
     if args.out:
         argv += ["--out", args.out]
     result = {"command": shlex.join(argv), "split": args.split, "profile": profile, **result,
-              "runs": groups,
+              "runs": groups, **({"votes": votes} if votes else {}),
               "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
     save_json(result, out)
     systems, diffs = bootstrap_tables(result)

@@ -351,7 +351,8 @@ def bootstrap_markdown(results: str | os.PathLike) -> str:
     for path in files:
         b = json.loads(path.read_text())
         pct = f"{b['confidence']:.0%}"
-        seeds = any((v.get("seeds") or 1) > 1 for v in b["systems"].values())
+        votes = b.get("votes", {})  # systems that are a word-by-word majority of several runs (compare --vote)
+        seeds = any((v.get("seeds") or 1) > 1 for v in b["systems"].values()) or bool(votes)
         what = ("the documents with replacement and, for a system of several seeds, its seeds with replacement "
                 "(the interval covers both sources of noise)" if seeds else "the documents with replacement")
         parts += [
@@ -363,7 +364,8 @@ def bootstrap_markdown(results: str | os.PathLike) -> str:
         ]
         if seeds:
             parts += [f"| system | seeds | test F1 (mean ± sd) | {pct} interval |", "| --- | ---: | ---: | --- |"]
-            parts += [f"| `{name}` | {v.get('seeds') or 1} | {v['f1']:.3f}"
+            parts += [f"| `{name}` | {f'majority vote of {len(votes[name])}' if name in votes else v.get('seeds') or 1}"
+                      f" | {v['f1']:.3f}"
                       + (f" ± {v['sd']:.3f}" if v.get("sd") is not None else "")
                       + f" | [{v['low']:.3f}, {v['high']:.3f}] |" for name, v in b["systems"].items()]
         else:

@@ -593,3 +593,44 @@ def test_compare_command_with_seeds_writes_means_and_renders_them(tmp_path):
     md = runs.bootstrap_markdown(tmp_path / "results")
     assert "| system | seeds | test F1 (mean ± sd) |" in md and "its seeds with replacement" in md
     assert "| `crf` | 1 |" in md and "| `two-step-minilm-quick` | 2 | " in md and " ± " in md
+
+
+def test_vote_takes_each_words_majority_and_breaks_ties_by_the_first_run():
+    gold = ["B-Gene", "I-Gene", "O", "B-Cell"]
+    rec = {"doc_id": "d", "sentence_id": 0, "tokens": ["a", "b", "c", "d"], "gold": gold}
+    r1 = [dict(rec, pred=["B-Gene", "O", "O", "B-Cell"])]
+    r2 = [dict(rec, pred=["B-Gene", "I-Gene", "B-Taxon", "O"])]
+    r3 = [dict(rec, pred=["O", "I-Gene", "O", "B-Chemical"])]
+    (voted,) = ev.vote([r1, r2, r3])
+    # word 4: three different tags, a tie of one vote each -> the first run's
+    assert voted["pred"] == ["B-Gene", "I-Gene", "O", "B-Cell"] and voted["gold"] == gold
+    assert ev.vote([r2, r1])[0]["pred"] == r2[0]["pred"]  # two runs disagreeing: the first one wins every tie
+    with pytest.raises(CraftlibError, match="at least 2 runs"):
+        ev.vote([r1])
+
+
+def test_compare_vote_is_a_system_beside_the_seed_means(tmp_path):
+    base = _systems(44)
+    models = tmp_path / "models"
+    for run, rs in {"two-step-minilm-quick": base["b"], "two-step-minilm-quick-seed1": base["b"],
+                    "two-step-minilm-quick-seed2": base["a"], "crf-quick": base["a"]}.items():
+        write_jsonl(models / run / "predictions_test.jsonl", rs)
+    parser = argparse.ArgumentParser()
+    ev.add_commands(parser.add_subparsers())
+    out = tmp_path / "results" / "bootstrap-quick-vote.json"
+    members = "two-step-minilm-quick,two-step-minilm-quick-seed1,two-step-minilm-quick-seed2"
+    args = parser.parse_args(["compare", "--runs", "two-step-minilm-quick", "--seeds", "42", "1", "2",
+                              "--systems", "crf=crf-quick", "--vote", f"vote={members}",
+                              "--pairs", "two-step-minilm-quick:vote", "crf:vote",
+                              "--models-dir", str(models), "--n", "200", "--out", str(out)])
+    assert args.func(args) == 0
+    saved = json.loads(out.read_text())
+    assert saved["votes"] == {"vote": members.split(",")} and f"--vote vote={members}" in saved["command"]
+    assert "| `vote` | majority vote of 3 | " in runs.bootstrap_markdown(tmp_path / "results")
+    f1_b = ev.score([r["gold"] for r in base["b"]], [r["pred"] for r in base["b"]])["f1"]
+    assert saved["systems"]["vote"]["seeds"] == 1 and saved["systems"]["vote"]["f1"] == pytest.approx(f1_b)  # 2 of 3
+    for bad in (["--vote", "x=crf-quick"], ["--vote", "crf=crf-quick,crf-quick"],
+                ["--systems", "crf=crf-quick", "--vote", f"crf={members}"]):
+        args = parser.parse_args(["compare", *bad, "--models-dir", str(models), "--out", str(out)])
+        with pytest.raises(CraftlibError):
+            args.func(args)
