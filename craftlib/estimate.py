@@ -2,10 +2,11 @@
 
 :func:`calibrate` times a few optimizer steps and prediction batches of the real model (the base model with its
 13-label head, AdamW as training uses it, the device's precision, the thread count training would use now) at
-the batch shapes training uses, about 20-40 s on a 2-core CPU. From two batch lengths it fits seconds per optimizer
-step = ``step_s + token_s x sub-tokens`` (a fixed cost per step, the optimizer's, plus a cost per sub-token) and
-seconds per predicted window. The result is cached in ``<data>/calibration.json``, keyed on the hardware, torch
-version, precision, thread count and base model (:func:`calibration_key`), so ``doctor`` and notebook 04 share it.
+batches of 8 windows whose lengths change at every step as in training (:func:`calibration_lengths`), about 10-20 s
+on a 2-core CPU. From them it fits seconds per optimizer step = ``step_s + token_s x sub-tokens`` (a fixed cost per
+step, the optimizer's and gradient clipping's, plus a cost per sub-token) and seconds per predicted window. The
+result is cached in ``<data>/calibration.json``, keyed on the hardware, torch version, precision, thread count, base
+model and calibration method (:func:`calibration_key`), so ``doctor`` and notebook 04 share it.
 
 :func:`workload` says what each profile's notebook 04 trains: optimizer steps, sub-tokens and scored windows per
 recipe, from the committed measured run of that name (``results/<run>/metrics.json``: the same data on any
@@ -27,13 +28,14 @@ from craftlib.threads import LoadProbe, plan_threads
 from craftlib.train import optimizer_name
 from craftlib.windows import autocast
 
-#: Batch lengths (sub-tokens per window) timed by :func:`calibrate`: short and long windows, so that the per-step
-#: and per-sub-token costs separate. Windows average about 35 sub-tokens on CRAFT (tokens_seen / windows of the
-#: committed quick and full runs).
-CALIBRATION_LENGTHS = (24, 96)
-#: Timed optimizer steps per length (after 2 warm-up steps) and timed prediction batches.
-CALIBRATION_STEPS = 10
-#: Sub-tokens of an average window, for profiles without a committed run (see :data:`CALIBRATION_LENGTHS`).
+#: Timed optimizer steps (each at its own window length: :func:`calibration_lengths`), after warm-up steps; a tenth
+#: of them are timed prediction batches. Windows average about 35 sub-tokens on CRAFT (tokens_seen / windows of
+#: the committed quick and full runs).
+CALIBRATION_STEPS = 60
+CALIBRATION_WARMUP = 10
+#: Part of the cache key: a calibration made by an earlier method is measured again, not reused.
+CALIBRATION_METHOD = "varied lengths"
+#: Sub-tokens of an average window, for profiles without a committed run (see :data:`CALIBRATION_STEPS`).
 MEAN_WINDOW_TOKENS = 35
 #: Notebook 04's recipes in the order it trains them (two-step reuses augmented as its step 1).
 RECIPES = ("single", "augmented", "two-step")
@@ -50,7 +52,7 @@ def calibration_key(base_model: str = "minilm", threads: int | None = None) -> s
     device = detect_device()
     threads = threads or torch.get_num_threads()
     return (f"{device.type}:{device.name}|torch {torch.__version__}|{device.precision}|{threads} threads|"
-            f"{base_model}")
+            f"{base_model}|{CALIBRATION_METHOD}")
 
 
 def _cache_path(data_dir=None):
@@ -67,7 +69,20 @@ def _synthetic_batch(tokenizer, batch: int, length: int, seed: int):
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
 
 
+def calibration_lengths(n: int = CALIBRATION_STEPS, seed: int = 0) -> list[int]:
+    """Window lengths of the timed steps: a new length at every step, as length-grouped training meets them, drawn
+    like CRAFT's windows (many short, few long: 8 + an exponential of mean 28 sub-tokens, at most 128; mean about
+    35). Timing one fixed length again and again (the calibration of before) underestimated a real bf16 training
+    by a third on the tutorial's CPU, since every new shape costs bf16 kernels extra work: see
+    ``benchmarks/results/calibration_shapes.txt``."""
+    import random
+
+    rng = random.Random(seed)
+    return [min(128, 8 + int(rng.expovariate(1 / 28))) for _ in range(n)]
+
+
 def _measure(base_model: str, batch_size: int, eval_batch_size: int) -> dict:
+    import numpy as np
     import torch
 
     device = detect_device()
@@ -76,32 +91,34 @@ def _measure(base_model: str, batch_size: int, eval_batch_size: int) -> dict:
     model.to(where)
     fused = optimizer_name(device) == "adamw_torch_fused"
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=fused or None)
-    step_times = {}
     model.train()
-    for length in CALIBRATION_LENGTHS:
-        batch = {k: v.to(where) for k, v in _synthetic_batch(tokenizer, batch_size, length, length).items()}
-        times = []
-        for i in range(2 + CALIBRATION_STEPS):
-            start = time.perf_counter()
-            with autocast(device):
-                loss = model(**batch).loss
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            if where == "cuda":
-                torch.cuda.synchronize()
-            if i >= 2:
-                times.append(time.perf_counter() - start)
-        step_times[length] = sorted(times)[len(times) // 2]  # the median step
-    (short, t_short), (long, t_long) = sorted(step_times.items())
-    token_s = max(0.0, (t_long - t_short) / (batch_size * (long - short)))
-    step_s = max(0.0, t_short - token_s * batch_size * short)
+    lengths = calibration_lengths(CALIBRATION_WARMUP + CALIBRATION_STEPS)
+    times = []
+    for i, length in enumerate(lengths):
+        batch = {k: v.to(where) for k, v in _synthetic_batch(tokenizer, batch_size, length, i).items()}
+        start = time.perf_counter()
+        with autocast(device):
+            loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # as Trainer does every step (max_grad_norm 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if where == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    # seconds per step = step_s + token_s x sub-tokens, least squares over the timed (not warm-up) steps
+    tokens = np.array([batch_size * n for n in lengths[CALIBRATION_WARMUP:]], dtype=float)
+    timed = np.array(times[CALIBRATION_WARMUP:])
+    (step_s, token_s), *_ = np.linalg.lstsq(np.vstack([np.ones_like(tokens), tokens]).T, timed, rcond=None)
+    token_s = max(0.0, float(token_s))
+    step_s = max(0.0, float(step_s))
+    step_times = {"mean_length": float(tokens.mean() / batch_size), "mean_step_s": float(timed.mean())}
     model.eval()
     batch = _synthetic_batch(tokenizer, eval_batch_size, MEAN_WINDOW_TOKENS, 0)
     batch = {k: v.to(where) for k, v in batch.items() if k != "labels"}
     times = []
     with torch.inference_mode(), autocast(device):
-        for i in range(1 + CALIBRATION_STEPS // 2):
+        for i in range(1 + max(1, CALIBRATION_STEPS // 10)):
             start = time.perf_counter()
             model(**batch)
             if where == "cuda":
@@ -110,7 +127,7 @@ def _measure(base_model: str, batch_size: int, eval_batch_size: int) -> dict:
                 times.append(time.perf_counter() - start)
     window_s = sorted(times)[len(times) // 2] / eval_batch_size
     return {"step_s": step_s, "token_s": token_s, "window_s": window_s,
-            "step_times": {str(k): v for k, v in step_times.items()}}
+            "step_times": step_times}
 
 
 def calibrate(base_model: str = "minilm", data_dir=None, force: bool = False, verbose: bool = True) -> dict:

@@ -3,6 +3,7 @@ cached calibration, notebook 04's plan line and doctor's block. No assertion on 
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -112,3 +113,11 @@ def test_doctor_prints_the_estimate(monkeypatch, capsys, tmp_path):
     assert "time estimate on this CPU" in capsys.readouterr().out
     assert main(["doctor", "--no-estimate", "--data-dir", str(tmp_path)]) == 0
     assert "time estimate" not in capsys.readouterr().out
+
+
+def test_calibration_lengths_change_every_step_like_crafts_windows():
+    lengths = estimate.calibration_lengths(600)
+    assert min(lengths) >= 8 and max(lengths) <= 128
+    assert 30 <= sum(lengths) / len(lengths) <= 42  # CRAFT's windows average about 35 sub-tokens
+    assert sum(a != b for a, b in itertools.pairwise(lengths)) > 0.9 * len(lengths)  # a new shape (almost) every step
+    assert lengths == estimate.calibration_lengths(600)
