@@ -35,7 +35,7 @@ CALIBRATION_STEPS = 60
 CALIBRATION_WARMUP = 10
 #: Part of the cache key: a calibration made by an earlier method is measured again, not reused.
 CALIBRATION_METHOD = "varied lengths"
-#: Sub-tokens of an average window, for profiles without a committed run (see :data:`CALIBRATION_STEPS`).
+#: Sub-tokens of an average window, for profiles without a committed run (see :func:`calibration_lengths`).
 MEAN_WINDOW_TOKENS = 35
 #: Notebook 04's recipes in the order it trains them (two-step reuses augmented as its step 1).
 RECIPES = ("single", "augmented", "two-step")

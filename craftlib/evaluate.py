@@ -849,10 +849,10 @@ def compare_groups(run_names: Sequence[str], seeds: Sequence[int] | None = None,
             raise CraftlibError(f"--runs {name}: with --seeds give the seed-42 name (without -seedN).")
         groups[name] = [name if s == 42 else f"{name}-seed{s}" for s in seeds] if seeds else [name]
     for spec in systems:
-        name, sep, members = spec.partition("=")
-        if not sep or not name or not all(members.split(",")):
+        name, members = _named_runs(spec)
+        if name is None:
             raise CraftlibError(f"--systems {spec!r}: write NAME=RUN[,RUN...], e.g. crf=crf-quick.")
-        groups[name] = members.split(",")
+        groups[name] = members
     if not groups:
         raise CraftlibError("compare needs runs: --runs RUN ... and/or --systems NAME=RUN[,RUN...].")
     dup = sorted({r for m in groups.values() for r in m if sum(r in g for g in groups.values()) > 1})
@@ -861,16 +861,22 @@ def compare_groups(run_names: Sequence[str], seeds: Sequence[int] | None = None,
     return groups
 
 
+def _named_runs(spec: str) -> tuple[str | None, list[str]]:
+    """``NAME=RUN[,RUN...]`` → ``(NAME, [RUN, ...])``; ``(None, [])`` when it is not written so."""
+    name, sep, members = spec.partition("=")
+    runs_ = members.split(",")
+    return (name, runs_) if sep and name and all(runs_) else (None, [])
+
+
 def vote_groups(specs: Sequence[str]) -> dict[str, list[str]]:
     """``--vote NAME=RUN,RUN[,RUN...]`` → ``{NAME: [RUN, ...]}`` (at least two runs, each once)."""
     votes = {}
     for spec in specs:
-        name, sep, members = spec.partition("=")
-        runs_ = members.split(",")
-        if not sep or not name or not all(runs_) or len(runs_) < 2 or len(set(runs_)) < len(runs_):
+        name, members = _named_runs(spec)
+        if name is None or len(members) < 2 or len(set(members)) < len(members):
             raise CraftlibError(f"--vote {spec!r}: write NAME=RUN,RUN[,RUN...] with at least two different runs, "
                                 "e.g. vote=two-step-minilm-quick,two-step-minilm-quick-seed1.")
-        votes[name] = runs_
+        votes[name] = members
     return votes
 
 
@@ -880,7 +886,8 @@ def _cmd_compare(args) -> int:
 
     root = config.models_dir(args.models_dir)
     votes = vote_groups(args.vote)
-    groups = compare_groups(args.runs, args.seeds, args.systems) if args.runs or args.systems or not votes else {}
+    only_votes = votes and not (args.runs or args.systems)
+    groups = {} if only_votes else compare_groups(args.runs, args.seeds, args.systems)
     clash = sorted(set(votes) & set(groups))
     if clash:
         raise CraftlibError(f"--vote {clash}: a system of that name is already given; name the vote differently.")
