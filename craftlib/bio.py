@@ -52,12 +52,19 @@ def validate_iob2(tags: Sequence[str], where: str = "") -> None:
     for i, tag in enumerate(tags):
         if tag not in config.LABEL2ID:
             raise BIOError(f"{where}position {i}: unknown tag {tag!r} (expected one of {', '.join(config.LABELS)}).")
-        if tag.startswith("I-") and prev[2:] != tag[2:]:
+        if not allowed_transition(prev, tag):
             raise BIOError(
                 f"{where}position {i}: {tag} follows {prev}; in IOB2 an I- tag must continue a B-/I- of the "
                 "same type."
             )
         prev = tag
+
+
+def allowed_transition(previous: str, tag: str) -> bool:
+    """Whether IOB2 lets ``tag`` follow ``previous`` (``"O"`` also stands for the start of a sentence): an ``I-``
+    tag only continues a ``B-``/``I-`` of its own type; every other tag may follow anything. The rule constrained
+    decoding (:func:`craftlib.windows.iob2_viterbi`) enforces and :func:`validate_iob2` checks."""
+    return not tag.startswith("I-") or (previous != "O" and previous[2:] == tag[2:])
 
 
 def tag_names(tags: Sequence[int | str], names: Sequence[str] | Mapping[int, str] = config.LABELS) -> list[str]:
@@ -72,4 +79,4 @@ def dataset_tags(dataset) -> list[list[str]]:
     return [tag_names(t) for t in column]
 
 
-__all__ = ["Span", "bio_spans", "dataset_tags", "spans_to_bio", "tag_names", "validate_iob2"]
+__all__ = ["Span", "allowed_transition", "bio_spans", "dataset_tags", "spans_to_bio", "tag_names", "validate_iob2"]

@@ -204,6 +204,10 @@ class Profile:
     #: sentences: many short sentences or a few long ones per optimizer step (``craftlib.train.token_budget_batches``);
     #: ``None``: ``batch_size`` sentences per step (the reference recipe)
     token_budget: int | None = None
+    #: how word tags are read from the model's scores (``craftlib.windows.DECODES``): ``argmax`` each word on its
+    #: own (the reference recipe), ``viterbi`` the most likely valid IOB2 sequence of the sentence. Changes no
+    #: weight: only the dev/test predictions, their scores, and what the saved model's tagger does.
+    decode: str = "argmax"
 
     def __post_init__(self) -> None:
         problems = []
@@ -225,6 +229,8 @@ class Profile:
         if self.token_budget is not None and self.fresh_replacements:
             problems.append("token_budget with fresh_replacements (the epoch blocks are batched by sentences: "
                             "choose one)")
+        if self.decode not in ("argmax", "viterbi"):
+            problems.append(f"decode={self.decode!r} (must be argmax or viterbi)")
         if not 0.0 <= self.replace_prob <= 1.0:
             problems.append(f"replace_prob={self.replace_prob} (must be between 0 and 1)")
         for name in ("max_train_sentences", "max_eval_sentences"):
@@ -232,7 +238,7 @@ class Profile:
                 problems.append(f"{name}={getattr(self, name)} (must be >= 1, or None for all)")
         if problems:
             raise ConfigError(f"Profile {self.name!r}: {'; '.join(problems)}. Fix the value (e.g. --epochs, "
-                              "--learning-rate, --max-steps, --replace-prob, --token-budget on the command line).")
+                              "--learning-rate, --max-steps, --replace-prob, --token-budget, --decode on the command line).")
 
     def to_dict(self) -> dict:
         return asdict(self)

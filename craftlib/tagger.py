@@ -44,7 +44,15 @@ from craftlib.options import positive_int
 from craftlib.runtime import detect_device
 from craftlib.tags import merge_spans, overlap_flags
 from craftlib.train import check_model_dir, check_model_labels, refuse_italic_model
-from craftlib.windows import META_COLUMNS, Markers, encode_windows, merge_windows
+from craftlib.windows import (
+    META_COLUMNS,
+    Markers,
+    check_decode,
+    decode_words,
+    encode_windows,
+    merge_windows,
+    o_scores,
+)
 
 
 class InputError(CraftlibError):
@@ -300,6 +308,8 @@ class Tagger:
         self.case_markers = bool(hp.get("case_markers", False))
         # the typography ablation's model: it tags only documents that kept their italics (PMC XML, CRAFT ids)
         self.italic_markers = bool(hp.get("italic_markers", False))
+        # how the run read its tags from the scores (runs before --decode existed: argmax)
+        self.decode = check_decode(hp.get("decode", "argmax"))
         self.tokenizer = load_tokenizer(self.model_dir)
         Markers(self.case_markers, self.italic_markers).add_to(self.tokenizer)
         self.engine = load_engine(self.model_dir, engine)
@@ -327,6 +337,7 @@ class Tagger:
         order = sorted(range(n), key=lambda i: len(feats["input_ids"][i]))
         ids: list = [None] * n
         probs: list = [None] * n
+        logp: list = [None] * n  # viterbi: every label's log-probability
         with session.activity(math.ceil(n / self.batch_size), "tagging", progress=progress) as advance:
             for b in range(0, n, self.batch_size):
                 advance()
@@ -340,14 +351,24 @@ class Tagger:
                 p /= p.sum(-1, keepdims=True)
                 for row, i in enumerate(idx):
                     m = len(feats["input_ids"][i])
+                    if self.decode != "argmax":
+                        logp[i] = np.log(np.maximum(p[row, :m], 1e-30))
+                        continue
                     ids[i] = p[row, :m].argmax(-1).tolist()
                     probs[i] = p[row, :m].max(-1).tolist()
         meta = [{k: feats[k][i] for k in META_COLUMNS} for i in range(n)]
         lengths = [len(s) for s in sentences]
+        id2label = self.engine.id2label
+        if self.decode != "argmax":  # the best valid IOB2 sequence; each word's probability is its chosen label's
+            labels = [id2label[i] for i in range(len(id2label))]
+            word_scores, _ = merge_windows(lengths, meta, logp, fill=o_scores(len(labels), labels.index("O")),
+                                           keep=True)
+            word_ids = decode_words(word_scores, labels, self.decode)
+            return ([[id2label[i] for i in row] for row in word_ids],
+                    [[round(float(np.exp(w[i])), 6) for w, i in zip(ws, row)] for ws, row in zip(word_scores, word_ids)])
         word_ids, _ = merge_windows(lengths, meta, ids)
         # the same windows win for every word whatever the values, so this merges the matching probabilities
         word_p, _ = merge_windows(lengths, meta, [[round(x * 1e6) for x in row] for row in probs], fill=10 ** 6)
-        id2label = self.engine.id2label
         tags = [[id2label[i] for i in row] for row in word_ids]
         return tags, [[x / 1e6 for x in row] for row in word_p]
 

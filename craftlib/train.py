@@ -55,8 +55,12 @@ from craftlib.tags import check_dataset, italic_flags, profile_splits
 from craftlib.threads import sized_for_sharing, training_callback
 from craftlib.viz import save_learning_curve
 from craftlib.windows import (
+    DECODES,
     META_COLUMNS,
     Markers,
+    Reading,
+    check_decode,
+    decode_scores,
     encode_windows,
     featurize,
     merge_windows,
@@ -198,8 +202,8 @@ class _DevEval:
     (``eval_loss``, ``eval_f1``, ...). Keeps the last predictions: they are the final model's dev predictions."""
 
     def __init__(self, features: dict, dataset, tokenizer, batch_size: int, device, progress: bool,
-                 at_steps: Mapping[int, int] | None = None):
-        self.features, self.tokenizer, self.batch_size = features, tokenizer, batch_size
+                 at_steps: Mapping[int, int] | None = None, decode: str = "argmax"):
+        self.features, self.tokenizer, self.batch_size, self.decode = features, tokenizer, batch_size, decode
         # also scored after these optimizer steps, as these epochs (the ends of epoch blocks: :func:`block_sampler`)
         self.at_steps = dict(at_steps or {})
         self.device, self.progress = device, progress
@@ -211,8 +215,11 @@ class _DevEval:
 
     def evaluate(self, model) -> tuple[dict, tuple[list[list[str]], int]]:
         ids, loss = predict_windows(model, self.tokenizer, self.features, self.batch_size, self.device,
-                                    self.progress, desc="dev")
-        words, missing = merge_windows(self.n_words, self.meta, ids)
+                                    self.progress, desc="dev", scores=self.decode != "argmax")
+        if self.decode == "argmax":
+            words, missing = merge_windows(self.n_words, self.meta, ids)
+        else:
+            words, missing = decode_scores(model, self.n_words, self.meta, ids, self.decode)
         pred = to_tags(words, model)
         result = score(self.gold, pred)
         row = {"eval_loss": loss, **{f"eval_{k}": result[k] for k in ("precision", "recall", "f1", "accuracy",
@@ -386,7 +393,7 @@ def fine_tune(model, tokenizer, data: dict, profile: config.Profile, output_dir:
     ends = [] if blocks is None else itertools.accumulate(len(f) for f in block_feats)
     dev_eval = _DevEval(dev_feats, data["validation"], tokenizer, max(32, profile.eval_batch_size), device, progress,
                         at_steps={math.ceil(n / (profile.batch_size * _world_size())): e
-                                  for e, n in enumerate(ends, start=1)})
+                                  for e, n in enumerate(ends, start=1)}, decode=profile.decode)
     minutes = session.checkpoint_minutes() if options.resume else None
     checkpoint = session.latest_checkpoint(output_dir / "checkpoints") if options.resume else None
     before = session.elapsed_at(checkpoint)  # seconds trained before an interruption
@@ -747,7 +754,7 @@ def _write_outputs(run: Run, record: RunRecord, result: StepResult, tokenizer, d
         else:
             pred, missing = predict_dataset(model, tokenizer, data[split], prof.max_length, prof.window_stride,
                                             max(32, prof.eval_batch_size), progress=progress,
-                                            markers=Markers.of(prof))
+                                            reading=Reading.of(prof))
         gold = dataset_tags(data[split])
         run.write_predictions(split, [
             {"doc_id": row["doc_id"], "sentence_id": row["sentence_id"], "tokens": row["tokens"], "gold": g, "pred": p}
@@ -831,7 +838,8 @@ def predict(model_dir: str | os.PathLike, texts_or_tokens, batch_size: int = 16,
     tokenizer, model = _load_for_prediction(model_dir)
     tags, _ = predict_dataset(model, tokenizer, sentences, max_length,
                               stride or hp.get("window_stride", 32), batch_size,
-                              markers=Markers(case=bool(hp.get("case_markers", False))))
+                              reading=Reading(Markers(case=bool(hp.get("case_markers", False))),
+                                              hp.get("decode", "argmax")))
     return [{"tokens": toks, "tags": tg,
              "entities": [{"text": " ".join(toks[s:e]), "type": t, "start": s, "end": e}
                           for s, e, t in bio_spans(tg)]}
@@ -921,6 +929,81 @@ def _load_for_prediction(model_dir: Path):
                        f"damaged or incomplete; {_RETRAIN}.") from err
 
 
+# ---------------------------------------------------------------------------------- another decoding
+
+#: Files of a trained run that its re-decoded twin takes over as they are (the weights, the tokenizer, the
+#: training record); predictions, scores and card are written anew.
+_DECODE_KEEPS = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+                 "special_tokens_map.json", "vocab.txt", "training_log.csv", "learning_curve.png")
+
+
+def decode_run(run_dir: str | os.PathLike, decode: str, models_dir: str | os.PathLike | None = None,
+               progress: bool = False) -> Path:
+    """A trained run read with another decoding (``--decode``), without training again: the run that ``train``
+    with ``--decode <decode>`` would write (the same weights, since decoding changes no training step; its name
+    gets the ``-viterbi`` suffix), with dev and test predicted again from the saved sentences and scored.
+
+    ``metrics.json`` keeps the training record (steps, time, sub-tokens, hardware) and says where the weights came
+    from (``decoded_from``); its ``command`` is this one. Built in a temporary folder and renamed into place."""
+    src = Run(run_dir)
+    m = src.metrics()
+    hp = dict(m.get("hyperparameters") or {})
+    if m.get("system") != "transformer":
+        raise ConfigError(f"{src.name} is a {m.get('system')} run: only a transformer run has scores to decode.")
+    if hp.get("italic_markers"):
+        raise ConfigError(f"{src.name} reads CRAFT's italics, which its saved predictions do not keep: decode it "
+                          "again by training it with --decode.")
+    if hp.get("decode", "argmax") == check_decode(decode):
+        raise ConfigError(f"{src.name} is already decoded with {decode}: nothing to do.")
+    if m.get("decoded_from"):
+        raise ConfigError(f"{src.name} is itself a re-decoded run: decode {m['decoded_from']['run']} instead.")
+    known = {f.name for f in dataclasses.fields(config.Profile)}
+    profile = config.Profile(**{**{k: v for k, v in hp.items() if k in known}, "decode": decode})
+    name = runs.run_name(m["recipe"], m["base_model"], profile, m["seed"], m.get("annotation_set", "proper"),
+                         m.get("label_all_subtokens", False))
+    dest = Run.named(name, models_dir if models_dir is not None else src.dir.parent)
+    tokenizer, model = _load_for_prediction(src.dir)
+    markers = Markers(case=bool(hp.get("case_markers", False)))
+    with cache.atomic_dir(dest.dir) as tmp:
+        for f in _DECODE_KEEPS:
+            if (src.dir / f).is_file():
+                shutil.copy2(src.dir / f, tmp / f)
+        out = Run(tmp)
+        split_scores, uncovered = {}, {}
+        for split in ("validation", "test"):
+            recs = src.predictions(split)
+            pred, missing = predict_dataset(model, tokenizer, [r["tokens"] for r in recs], profile.max_length,
+                                            profile.window_stride, max(32, profile.eval_batch_size),
+                                            progress=progress, reading=Reading(markers, decode))
+            out.write_predictions(split, [{**{k: r[k] for k in ("doc_id", "sentence_id", "tokens", "gold")},
+                                           "pred": p} for r, p in zip(recs, pred)])
+            split_scores[split] = score([r["gold"] for r in recs], pred)
+            uncovered[split] = missing
+        metrics = {**{k: v for k, v in m.items() if k != "rescored"}, "run": name,
+                   "dev": split_scores["validation"], "test": split_scores["test"],
+                   "words_without_subtoken": uncovered, "hyperparameters": profile.to_dict(),
+                   "command": f"python -m craftlib decode {src.name} --decode {decode}",
+                   "decoded_from": {"run": src.name, "command": m.get("command"), "created": m.get("created")},
+                   "versions": versions(), "created": runs.now()}
+        out.write_card(metrics)
+        out.write_metrics(metrics)
+    return dest.dir
+
+
+def _cmd_decode(args: argparse.Namespace) -> int:
+    root = config.models_dir(args.models_dir)
+    for name in args.runs:
+        src = Run(root / name)
+        if not src.finished:
+            raise RunError(f"No finished run {name!r} in {root}: train it first (`python -m craftlib train ...`) or "
+                           "check the name (`ls models/`).")
+        out = decode_run(src.dir, args.decode, root, progress=not args.no_progress)
+        m = Run(out).metrics()
+        print(f"{m['run']}: dev F1 {m['dev']['f1']:.4f} | test P {m['test']['precision']:.4f} "
+              f"R {m['test']['recall']:.4f} F1 {m['test']['f1']:.4f} (was {src.metrics()['test']['f1']:.4f}) → {out}")
+    return 0
+
+
 # ------------------------------------------------------------------------------------------ CLI
 
 
@@ -987,5 +1070,20 @@ def add_commands(subparsers) -> None:
     g.add_argument("--token-budget", type=positive_int, default=None,
                    help="batches of at most this many padded sub-tokens (many short sentences or a few long ones "
                         "per step) instead of the profile's batch size in sentences; at least max_length")
+    g.add_argument("--decode", choices=DECODES, default=None,
+                   help="how word tags are read from the model's scores: argmax (default: each word's most likely "
+                        "label) or viterbi (the most likely valid IOB2 sequence: no I- after O or another type); "
+                        "changes the predictions, not the training")
     p.set_defaults(func=_cmd_train)
+
+    p = subparsers.add_parser(
+        "decode", help="read trained runs with another decoding (e.g. viterbi), without training again",
+        description="Writes models/<run>-<decode>/: the same weights, dev and test predicted again with --decode "
+                    "and scored; the run `train ... --decode <decode>` would write, in minutes.",
+    )
+    p.add_argument("runs", nargs="+", metavar="RUN", help="finished runs, e.g. two-step-minilm-quick")
+    p.add_argument("--decode", choices=DECODES, default="viterbi")
+    p.add_argument("--models-dir", default=None, help="default: CRAFTLIB_MODELS_DIR or <repo>/models")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_decode)
 

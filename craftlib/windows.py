@@ -16,9 +16,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from craftlib import config, session
-from craftlib.bio import tag_names
+from craftlib.bio import allowed_transition, tag_names
 from craftlib.errors import ConfigError, CraftlibError
 from craftlib.runtime import datasets_bars, detect_device
+
+#: How word tags are read from the model's scores: ``argmax`` takes each word's most likely label on its own (the
+#: reference recipe, and every run before ``--decode`` existed); ``viterbi`` takes the most likely sequence of the
+#: sentence that is valid IOB2 (:func:`iob2_viterbi`: no ``I-`` after ``O`` or after another type).
+DECODES: tuple[str, ...] = ("argmax", "viterbi")
 
 #: Columns of a windowed feature that are bookkeeping, not model inputs.
 META_COLUMNS = ("sentence", "word_start", "word_end", "word_ids")
@@ -156,6 +161,24 @@ class Markers:
         return dataset["italic"]
 
 
+@dataclass(frozen=True)
+class Reading:
+    """How a trained model reads a dataset: the markers it was trained with (its input, :class:`Markers`) and how
+    its scores become tags (its output, one of :data:`DECODES`)."""
+
+    markers: Markers = Markers()
+    decode: str = "argmax"
+
+    def __post_init__(self) -> None:
+        check_decode(self.decode)
+
+    @classmethod
+    def of(cls, profile) -> Reading:
+        """How a run trained with a :class:`~craftlib.config.Profile` reads (``case_markers``, ``italic_markers``,
+        ``decode``)."""
+        return cls(Markers.of(profile), profile.decode)
+
+
 def _with_markers(words: Sequence[str], case: bool = True,
                   italic: Sequence[bool] | None = None) -> tuple[list[str], list[int]]:
     """Words with an italic marker before each italic word (``italic``: one flag per word) and a case marker
@@ -247,7 +270,7 @@ def encode_windows(
 
 
 def merge_windows(
-    n_words: Sequence[int], features: Sequence[dict], predictions: Sequence[Sequence[int]], fill: int = 0,
+    n_words: Sequence[int], features: Sequence[dict], predictions: Sequence[Sequence[int]], fill=0, keep: bool = False,
 ) -> tuple[list[list[int]], int]:
     """Word-level label ids for every sentence from window predictions.
 
@@ -255,7 +278,8 @@ def merge_windows(
     ``predictions[k]`` its per-sub-token label ids (padding beyond ``len(word_ids)`` is ignored). A word
     seen by several windows takes the prediction of the window where it is farthest from a window edge.
     Words without any sub-token (rare: characters the tokenizer drops) get ``fill`` (``O``); their count
-    is returned as the second value.
+    is returned as the second value. ``keep=True``: the per-sub-token values are taken as they are (e.g. a row of
+    label scores, :func:`predict_windows` with ``scores=True``) instead of as label ids.
     """
     out = [[fill] * n for n in n_words]
     best = [[-1] * n for n in n_words]
@@ -266,7 +290,7 @@ def merge_windows(
             if wid >= 0 and wid != previous:
                 context = min(wid - start, end - 1 - wid)
                 if context > best[s][wid]:
-                    best[s][wid], out[s][wid] = context, int(pred[pos])
+                    best[s][wid], out[s][wid] = context, pred[pos] if keep else int(pred[pos])
             previous = wid
     missing = sum(b < 0 for row in best for b in row)
     return out, missing
@@ -305,9 +329,11 @@ def autocast(device):
 
 
 def predict_windows(model, tokenizer, features: dict, batch_size: int = 32, device=None,
-                    progress: bool = False, desc: str = "predicting") -> tuple[list[list[int]], float | None]:
+                    progress: bool = False, desc: str = "predicting", scores: bool = False,
+                    ) -> tuple[list[list[int]], float | None]:
     """Label ids of every sub-token of every window in ``features`` (columns of :func:`encode_windows`), and the
-    mean cross-entropy over labelled sub-tokens when ``features`` has ``labels``.
+    mean cross-entropy over labelled sub-tokens when ``features`` has ``labels``. ``scores=True``: each window's
+    label log-probabilities instead (a float32 array, sub-tokens x labels), what :func:`iob2_viterbi` decodes.
 
     Windows are sorted by length and batched (little padding), run under ``torch.inference_mode`` and the
     device's autocast, and returned in their original order.
@@ -345,9 +371,70 @@ def predict_windows(model, tokenizer, features: dict, batch_size: int = 32, devi
                     total_loss += float(torch.nn.functional.cross_entropy(
                         logits[mask].float(), labels[mask], reduction="sum"))
                     total_tokens += int(mask.sum())
+            if scores:
+                logp = torch.log_softmax(logits.float(), -1).cpu().numpy()
+                for row, i in enumerate(idx):
+                    out[i] = logp[row, :len(features["input_ids"][i])]
+                continue
             for i, row in zip(idx, logits.argmax(-1).tolist()):
                 out[i] = row[:len(features["input_ids"][i])]
     return out, (total_loss / total_tokens if labelled and total_tokens else None)
+
+
+def iob2_viterbi(log_probs, labels: Sequence[str]) -> list[int]:
+    """The label ids of the most likely tag sequence that is valid IOB2, for one sentence's words.
+
+    ``log_probs`` (words x labels) are the model's label log-probabilities of each word, ``labels`` the tag names in
+    the model's label order. This is the decoding step of a linear-chain CRF whose transition scores are fixed: 0
+    where :func:`craftlib.bio.allowed_transition` allows the step, minus infinity where IOB2 forbids it (an ``I-``
+    after ``O``, after another type, or first in the sentence), so the sum of the words' own log-probabilities is
+    maximised over valid sequences only. Written in numpy so that tagging on ONNX Runtime needs no torch.
+    """
+    import numpy as np
+
+    log_probs = np.asarray(log_probs, dtype=np.float64)
+    if len(log_probs) == 0:
+        return []
+    labels = list(labels)
+    forbidden = np.array([[not allowed_transition(p, t) for t in labels] for p in labels])
+    start_forbidden = np.array([not allowed_transition("O", t) for t in labels])
+    best = np.where(start_forbidden, -np.inf, log_probs[0])
+    back = np.zeros(log_probs.shape, dtype=np.int64)
+    for i in range(1, len(log_probs)):
+        step = np.where(forbidden, -np.inf, best[:, None])  # previous label x this label
+        back[i] = step.argmax(0)
+        best = step.max(0) + log_probs[i]
+    path = [int(best.argmax())]
+    for i in range(len(log_probs) - 1, 0, -1):
+        path.append(int(back[i, path[-1]]))
+    return path[::-1]
+
+
+def decode_words(word_scores: Sequence[Sequence], labels: Sequence[str], decode: str = "viterbi") -> list[list[int]]:
+    """Label ids per word of every sentence from per-word label log-probabilities (``merge_windows(...,
+    keep=True)`` of :func:`predict_windows`' ``scores``): ``decode`` one of :data:`DECODES`."""
+    import numpy as np
+
+    check_decode(decode)
+    if decode == "argmax":
+        return [[int(np.argmax(w)) for w in sentence] for sentence in word_scores]
+    return [iob2_viterbi(np.stack(sentence), labels) if len(sentence) else [] for sentence in word_scores]
+
+
+def check_decode(decode: str) -> str:
+    if decode not in DECODES:
+        raise ConfigError(f"decode={decode!r}: use one of {', '.join(DECODES)} (argmax: each word's most likely "
+                          "label; viterbi: the most likely valid IOB2 sequence).")
+    return decode
+
+
+def o_scores(n_labels: int, o_index: int):
+    """The scores of a word no window covers: certainly ``O`` (what argmax decoding's ``fill=0`` gives it)."""
+    import numpy as np
+
+    row = np.full(n_labels, -1e9, dtype=np.float32)
+    row[o_index] = 0.0
+    return row
 
 
 def to_tags(ids: list[list[int]], model) -> list[list[str]]:
@@ -356,16 +443,39 @@ def to_tags(ids: list[list[int]], model) -> list[list[str]]:
 
 
 def predict_dataset(model, tokenizer, dataset, max_length: int, stride: int, batch_size: int = 32,
-                    progress: bool = False, markers: Markers = Markers()) -> tuple[list[list[str]], int]:
+                    progress: bool = False, reading: Reading = Reading()) -> tuple[list[list[str]], int]:
     """Word-level predicted tags for every sentence of ``dataset`` (a ``datasets.Dataset`` or a list of token
     lists), via windows (:func:`predict_windows`: length-sorted batches, inference mode, the device's autocast);
-    returns ``(tags, words_without_subtoken)``. ``markers``: those the model was trained with (italic ones read the
-    dataset's ``italic`` column, :func:`craftlib.tags.italic_flags`)."""
+    returns ``(tags, words_without_subtoken)``. ``reading``: the markers the model was trained with (italic ones
+    read the dataset's ``italic`` column, :func:`craftlib.tags.italic_flags`) and its decoding."""
     sentences = dataset["tokens"] if hasattr(dataset, "column_names") else [list(s) for s in dataset]
+    markers, decode = reading.markers, reading.decode
     italic = markers.flags(dataset)
     markers.add_to(tokenizer)
     feats = encode_windows(tokenizer, sentences, None, max_length, stride, case_markers=markers.case, italic=italic)
     meta = [{k: feats[k][i] for k in META_COLUMNS} for i in range(len(feats["input_ids"]))]
+    lengths = [len(s) for s in sentences]
+    if decode != "argmax":
+        logp, _ = predict_windows(model, tokenizer, feats, batch_size, progress=progress, scores=True)
+        words, missing = decode_scores(model, lengths, meta, logp, decode)
+        return to_tags(words, model), missing
     ids, _ = predict_windows(model, tokenizer, feats, batch_size, progress=progress)
-    words, missing = merge_windows([len(s) for s in sentences], meta, ids)
+    words, missing = merge_windows(lengths, meta, ids)
     return to_tags(words, model), missing
+
+
+def decode_scores(model, n_words: Sequence[int], meta: Sequence[dict], window_scores, decode: str = "viterbi",
+                  ) -> tuple[list[list[int]], int]:
+    """Word label ids from :func:`predict_windows`' ``scores``: each word's scores taken from its best window
+    (:func:`merge_windows`), then decoded per sentence (:func:`decode_words`); also the count of words no window
+    covers (decoded as ``O``)."""
+    labels = label_order(model)
+    word_scores, missing = merge_windows(n_words, meta, window_scores, fill=o_scores(len(labels), labels.index("O")),
+                                         keep=True)
+    return decode_words(word_scores, labels, decode), missing
+
+
+def label_order(model) -> list[str]:
+    """The model's tag names in the order of its output scores."""
+    id2label = {int(k): v for k, v in model.config.id2label.items()}
+    return [id2label[i] for i in range(len(id2label))]
