@@ -210,6 +210,7 @@ def bootstrap(
     confidence: float = 0.95,
     pairs: Sequence[tuple[str, str]] | None = None,
     merge: bool = False,
+    paired_seeds: bool = False,
 ) -> dict:
     """Paired bootstrap over test **documents** (the unit CRAFT sampled) and, for a system trained with several
     seeds, over its **seeds**: an interval for each system's micro F1 and for each difference between two systems.
@@ -224,7 +225,10 @@ def bootstrap(
     ``confidence`` share of the ``n`` resampled values (percentile method). A difference ``b - a`` whose interval
     contains 0 is called ``"indistinguishable"``; otherwise the verdict names the higher system (with fewer than 2
     documents nothing can be said: ``"undetermined: ..."``). ``pairs`` defaults to every pair in the order given.
-    Same inputs and seed → same intervals.
+    ``paired_seeds``: systems with the same number of seeds draw the same seed positions (their j-th runs together),
+    which is right when the j-th runs share their training, e.g. a run and its re-decoded twin (``python -m
+    craftlib decode``), or their seed's data draw; a difference then leaves out the seed-to-seed spread the two
+    share. Same inputs and seed → same intervals.
     Returns a JSON-serialisable dict (no corpus text): ``systems`` ``{name: {f1, low, high, seeds, sd, seed_f1}}``
     (``sd``: standard deviation of the seeds' F1, ``None`` for one seed), ``differences``
     ``[{a, b, difference, low, high, verdict}]`` and the settings.
@@ -257,7 +261,7 @@ def bootstrap(
     weights = np.zeros((n, n_docs))
     np.add.at(weights, (np.repeat(np.arange(n), n_docs), drawn.ravel()), 1.0)  # times each document is drawn
     q = [50 * (1 - confidence), 50 * (1 + confidence)]
-    point, samples, seed_f1 = {}, {}, {}
+    point, samples, seed_f1, shared_picks = {}, {}, {}, {}
     for name, runs in by_system.items():
         k = len(runs)
         seed_f1[name] = [float(_f1_from_counts(counts[key(name, j)].sum(axis=0))) for j in range(k)]
@@ -265,8 +269,9 @@ def bootstrap(
         per_seed = np.stack([_f1_from_counts(weights @ counts[key(name, j)]) for j in range(k)])  # (k, n)
         if k == 1:
             samples[name] = per_seed[0]
-        else:  # k seeds drawn with replacement for every resample
-            picks = rng.integers(0, k, size=(n, k))
+        else:  # k seeds drawn with replacement for every resample (the same positions for every k-seed system)
+            picks = (shared_picks.setdefault(k, rng.integers(0, k, size=(n, k))) if paired_seeds
+                     else rng.integers(0, k, size=(n, k)))
             samples[name] = per_seed[picks, np.arange(n)[:, None]].mean(axis=1)
 
     def interval(values) -> tuple[float, float]:
@@ -290,7 +295,9 @@ def bootstrap(
                             "verdict": verdict})
     several = any(v["seeds"] > 1 for v in systems.values())
     return {
-        "method": ("paired bootstrap over test documents and, per system, over its seeds (percentile interval)"
+        "method": ("paired bootstrap over test documents and, " + (
+            "paired by seed position, over the seeds (percentile interval)" if paired_seeds
+            else "per system, over its seeds (percentile interval)")
                    if several else "paired bootstrap over test documents (percentile interval)"),
         "score": "seqeval default-mode micro F1" + (", mean over seeds" if several else "")
                  + (", Gene and Protein merged" if merge else ""),
@@ -788,6 +795,9 @@ def add_commands(subparsers) -> None:
     p.add_argument("--n", type=int, default=2000, help="bootstrap resamples (default 2000)")
     p.add_argument("--seed", type=seed_value, default=42)
     p.add_argument("--merge-gene-protein", action="store_true", help="score with Gene and Protein merged")
+    p.add_argument("--paired-seeds", action="store_true",
+                   help="systems with the same seeds resample them together (seed j of one with seed j of the "
+                        "other): for runs that share their training, e.g. a run and its `decode`d twin")
     p.add_argument("--models-dir", default=None, help="default: CRAFTLIB_MODELS_DIR or <repo>/models")
     p.add_argument("--out", default=None,
                    help="JSON file to write (default: <results>/bootstrap-<profile>.json, the runs' profile)")
@@ -901,7 +911,8 @@ def _cmd_compare(args) -> int:
         if bad:
             raise CraftlibError(f"--pairs {bad}: write each pair as RUN_A:RUN_B.")
         pairs = [tuple(p.split(":")) for p in args.pairs]
-    result = bootstrap(runs, n=args.n, seed=args.seed, pairs=pairs, merge=args.merge_gene_protein)
+    result = bootstrap(runs, n=args.n, seed=args.seed, pairs=pairs, merge=args.merge_gene_protein,
+                       paired_seeds=args.paired_seeds)
     argv = ["python", "-m", "craftlib", "compare"]
     if args.runs:
         argv += ["--runs", *args.runs]
@@ -921,6 +932,8 @@ def _cmd_compare(args) -> int:
         argv += ["--seed", str(args.seed)]
     if args.merge_gene_protein:
         argv.append("--merge-gene-protein")
+    if args.paired_seeds:
+        argv.append("--paired-seeds")
     profiles = set()
     for run in (r for members in [*groups.values(), *votes.values()] for r in members):
         profiles.add((Run(root / run).metrics_or_none() or {}).get("profile"))

@@ -937,14 +937,15 @@ _DECODE_KEEPS = ("config.json", "model.safetensors", "tokenizer.json", "tokenize
                  "special_tokens_map.json", "vocab.txt", "training_log.csv", "learning_curve.png")
 
 
-def decode_run(run_dir: str | os.PathLike, decode: str, models_dir: str | os.PathLike | None = None,
-               progress: bool = False) -> Path:
+def decode_run(run_dir: str | os.PathLike, decode: str = "viterbi", models_dir: str | os.PathLike | None = None,
+               progress: bool = False, force: bool = False) -> Path:
     """A trained run read with another decoding (``--decode``), without training again: the run that ``train``
     with ``--decode <decode>`` would write (the same weights, since decoding changes no training step; its name
     gets the ``-viterbi`` suffix), with dev and test predicted again from the saved sentences and scored.
 
     ``metrics.json`` keeps the training record (steps, time, sub-tokens, hardware) and says where the weights came
-    from (``decoded_from``); its ``command`` is this one. Built in a temporary folder and renamed into place."""
+    from (``decoded_from``); its ``command`` is this one. Built in a temporary folder and renamed into place; a
+    decoded run of the same source run (the same ``created``) is returned as it is unless ``force``."""
     src = Run(run_dir)
     m = src.metrics()
     hp = dict(m.get("hyperparameters") or {})
@@ -962,6 +963,10 @@ def decode_run(run_dir: str | os.PathLike, decode: str, models_dir: str | os.Pat
     name = runs.run_name(m["recipe"], m["base_model"], profile, m["seed"], m.get("annotation_set", "proper"),
                          m.get("label_all_subtokens", False))
     dest = Run.named(name, models_dir if models_dir is not None else src.dir.parent)
+    origin = {"run": src.name, "command": m.get("command"), "created": m.get("created")}
+    done = dest.metrics_or_none()
+    if not force and done is not None and done.get("decoded_from") == origin:
+        return dest.dir  # already decoded from these very weights
     tokenizer, model = _load_for_prediction(src.dir)
     markers = Markers(case=bool(hp.get("case_markers", False)))
     with cache.atomic_dir(dest.dir) as tmp:
@@ -983,7 +988,7 @@ def decode_run(run_dir: str | os.PathLike, decode: str, models_dir: str | os.Pat
                    "dev": split_scores["validation"], "test": split_scores["test"],
                    "words_without_subtoken": uncovered, "hyperparameters": profile.to_dict(),
                    "command": f"python -m craftlib decode {src.name} --decode {decode}",
-                   "decoded_from": {"run": src.name, "command": m.get("command"), "created": m.get("created")},
+                   "decoded_from": origin,
                    "versions": versions(), "created": runs.now()}
         out.write_card(metrics)
         out.write_metrics(metrics)

@@ -113,6 +113,12 @@ def test_decode_command_gives_what_training_with_decode_gives(tiny_model_dir, tm
     # the saved model tags with the run's decoding
     assert train.predict(decoded, [["brca1", "binds", "glucose"]])[0]["tags"] == \
         train.predict(trained, [["brca1", "binds", "glucose"]])[0]["tags"]
+    # decoding the same weights again reuses the decoded run; new weights (another `created`) decode again
+    stamp = (decoded / "metrics.json").stat().st_mtime_ns
+    assert train.decode_run(plain, "viterbi") == decoded and (decoded / "metrics.json").stat().st_mtime_ns == stamp
+    source = json.loads((plain / "metrics.json").read_text())
+    runs.Run(plain).write_metrics({**source, "created": "2000-01-01T00:00:00+00:00"})
+    assert train.decode_run(plain, "viterbi") == decoded and (decoded / "metrics.json").stat().st_mtime_ns != stamp
     # what cannot be decoded again is one line
     assert cli.main(["decode", decoded.name, "--models-dir", str(tmp_path / "a")]) == 2
     assert "already decoded" in capsys.readouterr().err

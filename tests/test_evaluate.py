@@ -554,6 +554,22 @@ def test_seed_aware_bootstrap_means_over_seeds_and_widens_with_seed_noise():
     assert d["difference"] == pytest.approx(fb - v["f1"])
 
 
+def test_paired_seeds_resample_the_jth_runs_together():
+    """A system and a copy of it, over two different seeds: unpaired, the seed draws differ and so does the
+    difference; paired by seed position, every resample compares each seed with itself: exactly 0."""
+    systems = _systems(42)
+    a, b = systems["a"], systems["b"]
+    unpaired = ev.bootstrap({"x": [a, b], "y": [a, b]}, n=400, seed=3)
+    paired = ev.bootstrap({"x": [a, b], "y": [a, b]}, n=400, seed=3, paired_seeds=True)
+    (du,), (dp,) = unpaired["differences"], paired["differences"]
+    assert du["low"] < 0 < du["high"] and dp["low"] == dp["high"] == 0.0
+    assert "paired by seed position" in paired["method"] and "per system" in unpaired["method"]
+    # the systems' own intervals are those of the unpaired draw's kind: the mean of two seeds over documents
+    assert paired["systems"]["x"]["f1"] == unpaired["systems"]["x"]["f1"]
+    # without the option nothing changes (the committed comparisons' numbers)
+    assert ev.bootstrap({"x": [a, b], "y": [a, b]}, n=400, seed=3) == unpaired
+
+
 def test_compare_groups_expand_seeds_and_named_systems():
     groups = ev.compare_groups(["two-step-minilm-quick", "single-minilm-quick"], [42, 1, 2], ["crf=crf-quick"])
     assert groups == {"two-step-minilm-quick": ["two-step-minilm-quick", "two-step-minilm-quick-seed1",

@@ -269,6 +269,15 @@ def test_05_error_analysis(workspace):
         assert summary["nervaluate"][name]["strict"]["f1"] == pytest.approx(scores["default"]["f1"])
         stray = summary["stray_inside_spans"][name]
         assert stray["stray_correct"] <= stray["stray_spans"] <= stray["pred_spans"]
+    # the main run decoded again with Viterbi: valid IOB2 only, so both modes agree; argmax is the run as trained
+    main = summary["main_system"]
+    argmax, viterbi = summary["decoding"][f"{main} (argmax)"], summary["decoding"][f"{main} (viterbi)"]
+    assert argmax["f1"] == pytest.approx(summary["scores"][main]["default"]["f1"])
+    assert argmax["stray I- spans"] == summary["stray_inside_spans"][main]["stray_spans"]
+    assert viterbi["stray I- spans"] == 0 and viterbi["f1"] == pytest.approx(viterbi["strict f1"])
+    assert summary["decoded_run"] == f"{summary['runs'][main]}-viterbi"
+    assert (workspace["models"] / summary["decoded_run"] / "metrics.json").is_file()
+    assert "viterbi: ['O', 'B-Gene']" in text
     boot = summary["bootstrap"]
     assert set(boot["systems"]) == set(pipeline.SYSTEMS) and len(boot["differences"]) == 4
     for name, v in boot["systems"].items():
