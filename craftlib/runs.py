@@ -506,7 +506,10 @@ def model_card(metrics: Mapping) -> str:
         **{f"{name}_{k}": f"{split[k]:.4f}" for name, split in (("dev", dev), ("test", test))
            for k in ("precision", "recall", "f1", "accuracy")},
         "test_tokens": test["tokens"], "test_sentences": test["sentences"], "dev_sentences": dev["sentences"],
-        "command": m["command"], "profile_description": m["profile_description"],
+        # a re-decoded run (`python -m craftlib decode`): the command that trained its weights, then the decoding one
+        "command": (f"{m['decoded_from']['command']}\n    {m['command']}" if (m.get("decoded_from") or {}).get("command")
+                    else m["command"]),
+        "profile_description": m["profile_description"],
         "craft_version": config.CRAFT_VERSION, "annotation_set": m["annotation_set"],
         "train_sentences": m["train_sentences"], "per_type": per_type,
         "learning_rate": p["learning_rate"], "batch_size": p["batch_size"], "eval_batch_size": p["eval_batch_size"],

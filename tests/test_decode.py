@@ -104,6 +104,8 @@ def test_decode_command_gives_what_training_with_decode_gives(tiny_model_dir, tm
     assert m["test"] == t["test"] and m["dev"] == t["dev"]
     assert m["decoded_from"]["run"] == plain.name and m["command"].startswith("python -m craftlib decode")
     assert m["train_seconds"] == json.loads((plain / "metrics.json").read_text())["train_seconds"]
+    card = (decoded / "README.md").read_text()
+    assert m["decoded_from"]["command"] in card and m["command"] in card and f"{m['test']['f1']:.4f}" in card
     for split in ("validation", "test"):
         got, want = runs.Run(decoded).predictions(split), runs.Run(trained).predictions(split)
         assert [r["pred"] for r in got] == [r["pred"] for r in want]
