@@ -115,6 +115,18 @@ def test_decode_command_gives_what_training_with_decode_gives(tiny_model_dir, tm
     # the saved model tags with the run's decoding
     assert train.predict(decoded, [["brca1", "binds", "glucose"]])[0]["tags"] == \
         train.predict(trained, [["brca1", "binds", "glucose"]])[0]["tags"]
+    # the tagger (torch engine, the precision predict() uses) reads the run's decoding too: valid IOB2, the same tags
+    from craftlib.runtime import detect_device
+    from craftlib.tagger import Tagger
+
+    sentences = [list(t) for t in _synthetic(8, seed=5)["tokens"]]
+    tagger = Tagger(decoded, engine="torch-bf16" if detect_device().bf16 else "torch")
+    tags, probs = tagger.tag_tokens(sentences)
+    assert tagger.decode == "viterbi" and tags == [r["tags"] for r in train.predict(decoded, sentences)]
+    for row, p in zip(tags, probs):
+        bio.validate_iob2(row)
+        assert len(p) == len(row) and all(0 < x <= 1 for x in p)
+    assert Tagger(plain, engine="torch").decode == "argmax"
     # decoding the same weights again reuses the decoded run; new weights (another `created`) decode again
     stamp = (decoded / "metrics.json").stat().st_mtime_ns
     assert train.decode_run(plain, "viterbi") == decoded and (decoded / "metrics.json").stat().st_mtime_ns == stamp
