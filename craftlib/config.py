@@ -161,6 +161,12 @@ PATH_SETTINGS = {
 # --------------------------------------------------------------------------------------------- profiles
 
 
+#: How word tags are read from a model's scores: ``argmax`` takes each word's most likely label on its own (the
+#: reference recipe, and every run before ``--decode`` existed); ``viterbi`` takes the most likely sequence of the
+#: sentence that is valid IOB2 (:func:`craftlib.windows.iob2_viterbi`: no ``I-`` after ``O`` or after another type).
+DECODES: tuple[str, ...] = ("argmax", "viterbi")
+
+
 @dataclass(frozen=True)
 class Profile:
     """How much data and compute a run uses. ``None`` means "all"."""
@@ -204,7 +210,7 @@ class Profile:
     #: sentences: many short sentences or a few long ones per optimizer step (``craftlib.train.token_budget_batches``);
     #: ``None``: ``batch_size`` sentences per step (the reference recipe)
     token_budget: int | None = None
-    #: how word tags are read from the model's scores (``craftlib.windows.DECODES``): ``argmax`` each word on its
+    #: how word tags are read from the model's scores (:data:`DECODES`): ``argmax`` each word on its
     #: own (the reference recipe), ``viterbi`` the most likely valid IOB2 sequence of the sentence. Changes no
     #: weight: only the dev/test predictions, their scores, and what the saved model's tagger does.
     decode: str = "argmax"
@@ -229,8 +235,8 @@ class Profile:
         if self.token_budget is not None and self.fresh_replacements:
             problems.append("token_budget with fresh_replacements (the epoch blocks are batched by sentences: "
                             "choose one)")
-        if self.decode not in ("argmax", "viterbi"):
-            problems.append(f"decode={self.decode!r} (must be argmax or viterbi)")
+        if self.decode not in DECODES:
+            problems.append(f"decode={self.decode!r} (must be {' or '.join(DECODES)})")
         if not 0.0 <= self.replace_prob <= 1.0:
             problems.append(f"replace_prob={self.replace_prob} (must be between 0 and 1)")
         for name in ("max_train_sentences", "max_eval_sentences"):

@@ -20,10 +20,8 @@ from craftlib.bio import allowed_transition, tag_names
 from craftlib.errors import ConfigError, CraftlibError
 from craftlib.runtime import datasets_bars, detect_device
 
-#: How word tags are read from the model's scores: ``argmax`` takes each word's most likely label on its own (the
-#: reference recipe, and every run before ``--decode`` existed); ``viterbi`` takes the most likely sequence of the
-#: sentence that is valid IOB2 (:func:`iob2_viterbi`: no ``I-`` after ``O`` or after another type).
-DECODES: tuple[str, ...] = ("argmax", "viterbi")
+#: How word tags are read from the model's scores (defined once, in :mod:`craftlib.config`).
+DECODES = config.DECODES
 
 #: Columns of a windowed feature that are bookkeeping, not model inputs.
 META_COLUMNS = ("sentence", "word_start", "word_end", "word_ids")
