@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -166,6 +166,15 @@ PATH_SETTINGS = {
 #: sentence that is valid IOB2 (:func:`craftlib.windows.iob2_viterbi`: no ``I-`` after ``O`` or after another type).
 DECODES: tuple[str, ...] = ("argmax", "viterbi")
 
+#: The reference recipe's values of the two settings whose project default departs from it: case markers and
+#: Viterbi decoding each helped with every seed measured (issue 19; README, "Levers"), so they are on by default and
+#: ``--no-case-markers --decode argmax`` gives the reference recipe back. Run names are written against these values,
+#: so that a name says how a run differs from the reference recipe (the default two-step on quick is
+#: ``two-step-minilm-quick-case-viterbi``; ``two-step-minilm-quick`` is the reference recipe) and every committed name
+#: keeps its meaning; a run recorded before one of these settings existed was made with its value here
+#: (:func:`recorded_setting`).
+REFERENCE_SETTINGS: dict = {"case_markers": False, "decode": "argmax"}
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -178,7 +187,7 @@ class Profile:
     #: sentences used per split for training/evaluation (after the dataset is built).
     max_train_sentences: int | None = None
     max_eval_sentences: int | None = None
-    # training hyperparameters (the reference recipe's defaults)
+    # training hyperparameters (the reference recipe's, but for case_markers and decode: REFERENCE_SETTINGS)
     learning_rate: float = 3e-5
     batch_size: int = 8
     eval_batch_size: int = 8
@@ -189,8 +198,8 @@ class Profile:
     weight_decay: float = 0.0
     warmup_ratio: float = 0.0
     #: a marker token before capitalised / all-caps / mixed-case words (``craftlib.train.CASE_MARKERS``), so that
-    #: an uncased model sees how a word was written
-    case_markers: bool = False
+    #: an uncased model sees how a word was written. On by default (the reference recipe: off, :data:`REFERENCE_SETTINGS`)
+    case_markers: bool = True
     #: a marker token before every word CRAFT's typography layer sets in italics (``craftlib.train.ITALIC_MARKER``):
     #: an ablation of what the typesetting tells a tagger (CRAFT's Gene label mostly follows the italics), never a
     #: default: plain text has no italics. Single-step only (the augmented copies carry no typesetting).
@@ -211,9 +220,9 @@ class Profile:
     #: ``None``: ``batch_size`` sentences per step (the reference recipe)
     token_budget: int | None = None
     #: how word tags are read from the model's scores (:data:`DECODES`): ``argmax`` each word on its
-    #: own (the reference recipe), ``viterbi`` the most likely valid IOB2 sequence of the sentence. Changes no
-    #: weight: only the dev/test predictions, their scores, and what the saved model's tagger does.
-    decode: str = "argmax"
+    #: own (the reference recipe), ``viterbi`` the most likely valid IOB2 sequence of the sentence (the default).
+    #: Changes no weight: only the dev/test predictions, their scores, and what the saved model's tagger does.
+    decode: str = "viterbi"
 
     def __post_init__(self) -> None:
         problems = []
@@ -248,6 +257,16 @@ class Profile:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_record(cls, hyperparameters: dict, **changes) -> Profile:
+        """The profile a run's recorded ``hyperparameters`` (``metrics.json``) describe, with ``changes``; a field
+        the record lacks (added after the run was made) takes the value runs had before it existed
+        (:func:`recorded_setting`)."""
+        known = {f.name for f in fields(cls)}
+        recorded = {k: v for k, v in hyperparameters.items() if k in known}
+        unrecorded = {k: recorded_setting(hyperparameters, k) for k in REFERENCE_SETTINGS if k not in recorded}
+        return cls(**{**recorded, **unrecorded, **changes})
 
     @property
     def limits_documents(self) -> bool:
@@ -286,6 +305,20 @@ PROFILES: dict[str, Profile] = {
         augment_keep_unchanged=True,
     ),
 }
+
+
+def recorded_setting(hyperparameters: dict, name: str):
+    """A setting of a run's recorded ``hyperparameters``; one the record lacks is the value every run had before
+    it existed: the reference recipe's for :data:`REFERENCE_SETTINGS` (``case_markers`` False, ``decode``
+    argmax), :class:`Profile`'s default for the others."""
+    if name in hyperparameters:
+        return hyperparameters[name]
+    if name in REFERENCE_SETTINGS:
+        return REFERENCE_SETTINGS[name]
+    default = {f.name: f.default for f in fields(Profile)}.get(name, MISSING)
+    if default is MISSING:
+        raise KeyError(name)
+    return default
 
 
 #: Printed by the notebooks when the profile is ``smoke``: its scores are near zero by design.

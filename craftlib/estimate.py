@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from craftlib import cache, config, runs, session
 from craftlib.models import load_model, load_tokenizer
@@ -185,11 +185,17 @@ class Training:
 def workload(prof: config.Profile, base_model: str = "minilm", results_dir=None) -> list[Training] | None:
     """Notebook 04's trainings on profile ``prof`` (``augmented`` first, then two-step's step 2 on it, as the
     notebook reuses it): steps, sub-tokens and scored windows (dev after each epoch, test once) per training. From
-    the committed run of each name under ``results/``; ``smoke`` from its ``max_steps``; ``None`` when unknown."""
+    the committed run of each name under ``results/`` (where there is none, the reference recipe's run of the recipe,
+    ``--no-case-markers --decode argmax``: a few percent fewer sub-tokens); ``smoke`` from its ``max_steps``;
+    ``None`` when unknown."""
     out = []
+    reference = replace(prof, **config.REFERENCE_SETTINGS)
     for recipe in RECIPES:
         run = runs.system_run_name(recipe, prof, base_model)
         m = runs.Run(config.published_dir(results_dir) / run).metrics_or_none()
+        if m is None:  # not committed with these settings: the reference recipe's run (case markers add sub-tokens)
+            run = runs.system_run_name(recipe, reference, base_model)
+            m = runs.Run(config.published_dir(results_dir) / run).metrics_or_none()
         if m is not None:
             step = m["steps"][-1]
             epochs = max(1, len(m.get("dev_epochs", [])) // len(m["steps"]))

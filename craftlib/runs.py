@@ -17,6 +17,7 @@ them (``evaluate``, ``pipeline``) all import it. Building a missing run is :mod:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -49,9 +50,10 @@ def run_name(
     recipe: str, base_model: str | None = "minilm", profile: str | config.Profile | None = None,
     seed: int = 42, annotation_set: str = "proper", label_all_subtokens: bool = False,
 ) -> str:
-    """``<recipe>-<base>-<profile>`` (e.g. ``two-step-minilm-quick``); hyperparameters changed from the named
-    profile (:func:`override_suffix`, e.g. ``-ep2``), ``-extensions`` / ``-seed<N>`` are appended for overridden
-    hyperparameters / a non-default annotation set / seed, so that such runs never overwrite the default ones."""
+    """``<recipe>-<base>-<profile>`` then the settings that differ from the reference recipe's on the named profile
+    (:func:`override_suffix`: the default two-step on quick is ``two-step-minilm-quick-case-viterbi``, the reference
+    recipe ``two-step-minilm-quick``, ``-ep2`` for two epochs), ``-extensions`` / ``-seed<N>`` for a non-default
+    annotation set / seed, so that no two settings share a run folder."""
     if recipe not in RECIPES:
         raise CraftlibError(f"Unknown recipe {recipe!r}: choose one of {', '.join(RECIPES)}.")
     prof = config.get_profile(profile)
@@ -72,11 +74,16 @@ _OVERRIDE_NAMES = {"epochs": "ep", "learning_rate": "lr", "max_train_sentences":
                    "token_budget": "tok", "decode": ""}
 
 
-def profile_overrides(profile: config.Profile) -> dict:
-    """Fields of ``profile`` that differ from its named profile (``{}`` for a plain named profile)."""
+def profile_overrides(profile: config.Profile, against_reference: bool = False) -> dict:
+    """Fields of ``profile`` that differ from its named profile (``{}`` for a plain named profile): the options a
+    command line gives. ``against_reference=True``: from its named profile with the reference recipe's
+    :data:`craftlib.config.REFERENCE_SETTINGS` instead (what a run name shows: the default two-step on quick has
+    ``case_markers`` and ``decode`` here, ``{'case_markers': True, 'decode': 'viterbi'}``)."""
     named = config.PROFILES.get(profile.name)
     if named is None:
         return {}
+    if against_reference:
+        named = dataclasses.replace(named, **config.REFERENCE_SETTINGS)
     return {f: v for f, v in profile.to_dict().items() if f not in ("name", "description") and v != getattr(named, f)}
 
 
@@ -86,13 +93,18 @@ def _plain(value):
 
 
 def override_suffix(profile: config.Profile) -> str:
-    """``-ep2-lr5e-05``-style suffix for the fields of ``profile`` that differ from its named profile."""
+    """``-ep2-lr5e-05``-style suffix for the fields of ``profile`` that differ from the reference recipe's on its
+    named profile (:func:`profile_overrides` ``against_reference``), in field order but for case markers and the
+    decoding, which come last: ``-case-viterbi`` for the defaults, ``-p0-case-viterbi`` for the names' control."""
 
     def part(f, v):
         short = _OVERRIDE_NAMES.get(f, f.replace("_", ""))
         return (short if v else f"no{short}") if isinstance(v, bool) else f"{short}{_plain(v)}"
 
-    return "".join(f"-{part(f, v)}" for f, v in profile_overrides(profile).items()).replace(" ", "")
+    changed = profile_overrides(profile, against_reference=True)
+    last = [f for f in config.REFERENCE_SETTINGS if f in changed]  # the defaults' levers close the name: -case-viterbi
+    order = [f for f in changed if f not in last] + last
+    return "".join(f"-{part(f, changed[f])}" for f in order).replace(" ", "")
 
 
 def system_run_name(

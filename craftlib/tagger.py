@@ -305,11 +305,11 @@ class Tagger:
         self.max_length = int(hp.get("max_length", 128))
         check_max_length(self.model_dir, self.max_length, model_config)
         self.stride = int(hp.get("window_stride", 32))
-        self.case_markers = bool(hp.get("case_markers", False))
+        # a record without them: a run made before they existed (the reference recipe's values), or no record
+        self.case_markers = bool(config.recorded_setting(hp, "case_markers"))
         # the typography ablation's model: it tags only documents that kept their italics (PMC XML, CRAFT ids)
         self.italic_markers = bool(hp.get("italic_markers", False))
-        # how the run read its tags from the scores (runs before --decode existed: argmax)
-        self.decode = check_decode(hp.get("decode", "argmax"))
+        self.decode = check_decode(config.recorded_setting(hp, "decode"))  # how the run read its tags
         self.tokenizer = load_tokenizer(self.model_dir)
         Markers(self.case_markers, self.italic_markers).add_to(self.tokenizer)
         self.engine = load_engine(self.model_dir, engine)

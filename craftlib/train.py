@@ -652,12 +652,14 @@ def _reusable_step1(run: Run, expected: dict) -> bool:
         return False
     recorded = metrics.get("hyperparameters")
     if isinstance(recorded, dict) and isinstance(expected.get("hyperparameters"), dict):
-        # a field added to Profile after the run was trained counts as its default (e.g. italic_markers)
-        defaults = {f.name: f.default for f in dataclasses.fields(config.Profile)
-                    if f.default is not dataclasses.MISSING}
-        metrics = {**metrics, "hyperparameters": {
-            **{k: v for k, v in expected["hyperparameters"].items()
-               if k not in recorded and k in defaults and v == defaults[k]}, **recorded}}
+        # a field added to Profile after the run was trained counts as the value runs had before it existed
+        # (italic_markers: off; case_markers, decode: the reference recipe's, config.REFERENCE_SETTINGS)
+        unrecorded = {}
+        for k in expected["hyperparameters"]:
+            if k not in recorded:
+                with contextlib.suppress(KeyError):
+                    unrecorded[k] = config.recorded_setting(recorded, k)
+        metrics = {**metrics, "hyperparameters": {**unrecorded, **recorded}}
     return all(metrics.get(k) == v for k, v in expected.items())
 
 
@@ -838,8 +840,8 @@ def predict(model_dir: str | os.PathLike, texts_or_tokens, batch_size: int = 16,
     tokenizer, model = _load_for_prediction(model_dir)
     tags, _ = predict_dataset(model, tokenizer, sentences, max_length,
                               stride or hp.get("window_stride", 32), batch_size,
-                              reading=Reading(Markers(case=bool(hp.get("case_markers", False))),
-                                              hp.get("decode", "argmax")))
+                              reading=Reading(Markers(case=bool(config.recorded_setting(hp, "case_markers"))),
+                                              config.recorded_setting(hp, "decode")))
     return [{"tokens": toks, "tags": tg,
              "entities": [{"text": " ".join(toks[s:e]), "type": t, "start": s, "end": e}
                           for s, e, t in bio_spans(tg)]}
@@ -864,7 +866,7 @@ def check_model_dir(model_dir: str | os.PathLike) -> dict | None:
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise RunError(f"{model_dir} does not exist: give a models/<run> folder written by `python -m craftlib "
-                       "train` (e.g. models/two-step-minilm-smoke).")
+                       "train` (e.g. models/two-step-minilm-smoke-case-viterbi).")
     run = Run(model_dir)
     metrics = run.metrics(fix=f"the run is damaged; {_RETRAIN}") if run.finished else None
     if metrics is not None and metrics.get("system", "transformer") != "transformer":
@@ -941,7 +943,8 @@ def decode_run(run_dir: str | os.PathLike, decode: str = "viterbi", models_dir: 
                progress: bool = False, force: bool = False) -> Path:
     """A trained run read with another decoding (``--decode``), without training again: the run that ``train``
     with ``--decode <decode>`` would write (the same weights, since decoding changes no training step; its name
-    gets the ``-viterbi`` suffix), with dev and test predicted again from the saved sentences and scored.
+    gains or loses the ``-viterbi`` suffix), with dev and test predicted again from the saved sentences and scored.
+    A run of that name trained with ``--decode <decode>`` is never replaced (unless ``force``).
 
     ``metrics.json`` keeps the training record (steps, time, sub-tokens, hardware) and says where the weights came
     from (``decoded_from``); its ``command`` is this one. Built in a temporary folder and renamed into place; a
@@ -954,12 +957,13 @@ def decode_run(run_dir: str | os.PathLike, decode: str = "viterbi", models_dir: 
     if hp.get("italic_markers"):
         raise ConfigError(f"{src.name} reads CRAFT's italics, which its saved predictions do not keep: decode it "
                           "again by training it with --decode.")
-    if hp.get("decode", "argmax") == check_decode(decode):
-        raise ConfigError(f"{src.name} is already decoded with {decode}: nothing to do.")
+    if config.recorded_setting(hp, "decode") == check_decode(decode):
+        other = " or ".join(d for d in DECODES if d != decode)
+        raise ConfigError(f"{src.name} is already decoded with {decode}: nothing to do (--decode {other} reads it "
+                          "the other way).")
     if m.get("decoded_from"):
         raise ConfigError(f"{src.name} is itself a re-decoded run: decode {m['decoded_from']['run']} instead.")
-    known = {f.name for f in dataclasses.fields(config.Profile)}
-    profile = config.Profile(**{**{k: v for k, v in hp.items() if k in known}, "decode": decode})
+    profile = config.Profile.from_record(hp, decode=decode)
     name = runs.run_name(m["recipe"], m["base_model"], profile, m["seed"], m.get("annotation_set", "proper"),
                          m.get("label_all_subtokens", False))
     dest = Run.named(name, models_dir if models_dir is not None else src.dir.parent)
@@ -967,8 +971,11 @@ def decode_run(run_dir: str | os.PathLike, decode: str = "viterbi", models_dir: 
     done = dest.metrics_or_none()
     if not force and done is not None and done.get("decoded_from") == origin:
         return dest.dir  # already decoded from these very weights
+    if not force and done is not None and not done.get("decoded_from"):
+        raise ConfigError(f"{dest.dir} holds a run trained with --decode {decode} (other weights than {src.name}'s): "
+                          "it is not replaced. Move it away, or pass force=True to replace it.")
     tokenizer, model = _load_for_prediction(src.dir)
-    markers = Markers(case=bool(hp.get("case_markers", False)))
+    markers = Markers(case=profile.case_markers)
     with cache.atomic_dir(dest.dir) as tmp:
         for f in _DECODE_KEEPS:
             if (src.dir / f).is_file():
@@ -1049,7 +1056,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bars (default: bars when the output is a terminal)")
     g = p.add_argument_group("hyperparameters (default: the profile's; an override is appended to the run name, "
-                             "e.g. single-minilm-quick-ep2)")
+                             "e.g. single-minilm-quick-ep2-case-viterbi)")
     g.add_argument("--epochs", type=positive_float, default=None,
                    help="epochs per training step (> 0; on a profile with max_steps, add --max-steps -1)")
     g.add_argument("--learning-rate", type=positive_float, default=None)
@@ -1061,7 +1068,8 @@ def add_commands(subparsers) -> None:
                    help="augmented step: probability of replacing a mention by an ontology name (default 0.2; "
                         "0: the same copies with nothing replaced, the control that isolates the names)")
     g.add_argument("--case-markers", action=argparse.BooleanOptionalAction, default=None,
-                   help="mark capitalised / all-caps / mixed-case words with a token the uncased model can see")
+                   help="mark capitalised / all-caps / mixed-case words with a token the uncased model can see "
+                        "(default: on; --no-case-markers is the reference recipe)")
     g.add_argument("--italic-markers", action=argparse.BooleanOptionalAction, default=None,
                    help="an ablation: mark the words CRAFT's typography layer sets in italics (single recipe only; "
                         "a model trained so needs italics at prediction, which plain text lacks)")
@@ -1076,18 +1084,19 @@ def add_commands(subparsers) -> None:
                    help="batches of at most this many padded sub-tokens (many short sentences or a few long ones "
                         "per step) instead of the profile's batch size in sentences; at least max_length")
     g.add_argument("--decode", choices=DECODES, default=None,
-                   help="how word tags are read from the model's scores: argmax (default: each word's most likely "
-                        "label) or viterbi (the most likely valid IOB2 sequence: no I- after O or another type); "
-                        "changes the predictions, not the training")
+                   help="how word tags are read from the model's scores: viterbi (default: the most likely valid "
+                        "IOB2 sequence, no I- after O or another type) or argmax (each word's most likely label on "
+                        "its own: the reference recipe); changes the predictions, not the training")
     p.set_defaults(func=_cmd_train)
 
     p = subparsers.add_parser(
         "decode", help="read trained runs with another decoding (e.g. viterbi), without training again",
-        description="Writes models/<run>-<decode>/: the same weights, dev and test predicted again with --decode "
-                    "and scored; the run `train ... --decode <decode>` would write, in minutes.",
+        description="Writes the run `train ... --decode <decode>` would write (two-step-minilm-quick → "
+                    "two-step-minilm-quick-viterbi; two-step-minilm-quick-case-viterbi --decode argmax → "
+                    "two-step-minilm-quick-case): the same weights, dev and test predicted again and scored, in minutes.",
     )
     p.add_argument("runs", nargs="+", metavar="RUN", help="finished runs, e.g. two-step-minilm-quick")
-    p.add_argument("--decode", choices=DECODES, default="viterbi")
+    p.add_argument("--decode", choices=DECODES, default="viterbi", help="default: viterbi")
     p.add_argument("--models-dir", default=None, help="default: CRAFTLIB_MODELS_DIR or <repo>/models")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_decode)

@@ -16,17 +16,17 @@ import re
 #: line when done); ``resumed``: outputs after Run All again.
 STOP_04 = {
     "cell": "estimate.training_session",
-    "resume_folder": r"\.resume-two-step-minilm-smoke-[0-9a-f]{12}",
-    "line": r"Stopped during two-step-minilm-smoke step 2 \(3 of 3\) at epoch \d+\.\d\d \(\d of 8 steps done\); "
+    "resume_folder": r"\.resume-two-step-minilm-smoke-case-viterbi-[0-9a-f]{12}",
+    "line": r"Stopped during two-step-minilm-smoke-case-viterbi step 2 \(3 of 3\) at epoch \d+\.\d\d \(\d of 8 steps done\); "
             r"kept: 2 finished run\(s\), its checkpoint of step \d; rerun the cell to resume\.",
-    "named": [r"Plan: 3 trainings, about", r"done: single-minilm-smoke \(1 of 3\): 8 steps in \d+:\d\d",
-              r"done: augmented-minilm-smoke \(2 of 3\): 8 steps in \d+:\d\d",
-              r"two-step-minilm-smoke step 2 \(3 of 3\): \d/8 steps.* \| stopped"],
+    "named": [r"Plan: 3 trainings, about", r"done: single-minilm-smoke-case-viterbi \(1 of 3\): 8 steps in \d+:\d\d",
+              r"done: augmented-minilm-smoke-case-viterbi \(2 of 3\): 8 steps in \d+:\d\d",
+              r"two-step-minilm-smoke-case-viterbi step 2 \(3 of 3\): \d/8 steps.* \| stopped"],
     "resumed": [r"Plan: 1 training \(2 already trained: reused\), about",
-                r"single-minilm-smoke: a finished run with the same settings is in .*: reused, not trained again",
-                r"augmented-minilm-smoke: a finished run with the same settings is in .*: reused, not trained again",
-                r"two-step-minilm-smoke step 2 \(1 of 1\): resuming from its checkpoint of step \d",
-                (r"done: two-step-minilm-smoke step 2 \(1 of 1\): 8 steps in \d+:\d\d \(resumed from its checkpoint "
+                r"single-minilm-smoke-case-viterbi: a finished run with the same settings is in .*: reused, not trained again",
+                r"augmented-minilm-smoke-case-viterbi: a finished run with the same settings is in .*: reused, not trained again",
+                r"two-step-minilm-smoke-case-viterbi step 2 \(1 of 1\): resuming from its checkpoint of step \d",
+                (r"done: two-step-minilm-smoke-case-viterbi step 2 \(1 of 1\): 8 steps in \d+:\d\d \(resumed from its checkpoint "
                  r"of step \d\)"),
                 r"this cell: 1 training\(s\) in \d+:\d\d .*; 2 finished run\(s\) reused\."],
 }

@@ -11,7 +11,7 @@ per notebook is saved under the test's temporary folder (the path is printed).
 
 Notebook 04 is also stopped once, the way a learner presses the stop button: during two-step's step 2, after a
 checkpoint (its kernel checkpoints every few seconds, ``CRAFTLIB_CHECKPOINT_MINUTES``), the kernel is
-interrupted; the training cell must end in one line ("Stopped during two-step-minilm-smoke step 2 (3 of 3) at
+interrupted; the training cell must end in one line ("Stopped during two-step-minilm-smoke-case-viterbi step 2 (3 of 3) at
 epoch ...; rerun the cell to resume"), no traceback, and Run All again must reuse the finished runs and resume the
 stopped training from its checkpoint. Its plan line (with the estimate), its named bars ("k of 3", collapsed to
 one line when done) and the absence of widget outputs (a saved notebook reopened would show "Error displaying
@@ -278,7 +278,7 @@ def _wait_for_checkpoint(models: Path, folder_pattern: str) -> None:
         if any(re.fullmatch(folder_pattern, p.parent.parent.parent.name)
                for p in models.glob(f".resume-*/checkpoints/checkpoint-*/{ELAPSED_FILE}")):
             return
-        if (models / "two-step-minilm-smoke" / "metrics.json").is_file():  # finished: nothing left to stop
+        if (models / "two-step-minilm-smoke-case-viterbi" / "metrics.json").is_file():  # finished: nothing left to stop
             pytest.fail(f"the two-step run finished before a checkpoint of {folder_pattern} appeared in {models}")
         time.sleep(0.05)
     pytest.fail(f"no checkpoint in {models}/{folder_pattern} within {RUN_TIMEOUT_S} s")

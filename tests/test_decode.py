@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -74,12 +75,13 @@ def test_merge_windows_keeps_score_rows_of_the_best_window():
 
 
 def test_decode_names_its_runs_and_commands_and_refuses_unknown_values():
-    prof = config.get_profile("quick", decode="viterbi")
+    prof = config.get_profile("quick", decode="viterbi", case_markers=False)
     assert runs.run_name("two-step", "minilm", prof, seed=1) == "two-step-minilm-quick-viterbi-seed1"
-    assert runs.run_name("two-step", "minilm", config.get_profile("quick", decode="viterbi", case_markers=True)) \
-        == "two-step-minilm-quick-case-viterbi"
-    assert "--decode viterbi" in runs.train_command("single", prof, "minilm", 42, "proper")
-    assert "--decode" not in runs.train_command("single", config.get_profile("quick"), "minilm", 42, "proper")
+    assert runs.run_name("two-step", "minilm", config.get_profile("quick")) == "two-step-minilm-quick-case-viterbi"
+    argmax = config.get_profile("quick", decode="argmax")
+    assert runs.run_name("two-step", "minilm", argmax) == "two-step-minilm-quick-case"
+    assert "--decode argmax" in runs.train_command("single", argmax, "minilm", 42, "proper")
+    assert "--decode" not in runs.train_command("single", prof, "minilm", 42, "proper")  # viterbi is the default
     with pytest.raises(ConfigError, match="decode='beam'"):
         config.get_profile("quick", decode="beam")
 
@@ -87,7 +89,8 @@ def test_decode_names_its_runs_and_commands_and_refuses_unknown_values():
 def test_decode_command_gives_what_training_with_decode_gives(tiny_model_dir, tmp_path, monkeypatch, capsys):  # noqa: F811
     """The decoded twin of a trained run has the predictions of the same training run with --decode viterbi (same
     seed, same weights), valid IOB2 everywhere, and says where its weights came from."""
-    prof = config.get_profile("smoke", max_steps=6, learning_rate=3e-3, max_length=16, window_stride=4)
+    prof = config.get_profile("smoke", max_steps=6, learning_rate=3e-3, max_length=16, window_stride=4,
+                              decode="argmax")
     monkeypatch.setattr(train, "load_recipe_data", lambda kind, spec: {
         "train": _synthetic(40), "validation": _synthetic(12, seed=1), "test": _synthetic(10, seed=2)})
     base = str(tiny_model_dir)
@@ -138,3 +141,14 @@ def test_decode_command_gives_what_training_with_decode_gives(tiny_model_dir, tm
     assert "already decoded" in capsys.readouterr().err
     assert cli.main(["decode", "nothing-here", "--models-dir", str(tmp_path / "a")]) == 2
     assert "No finished run" in capsys.readouterr().err
+    # the other way: a run trained with Viterbi (the default) read with argmax is the argmax run of the same weights
+    back = train.decode_run(trained, "argmax")
+    assert back.name == plain.name and back.parent == trained.parent
+    assert [r["pred"] for r in runs.Run(back).predictions("test")] == \
+        [r["pred"] for r in runs.Run(plain).predictions("test")]
+    assert "--decode argmax" in json.loads((back / "metrics.json").read_text())["command"]
+    # ... but a run of that name that was trained, not decoded, is never replaced
+    shutil.rmtree(back)
+    shutil.copytree(plain, back)
+    with pytest.raises(ConfigError, match="is not replaced"):
+        train.decode_run(trained, "argmax")

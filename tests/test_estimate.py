@@ -18,13 +18,19 @@ CAL = {"step_s": 0.05, "token_s": 1e-4, "window_s": 0.002, "threads": 2, "others
 
 def test_workload_of_quick_is_the_committed_runs():
     work = {t.run: t for t in estimate.workload(config.PROFILES["quick"])}
-    single = runs.Run(config.published_dir() / "single-minilm-quick").metrics()
-    assert list(work) == ["single-minilm-quick", "augmented-minilm-quick", "two-step-minilm-quick"]
-    assert work["single-minilm-quick"].steps == single["steps"][-1]["global_step"]
-    assert work["single-minilm-quick"].tokens == single["steps"][-1]["tokens_seen"]
+    single = runs.Run(config.published_dir() / "single-minilm-quick-case-viterbi").metrics()
+    assert list(work) == ["single-minilm-quick-case-viterbi", "augmented-minilm-quick-case-viterbi",
+                          "two-step-minilm-quick-case-viterbi"]
+    assert work["single-minilm-quick-case-viterbi"].steps == single["steps"][-1]["global_step"]
+    assert work["single-minilm-quick-case-viterbi"].tokens == single["steps"][-1]["tokens_seen"]
     # two-step trains only its step 2 (step 1 is the augmented run, reused)
-    two = runs.Run(config.published_dir() / "two-step-minilm-quick").metrics()
-    assert work["two-step-minilm-quick"].steps == two["steps"][-1]["global_step"]
+    two = runs.Run(config.published_dir() / "two-step-minilm-quick-case-viterbi").metrics()
+    assert work["two-step-minilm-quick-case-viterbi"].steps == two["steps"][-1]["global_step"]
+    # a profile whose default runs are not committed: the reference recipe's run of each recipe
+    reference = runs.Run(config.published_dir() / "single-minilm-full").metrics()
+    full = estimate.workload(config.PROFILES["full"])
+    if "single-minilm-full-case-viterbi" not in {t.run for t in full}:
+        assert full[0].run == "single-minilm-full" and full[0].tokens == reference["steps"][-1]["tokens_seen"]
 
 
 def test_workload_of_smoke_comes_from_its_profile():
@@ -76,15 +82,15 @@ def test_notebook_plan(tmp_path, monkeypatch):
     smoke = config.data_spec("smoke", data=tmp_path)
     plan = estimate.notebook_plan(smoke, models_dir=tmp_path)
     assert plan.startswith("Plan: 3 trainings, about ") and "on this CPU (bf16, 2 thread(s))" in plan
-    (tmp_path / "augmented-minilm-smoke").mkdir()
-    (tmp_path / "augmented-minilm-smoke" / "metrics.json").write_text("{}")
+    (tmp_path / "augmented-minilm-smoke-case-viterbi").mkdir()
+    (tmp_path / "augmented-minilm-smoke-case-viterbi" / "metrics.json").write_text("{}")
     assert estimate.notebook_plan(smoke, models_dir=tmp_path).startswith("Plan: 2 trainings (1 already trained")
     # only two-step asked for, no augmented run: two-step trains it first
-    (tmp_path / "augmented-minilm-smoke" / "metrics.json").unlink()
+    (tmp_path / "augmented-minilm-smoke-case-viterbi" / "metrics.json").unlink()
     assert estimate.notebook_plan(smoke, ["two-step"], models_dir=tmp_path).startswith("Plan: 2 trainings")
     for recipe in estimate.RECIPES:
-        (tmp_path / f"{recipe}-minilm-smoke").mkdir(exist_ok=True)
-        (tmp_path / f"{recipe}-minilm-smoke" / "metrics.json").write_text("{}")
+        (tmp_path / f"{recipe}-minilm-smoke-case-viterbi").mkdir(exist_ok=True)
+        (tmp_path / f"{recipe}-minilm-smoke-case-viterbi" / "metrics.json").write_text("{}")
     assert estimate.notebook_plan(smoke, models_dir=tmp_path).startswith("Plan: nothing to train")
 
 

@@ -272,11 +272,12 @@ def test_bootstrap_difference_of_a_system_with_itself_is_zero():
 
 def test_build_plan_says_what_would_be_built(tmp_path):
     write_jsonl(tmp_path / "models" / "dictionary-smoke" / "predictions_test.jsonl", random_records(1, n_sent=2))
-    (tmp_path / "results" / "single-minilm-smoke").mkdir(parents=True)
-    (tmp_path / "results" / "single-minilm-smoke" / "metrics.json").write_text(json.dumps({"train_seconds": 12.5}))
+    (tmp_path / "results" / "single-minilm-smoke-case-viterbi").mkdir(parents=True)
+    (tmp_path / "results" / "single-minilm-smoke-case-viterbi" / "metrics.json").write_text(
+        json.dumps({"train_seconds": 12.5}))
     plan = pipeline.build_plan(["dictionary", "single"], config.data_spec("smoke"), models_dir=tmp_path / "models",
                                results_dir=tmp_path / "results")
-    assert [(p["run"], p["action"]) for p in plan] == [("dictionary-smoke", "read"), ("single-minilm-smoke", "build")]
+    assert [(p["run"], p["action"]) for p in plan] == [("dictionary-smoke", "read"), ("single-minilm-smoke-case-viterbi", "build")]
     assert plan[0]["command"] == "python -m craftlib baseline --profile smoke"
     assert plan[1]["command"].startswith("python -m craftlib train --recipe single --profile smoke")
     assert plan[1]["measured_train_s"] == 12.5 and plan[0]["measured_train_s"] is None
@@ -424,7 +425,7 @@ def test_predictions_reads_the_run_folder(tmp_path):
         pipeline.predictions("dictionary", config.data_spec("quick"), models_dir=tmp_path, build_if_missing=False)
     with pytest.raises(CraftlibError, match="Unknown system"):
         pipeline.predictions("crf++", config.data_spec("smoke"), models_dir=tmp_path)
-    assert runs.system_run_name("two-step", "quick") == "two-step-minilm-quick"
+    assert runs.system_run_name("two-step", "quick") == "two-step-minilm-quick-case-viterbi"
 
 
 def _fake_metrics(run, system, recipe, f1, profile="quick"):

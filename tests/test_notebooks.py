@@ -209,9 +209,9 @@ def test_04_two_step_transfer(workspace):
     assert (workspace["results"] / "two_step_transfer-smoke" / "learning_curves.png").is_file()
     # section 6: the two controls, trained on smoke, and the comparison they enter
     controls = summary["controls"]
-    assert controls["two-step, no names (p = 0)"] == "two-step-minilm-smoke-p0"
-    assert re.fullmatch(r"single-minilm-smoke-steps\d+", controls["single, as many sub-tokens"])
-    p0 = load_json(workspace["models"] / "two-step-minilm-smoke-p0" / "metrics.json")
+    assert controls["two-step, no names (p = 0)"] == "two-step-minilm-smoke-p0-case-viterbi"
+    assert re.fullmatch(r"single-minilm-smoke-steps\d+-case-viterbi", controls["single, as many sub-tokens"])
+    p0 = load_json(workspace["models"] / "two-step-minilm-smoke-p0-case-viterbi" / "metrics.json")
     assert p0["hyperparameters"]["replace_prob"] == 0.0 and two["hyperparameters"]["replace_prob"] == 0.2
     assert p0["steps"][0]["train_sentences"] == two["steps"][0]["train_sentences"]  # the same copies, no names
     matched = load_json(workspace["models"] / controls["single, as many sub-tokens"] / "metrics.json")
@@ -269,14 +269,18 @@ def test_05_error_analysis(workspace):
         assert summary["nervaluate"][name]["strict"]["f1"] == pytest.approx(scores["default"]["f1"])
         stray = summary["stray_inside_spans"][name]
         assert stray["stray_correct"] <= stray["stray_spans"] <= stray["pred_spans"]
-    # the main run decoded again with Viterbi: valid IOB2 only, so both modes agree; argmax is the run as trained
+    # the main run is read with Viterbi (the default): valid IOB2 only, so both modes agree; the same weights read
+    # with argmax are decoded beside it, and score what that run's metrics say
     main = summary["main_system"]
     argmax, viterbi = summary["decoding"][f"{main} (argmax)"], summary["decoding"][f"{main} (viterbi)"]
-    assert argmax["f1"] == pytest.approx(summary["scores"][main]["default"]["f1"])
-    assert argmax["stray I- spans"] == summary["stray_inside_spans"][main]["stray_spans"]
-    assert viterbi["stray I- spans"] == 0 and viterbi["f1"] == pytest.approx(viterbi["strict f1"])
-    assert summary["decoded_run"] == f"{summary['runs'][main]}-viterbi"
-    assert (workspace["models"] / summary["decoded_run"] / "metrics.json").is_file()
+    assert summary["runs"][main].endswith("-case-viterbi")
+    assert viterbi["f1"] == pytest.approx(summary["scores"][main]["default"]["f1"])
+    assert viterbi["stray I- spans"] == 0 == summary["stray_inside_spans"][main]["stray_spans"]
+    assert viterbi["f1"] == pytest.approx(viterbi["strict f1"])
+    assert summary["decoded_run"] == summary["runs"][main].removesuffix("-viterbi")
+    decoded = json.loads((workspace["models"] / summary["decoded_run"] / "metrics.json").read_text())
+    assert decoded["hyperparameters"]["decode"] == "argmax" and decoded["decoded_from"]["run"] == summary["runs"][main]
+    assert argmax["f1"] == pytest.approx(decoded["test"]["f1"])
     assert "viterbi: ['O', 'B-Gene']" in text
     boot = summary["bootstrap"]
     assert set(boot["systems"]) == set(pipeline.SYSTEMS) and len(boot["differences"]) == 4

@@ -242,7 +242,7 @@ def test_benchmark_smoke_writes_a_complete_results_file(tmp_path):
     dataset = hand_made_dataset()
     models, results = tmp_path / "models", tmp_path / "results"
     _write_external_run(models / "dictionary-smoke", dataset, perfect=True)
-    _write_external_run(models / "single-minilm-smoke-seed7", dataset, perfect=False, drop_last=True)
+    _write_external_run(models / "single-minilm-smoke-case-viterbi-seed7", dataset, perfect=False, drop_last=True)
 
     report = run_benchmark(config.data_spec("smoke", data=tmp_path / "data", seed=7), dataset=dataset,
                            models_dir=models, results_dir=results)
@@ -299,7 +299,7 @@ def test_run_names_follow_the_architecture():
 
     assert run_name("crf", "quick") == "crf-quick" and run_name("spacy", "full") == "spacy-full"
     assert run_name("crf", "quick", seed=1, annotation_set="extensions") == "crf-quick-extensions-seed1"
-    assert run_name("two-step", "quick") == "two-step-minilm-quick"
+    assert run_name("two-step", "quick") == "two-step-minilm-quick-case-viterbi"
     assert run_name("dictionary", "smoke") == "dictionary-smoke"
 
 
