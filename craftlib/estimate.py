@@ -192,16 +192,17 @@ def workload(prof: config.Profile, base_model: str = "minilm", results_dir=None)
     reference = replace(prof, **config.REFERENCE_SETTINGS)
     for recipe in RECIPES:
         run = runs.system_run_name(recipe, prof, base_model)
+        source = run
         m = runs.Run(config.published_dir(results_dir) / run).metrics_or_none()
         if m is None:  # not committed with these settings: the reference recipe's run (case markers add sub-tokens)
-            run = runs.system_run_name(recipe, reference, base_model)
-            m = runs.Run(config.published_dir(results_dir) / run).metrics_or_none()
+            source = runs.system_run_name(recipe, reference, base_model)
+            m = runs.Run(config.published_dir(results_dir) / source).metrics_or_none()
         if m is not None:
             step = m["steps"][-1]
             epochs = max(1, len(m.get("dev_epochs", [])) // len(m["steps"]))
             scored = m["dev"]["sentences"] * epochs + m["test"]["sentences"]
             out.append(Training(run, int(step["global_step"]), int(step["tokens_seen"]), int(scored),
-                                f"results/{run}/metrics.json"))
+                                f"results/{source}/metrics.json"))
         elif prof.max_steps > 0:
             n_eval = prof.max_eval_sentences or 0
             out.append(Training(run, prof.max_steps, prof.max_steps * prof.batch_size * MEAN_WINDOW_TOKENS,
