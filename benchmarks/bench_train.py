@@ -184,7 +184,9 @@ def main(argv: list[str] | None = None) -> int:
 
     info = runtime.setup(args.seed)
     device = info.device
-    prof = replace(config.get_profile(args.profile), max_steps=args.steps)
+    # the plain reference reads plain words: craftlib trains the reference recipe too (no case markers; the decoding
+    # is not timed here), so both see the same sub-tokens
+    prof = replace(config.get_profile(args.profile), max_steps=args.steps, **config.REFERENCE_SETTINGS)
     data = train.load_recipe_data("original", config.data_spec(prof, args.annotation_set, args.data_dir, seed=args.seed))
     native_bf16 = device.bf16
 
