@@ -289,7 +289,7 @@ PROFILES: dict[str, Profile] = {
         name="quick",
         description="Laptop workshop: all documents, 12,000 of the 18,951 training sentences, one epoch per step "
                     "(lr 1e-4: one short epoch needs larger steps than the reference 4 epochs at 3e-5); sized so "
-                    "that notebook 04's three recipes run in about 12 minutes on a 2-core CPU with native bf16.",
+                    "that notebook 04's three recipes run in about 14 minutes on a 2-core CPU with native bf16.",
         max_train_sentences=12000,
         max_eval_sentences=None,
         learning_rate=1e-4,
