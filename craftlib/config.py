@@ -223,6 +223,14 @@ class Profile:
     #: own (the reference recipe), ``viterbi`` the most likely valid IOB2 sequence of the sentence (the default).
     #: Changes no weight: only the dev/test predictions, their scores, and what the saved model's tagger does.
     decode: str = "viterbi"
+    #: dropout probability of every dropout layer of the model while it trains (embeddings, attention, hidden,
+    #: classifier); ``None``: the base model's own (0.1 for BERT-style models, the reference recipe). A short
+    #: training that underfits may not need the regularisation (``craftlib.train.set_dropout``)
+    dropout: float | None = None
+    #: the word-embedding matrix is not trained (``craftlib.train.freeze_word_embeddings``): with a vocabulary of
+    #: 30,522 rows it is about half of MiniLM's parameters, so each optimizer step costs less; the layers above still
+    #: learn to read every token, the case markers included
+    freeze_embeddings: bool = False
 
     def __post_init__(self) -> None:
         problems = []
@@ -246,6 +254,8 @@ class Profile:
                             "choose one)")
         if self.decode not in DECODES:
             problems.append(f"decode={self.decode!r} (must be {' or '.join(DECODES)})")
+        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
+            problems.append(f"dropout={self.dropout} (must be from 0 to below 1, or None for the model's own)")
         if not 0.0 <= self.replace_prob <= 1.0:
             problems.append(f"replace_prob={self.replace_prob} (must be between 0 and 1)")
         for name in ("max_train_sentences", "max_eval_sentences"):
@@ -253,7 +263,7 @@ class Profile:
                 problems.append(f"{name}={getattr(self, name)} (must be >= 1, or None for all)")
         if problems:
             raise ConfigError(f"Profile {self.name!r}: {'; '.join(problems)}. Fix the value (e.g. --epochs, "
-                              "--learning-rate, --max-steps, --replace-prob, --token-budget, --decode on the command line).")
+                              "--learning-rate, --max-steps, --replace-prob, --token-budget, --decode, --dropout on the command line).")
 
     def to_dict(self) -> dict:
         return asdict(self)

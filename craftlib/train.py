@@ -366,6 +366,9 @@ def fine_tune(model, tokenizer, data: dict, profile: config.Profile, output_dir:
     device = detect_device()
     markers = Markers.of(profile)
     markers.add_to(tokenizer)  # saved with the tokenizer: the run predicts with them
+    set_dropout(model, profile.dropout)
+    if profile.freeze_embeddings:
+        freeze_word_embeddings(model)
     blocks = epoch_blocks(data["train"])  # fresh replacements: one block of sentences per epoch
     if blocks is not None and (profile.max_steps > 0 or len(blocks) != profile.epochs):
         raise ConfigError(f"The augmented set holds {len(blocks)} copy sets (one per epoch) but the profile trains "
@@ -433,6 +436,27 @@ def fine_tune(model, tokenizer, data: dict, profile: config.Profile, output_dir:
         epoch_sentences=None if blocks is None else [len(b) for b in blocks],
         dev_predictions=dev_eval.last_pred,
     )
+
+
+def set_dropout(model, p: float | None) -> None:
+    """Every dropout layer of ``model`` drops with probability ``p`` (in place; ``None``: leave the model's own).
+    The model's config says so too (BERT-style names), so that the saved run records what it trained with."""
+    import torch
+
+    if p is None:
+        return
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = p
+    for key in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout"):
+        if hasattr(model.config, key):
+            setattr(model.config, key, p)
+
+
+def freeze_word_embeddings(model) -> None:
+    """The word-embedding matrix is not trained (in place): no gradient, so the optimizer never holds or updates
+    it. Position and type embeddings, their layer norm, the encoder and the head still train."""
+    model.get_input_embeddings().weight.requires_grad_(False)
 
 
 def _block_trainer(sampler):
@@ -1087,6 +1111,12 @@ def add_commands(subparsers) -> None:
                    help="how word tags are read from the model's scores: viterbi (default: the most likely valid "
                         "IOB2 sequence, no I- after O or another type) or argmax (each word's most likely label on "
                         "its own: the reference recipe); changes the predictions, not the training")
+    g.add_argument("--dropout", type=probability, default=None,
+                   help="dropout probability of every dropout layer while training (default: the base model's own, "
+                        "0.1 for MiniLM; 0 turns it off)")
+    g.add_argument("--freeze-embeddings", action=argparse.BooleanOptionalAction, default=None,
+                   help="do not train the word-embedding matrix (about half of MiniLM's parameters): cheaper "
+                        "optimizer steps; the layers above still learn (default: off)")
     p.set_defaults(func=_cmd_train)
 
     p = subparsers.add_parser(
