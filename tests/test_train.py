@@ -878,3 +878,37 @@ def test_token_budget_trains_one_step_per_batch_and_names_its_run(tiny_model_dir
     args = cli.build_parser().parse_args(["train", "--profile", "quick", "--token-budget", "320"])
     assert config.get_profile(args.profile, **{f: getattr(args, f) for f in runs.CLI_OVERRIDES}) == \
         config.get_profile("quick", token_budget=320)
+
+
+def test_dropout_and_frozen_word_embeddings_train_as_asked_and_name_their_run(tiny_model_dir, tmp_path):
+    """--dropout sets every dropout layer (and the saved config); --freeze-embeddings leaves the word-embedding
+    matrix exactly as it was while the rest trains; both are recorded, named and given back as a command."""
+    import torch
+
+    from craftlib.models import load_model, load_tokenizer
+
+    tok, model = load_tokenizer(tiny_model_dir), load_model(tiny_model_dir)
+    before = model.get_input_embeddings().weight.detach().clone()
+    layer = next(p for n, p in model.named_parameters() if "encoder" in n).detach().clone()
+    prof = config.get_profile("smoke", max_steps=3, learning_rate=3e-3, max_length=16, window_stride=4,
+                              dropout=0.0, freeze_embeddings=True)
+    data = {"train": _synthetic(30), "validation": _synthetic(6, seed=1), "test": _synthetic(6, seed=2)}
+    result = train.fine_tune(model, tok, data, prof, tmp_path, train.TrainOptions(seed=0, progress=False))
+    trained = result.model
+    assert torch.equal(trained.get_input_embeddings().weight, before)
+    assert not torch.equal(next(p for n, p in trained.named_parameters() if "encoder" in n), layer)
+    dropouts = [m.p for m in trained.modules() if isinstance(m, torch.nn.Dropout)]
+    assert dropouts and set(dropouts) == {0.0}
+    assert trained.config.hidden_dropout_prob == 0.0 and trained.config.attention_probs_dropout_prob == 0.0
+    untouched = load_model(tiny_model_dir)
+    train.set_dropout(untouched, None)
+    assert {m.p for m in untouched.modules() if isinstance(m, torch.nn.Dropout)} != {0.0}
+
+    quick = config.get_profile("quick", dropout=0.0, freeze_embeddings=True)
+    assert runs.run_name("two-step", "minilm", quick) == "two-step-minilm-quick-drop0-frozenemb-case-viterbi"
+    assert "--dropout 0 --freeze-embeddings" in runs.train_command("two-step", quick, "minilm", 42, "proper")
+    args = cli.build_parser().parse_args(["train", "--profile", "quick", "--dropout", "0", "--freeze-embeddings"])
+    assert config.get_profile(args.profile, **{f: getattr(args, f) for f in runs.CLI_OVERRIDES}) == quick
+    with pytest.raises(ConfigError, match="dropout"):
+        config.get_profile("quick", dropout=1.0)
+    assert config.recorded_setting({}, "dropout") is None and config.recorded_setting({}, "freeze_embeddings") is False
