@@ -166,14 +166,15 @@ PATH_SETTINGS = {
 #: sentence that is valid IOB2 (:func:`craftlib.windows.iob2_viterbi`: no ``I-`` after ``O`` or after another type).
 DECODES: tuple[str, ...] = ("argmax", "viterbi")
 
-#: The reference recipe's values of the two settings whose project default departs from it: case markers and
+#: The reference recipe's values of the settings whose project default departs from it or may: case markers and
 #: Viterbi decoding each helped with every seed measured (issue 19; README, "Levers"), so they are on by default and
-#: ``--no-case-markers --decode argmax`` gives the reference recipe back. Run names are written against these values,
+#: ``--no-case-markers --decode argmax`` gives the reference recipe back; dropout is BERT's own 0.1 there (a profile
+#: may train without it). Run names are written against these values,
 #: so that a name says how a run differs from the reference recipe (the default two-step on quick is
 #: ``two-step-minilm-quick-case-viterbi``; ``two-step-minilm-quick`` is the reference recipe) and every committed name
 #: keeps its meaning; a run recorded before one of these settings existed was made with its value here
 #: (:func:`recorded_setting`).
-REFERENCE_SETTINGS: dict = {"case_markers": False, "decode": "argmax"}
+REFERENCE_SETTINGS: dict = {"dropout": 0.1, "case_markers": False, "decode": "argmax"}
 
 
 @dataclass(frozen=True)
@@ -224,9 +225,9 @@ class Profile:
     #: Changes no weight: only the dev/test predictions, their scores, and what the saved model's tagger does.
     decode: str = "viterbi"
     #: dropout probability of every dropout layer of the model while it trains (embeddings, attention, hidden,
-    #: classifier); ``None``: the base model's own (0.1 for BERT-style models, the reference recipe). A short
-    #: training that underfits may not need the regularisation (``craftlib.train.set_dropout``)
-    dropout: float | None = None
+    #: classifier: ``craftlib.train.set_dropout``); 0.1 is BERT's own (MiniLM's, the reference recipe's). A short
+    #: training that underfits may do better without the regularisation
+    dropout: float = 0.1
     #: the word-embedding matrix is not trained (``craftlib.train.freeze_word_embeddings``): with a vocabulary of
     #: 30,522 rows it is about half of MiniLM's parameters, so each optimizer step costs less; the layers above still
     #: learn to read every token, the case markers included
@@ -254,8 +255,8 @@ class Profile:
                             "choose one)")
         if self.decode not in DECODES:
             problems.append(f"decode={self.decode!r} (must be {' or '.join(DECODES)})")
-        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
-            problems.append(f"dropout={self.dropout} (must be from 0 to below 1, or None for the model's own)")
+        if not 0.0 <= self.dropout < 1.0:
+            problems.append(f"dropout={self.dropout} (must be from 0 to below 1)")
         if not 0.0 <= self.replace_prob <= 1.0:
             problems.append(f"replace_prob={self.replace_prob} (must be between 0 and 1)")
         for name in ("max_train_sentences", "max_eval_sentences"):

@@ -438,13 +438,12 @@ def fine_tune(model, tokenizer, data: dict, profile: config.Profile, output_dir:
     )
 
 
-def set_dropout(model, p: float | None) -> None:
-    """Every dropout layer of ``model`` drops with probability ``p`` (in place; ``None``: leave the model's own).
-    The model's config says so too (BERT-style names), so that the saved run records what it trained with."""
+def set_dropout(model, p: float) -> None:
+    """Every dropout layer of ``model`` drops with probability ``p`` (in place; MiniLM's own is 0.1 everywhere, so
+    ``p=0.1`` changes nothing there). The model's config says so too (BERT-style names), so that the saved run
+    records what it trained with."""
     import torch
 
-    if p is None:
-        return
     for module in model.modules():
         if isinstance(module, torch.nn.Dropout):
             module.p = p
@@ -1112,8 +1111,8 @@ def add_commands(subparsers) -> None:
                         "IOB2 sequence, no I- after O or another type) or argmax (each word's most likely label on "
                         "its own: the reference recipe); changes the predictions, not the training")
     g.add_argument("--dropout", type=probability, default=None,
-                   help="dropout probability of every dropout layer while training (default: the base model's own, "
-                        "0.1 for MiniLM; 0 turns it off)")
+                   help="dropout probability of every dropout layer while training (default: the profile's; 0.1, "
+                        "BERT's own, is the reference recipe's; 0 turns it off)")
     g.add_argument("--freeze-embeddings", action=argparse.BooleanOptionalAction, default=None,
                    help="do not train the word-embedding matrix (about half of MiniLM's parameters): cheaper "
                         "optimizer steps; the layers above still learn (default: off)")
