@@ -117,7 +117,7 @@ tutorial:
 	  $(PYTHON) -m jupyter nbconvert --to html --log-level WARN $(BUILD)/$$name || exit 1; \
 	done
 
-# committing measured results is this explicit step: make results PUBLISH="two-step-minilm-quick-case-viterbi peers-quick"
+# committing measured results is this explicit step: make results PUBLISH="two-step-minilm-quick-drop0-case-viterbi peers-quick"
 results:
 	$(if $(PUBLISH),$(PYTHON) -m craftlib publish $(PUBLISH))
 	$(PYTHON) -m craftlib results --readme README.md --results-dir results

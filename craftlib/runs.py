@@ -51,7 +51,7 @@ def run_name(
     seed: int = 42, annotation_set: str = "proper", label_all_subtokens: bool = False,
 ) -> str:
     """``<recipe>-<base>-<profile>`` then the settings that differ from the reference recipe's on the named profile
-    (:func:`override_suffix`: the default two-step on quick is ``two-step-minilm-quick-case-viterbi``, the reference
+    (:func:`override_suffix`: the default two-step on quick is ``two-step-minilm-quick-drop0-case-viterbi``, the reference
     recipe ``two-step-minilm-quick``, ``-ep2`` for two epochs), ``-extensions`` / ``-seed<N>`` for a non-default
     annotation set / seed, so that no two settings share a run folder."""
     if recipe not in RECIPES:

@@ -1,7 +1,7 @@
 """What a training cell shows while it runs, and what a stop keeps: named progress, an overall line, one-line stops.
 
 **Progress that says what runs.** Each training gets one bar named after its run and its place in the cell's plan
-("two-step-minilm-quick-case-viterbi step 2 (3 of 3)"); a planned cell (:func:`planned`, what notebook 04 opens through
+("two-step-minilm-quick-drop0-case-viterbi step 2 (3 of 3)"); a planned cell (:func:`planned`, what notebook 04 opens through
 :func:`craftlib.estimate.training_session`) has an overall line above them (trainings done, time spent, the
 estimate). A finished bar collapses to one line ("done: ... 8 steps in 0:12, dev F1 0.041"), and prediction passes
 show inside the bar of their training instead of bars of their own. Where the bars go:
@@ -14,7 +14,7 @@ show inside the bar of their training instead of bars of their own. Where the ba
 
 **A stop that keeps the work.** :func:`training_entry` (decorating :func:`craftlib.train.train_recipe`) turns an
 interrupt (the notebook's stop button, Ctrl-C) into :class:`Stopped`, whose traceback is one line ("Stopped during
-two-step-minilm-quick-case-viterbi step 2 (3 of 3) at epoch 0.42 ...; rerun the cell to resume"). Training saves a resumable
+two-step-minilm-quick-drop0-case-viterbi step 2 (3 of 3) at epoch 0.42 ...; rerun the cell to resume"). Training saves a resumable
 checkpoint every :func:`checkpoint_minutes` (``CRAFTLIB_CHECKPOINT_MINUTES``, default 10) into the run's
 resumable temporary folder (:func:`craftlib.cache.resumable_dir`), which an interrupt keeps; the next call of
 the same run resumes from it (``Trainer.train(resume_from_checkpoint=...)``), and finished runs are reused

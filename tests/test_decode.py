@@ -76,10 +76,10 @@ def test_merge_windows_keeps_score_rows_of_the_best_window():
 
 def test_decode_names_its_runs_and_commands_and_refuses_unknown_values():
     prof = config.get_profile("quick", decode="viterbi", case_markers=False)
-    assert runs.run_name("two-step", "minilm", prof, seed=1) == "two-step-minilm-quick-viterbi-seed1"
-    assert runs.run_name("two-step", "minilm", config.get_profile("quick")) == "two-step-minilm-quick-case-viterbi"
+    assert runs.run_name("two-step", "minilm", prof, seed=1) == "two-step-minilm-quick-drop0-viterbi-seed1"
+    assert runs.run_name("two-step", "minilm", config.get_profile("quick")) == "two-step-minilm-quick-drop0-case-viterbi"
     argmax = config.get_profile("quick", decode="argmax")
-    assert runs.run_name("two-step", "minilm", argmax) == "two-step-minilm-quick-case"
+    assert runs.run_name("two-step", "minilm", argmax) == "two-step-minilm-quick-drop0-case"
     assert "--decode argmax" in runs.train_command("single", argmax, "minilm", 42, "proper")
     assert "--decode" not in runs.train_command("single", prof, "minilm", 42, "proper")  # viterbi is the default
     with pytest.raises(ConfigError, match="decode='beam'"):

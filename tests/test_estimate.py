@@ -18,14 +18,14 @@ CAL = {"step_s": 0.05, "token_s": 1e-4, "window_s": 0.002, "threads": 2, "others
 
 def test_workload_of_quick_is_the_committed_runs():
     work = {t.run: t for t in estimate.workload(config.PROFILES["quick"])}
-    single = runs.Run(config.published_dir() / "single-minilm-quick-case-viterbi").metrics()
-    assert list(work) == ["single-minilm-quick-case-viterbi", "augmented-minilm-quick-case-viterbi",
-                          "two-step-minilm-quick-case-viterbi"]
-    assert work["single-minilm-quick-case-viterbi"].steps == single["steps"][-1]["global_step"]
-    assert work["single-minilm-quick-case-viterbi"].tokens == single["steps"][-1]["tokens_seen"]
+    single = runs.Run(config.published_dir() / "single-minilm-quick-drop0-case-viterbi").metrics()
+    assert list(work) == ["single-minilm-quick-drop0-case-viterbi", "augmented-minilm-quick-drop0-case-viterbi",
+                          "two-step-minilm-quick-drop0-case-viterbi"]
+    assert work["single-minilm-quick-drop0-case-viterbi"].steps == single["steps"][-1]["global_step"]
+    assert work["single-minilm-quick-drop0-case-viterbi"].tokens == single["steps"][-1]["tokens_seen"]
     # two-step trains only its step 2 (step 1 is the augmented run, reused)
-    two = runs.Run(config.published_dir() / "two-step-minilm-quick-case-viterbi").metrics()
-    assert work["two-step-minilm-quick-case-viterbi"].steps == two["steps"][-1]["global_step"]
+    two = runs.Run(config.published_dir() / "two-step-minilm-quick-drop0-case-viterbi").metrics()
+    assert work["two-step-minilm-quick-drop0-case-viterbi"].steps == two["steps"][-1]["global_step"]
     # a profile whose default runs are not committed: the reference recipe's run of each recipe
     reference = runs.Run(config.published_dir() / "single-minilm-full").metrics()
     full = estimate.workload(config.PROFILES["full"])

@@ -425,7 +425,7 @@ def test_predictions_reads_the_run_folder(tmp_path):
         pipeline.predictions("dictionary", config.data_spec("quick"), models_dir=tmp_path, build_if_missing=False)
     with pytest.raises(CraftlibError, match="Unknown system"):
         pipeline.predictions("crf++", config.data_spec("smoke"), models_dir=tmp_path)
-    assert runs.system_run_name("two-step", "quick") == "two-step-minilm-quick-case-viterbi"
+    assert runs.system_run_name("two-step", "quick") == "two-step-minilm-quick-drop0-case-viterbi"
 
 
 def _fake_metrics(run, system, recipe, f1, profile="quick"):

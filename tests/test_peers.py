@@ -299,7 +299,7 @@ def test_run_names_follow_the_architecture():
 
     assert run_name("crf", "quick") == "crf-quick" and run_name("spacy", "full") == "spacy-full"
     assert run_name("crf", "quick", seed=1, annotation_set="extensions") == "crf-quick-extensions-seed1"
-    assert run_name("two-step", "quick") == "two-step-minilm-quick-case-viterbi"
+    assert run_name("two-step", "quick") == "two-step-minilm-quick-drop0-case-viterbi"
     assert run_name("dictionary", "smoke") == "dictionary-smoke"
 
 

@@ -13,17 +13,17 @@ from craftlib.errors import CraftlibError, RunError
 def test_run_names_of_every_system():
     assert runs.system_run_name("dictionary", "quick") == "dictionary-quick"
     # a name says how a run differs from the reference recipe: the defaults add case markers and Viterbi
-    assert runs.system_run_name("two-step", "quick") == "two-step-minilm-quick-case-viterbi"
-    reference = config.get_profile("quick", case_markers=False, decode="argmax")
+    assert runs.system_run_name("two-step", "quick") == "two-step-minilm-quick-drop0-case-viterbi"
+    reference = config.get_profile("quick", **config.REFERENCE_SETTINGS)
     assert runs.system_run_name("two-step", reference) == "two-step-minilm-quick"
     assert runs.system_run_name("single", "smoke", seed=7, annotation_set="extensions") == \
         "single-minilm-smoke-case-viterbi-extensions-seed7"
-    assert runs.system_run_name("single", config.get_profile("quick", epochs=2)) == "single-minilm-quick-ep2-case-viterbi"
-    assert runs.system_run_name("single", config.get_profile("quick", epochs=2, case_markers=False, decode="argmax")) \
+    assert runs.system_run_name("single", config.get_profile("quick", epochs=2)) == "single-minilm-quick-ep2-drop0-case-viterbi"
+    assert runs.system_run_name("single", config.get_profile("quick", epochs=2, **config.REFERENCE_SETTINGS)) \
         == "single-minilm-quick-ep2"
-    assert runs.system_run_name("two-step", config.get_profile("quick", decode="argmax")) == "two-step-minilm-quick-case"
+    assert runs.system_run_name("two-step", config.get_profile("quick", decode="argmax")) == "two-step-minilm-quick-drop0-case"
     assert runs.system_run_name("two-step", config.get_profile("quick", case_markers=False)) == \
-        "two-step-minilm-quick-viterbi"
+        "two-step-minilm-quick-drop0-viterbi"
     assert runs.system_run_name("crf", "quick") == "crf-quick"
     assert runs.system_run_name("spacy", "smoke", seed=1, annotation_set="extensions") == "spacy-smoke-extensions-seed1"
     with pytest.raises(CraftlibError, match="Unknown system"):
@@ -96,9 +96,9 @@ def test_every_system_cuts_the_data_the_same_way():
 def test_label_all_subtokens_gets_its_own_run_name():
     from craftlib import runs
 
-    assert runs.run_name("single", "minilm", "quick") == "single-minilm-quick-case-viterbi"
+    assert runs.run_name("single", "minilm", "quick") == "single-minilm-quick-drop0-case-viterbi"
     assert runs.run_name("single", "minilm", "quick", label_all_subtokens=True) == \
-        "single-minilm-quick-case-viterbi-allsub"
+        "single-minilm-quick-drop0-case-viterbi-allsub"
 
 
 def test_recorded_train_commands_name_no_folder_of_the_machine(tmp_path, monkeypatch):
@@ -118,8 +118,8 @@ def test_recorded_train_commands_name_no_folder_of_the_machine(tmp_path, monkeyp
     assert runs.train_command("single", config.get_profile("quick", replace_prob=0.0), "minilm", 1, "proper") == (
         "python -m craftlib train --recipe single --profile quick --base-model minilm --seed 1 --replace-prob 0")
     assert runs.run_name("two-step", "minilm", config.get_profile("quick", replace_prob=0.0), seed=2) == \
-        "two-step-minilm-quick-p0-case-viterbi-seed2"
-    reference = config.get_profile("quick", case_markers=False, decode="argmax")
+        "two-step-minilm-quick-p0-drop0-case-viterbi-seed2"
+    reference = config.get_profile("quick", **config.REFERENCE_SETTINGS)
     assert runs.train_command("two-step", reference, "minilm", 42, "proper") == (
         "python -m craftlib train --recipe two-step --profile quick --base-model minilm --seed 42 --no-case-markers "
-        "--decode argmax")
+        "--decode argmax --dropout 0.1")

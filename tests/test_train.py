@@ -119,7 +119,7 @@ def test_stride_too_large_is_refused():
 
 
 def test_run_name():
-    assert runs.run_name("two-step", "minilm", "quick") == "two-step-minilm-quick-case-viterbi"
+    assert runs.run_name("two-step", "minilm", "quick") == "two-step-minilm-quick-drop0-case-viterbi"
     assert runs.run_name("single", "dmis-lab/biobert-base-cased-v1.2", "full") == \
         "single-biobert-base-cased-v1.2-full-case-viterbi"
     assert runs.run_name("augmented", "minilm", "smoke", seed=7) == "augmented-minilm-smoke-case-viterbi-seed7"
@@ -130,9 +130,9 @@ def test_run_name():
 def test_overridden_hyperparameters_get_their_own_run_name_and_command():
     quick = config.get_profile("quick")
     same = config.get_profile("quick", epochs=float(quick.epochs), learning_rate=quick.learning_rate)
-    assert runs.run_name("single", "minilm", same) == "single-minilm-quick-case-viterbi"  # no real change
+    assert runs.run_name("single", "minilm", same) == "single-minilm-quick-drop0-case-viterbi"  # no real change
     two = config.get_profile("quick", epochs=2.0, learning_rate=5e-5)
-    assert runs.run_name("single", "minilm", two, seed=3) == "single-minilm-quick-lr5e-05-ep2-case-viterbi-seed3"
+    assert runs.run_name("single", "minilm", two, seed=3) == "single-minilm-quick-lr5e-05-ep2-drop0-case-viterbi-seed3"
     cmd = runs.train_command("single", two, "minilm", 3, "proper")
     assert cmd.endswith("--seed 3 --learning-rate 5e-05 --epochs 2")
     # the printed command really parses back to the same profile
@@ -335,10 +335,10 @@ def test_case_markers_cover_every_word_and_carry_no_label():
 
 def test_case_markers_in_run_names_and_commands():
     prof = config.get_profile("quick", decode="argmax")  # markers are the default: the name says so, not the command
-    assert runs.run_name("single", "minilm", prof) == "single-minilm-quick-case"
+    assert runs.run_name("single", "minilm", prof) == "single-minilm-quick-drop0-case"
     assert "case-markers" not in runs.train_command("single", prof, "minilm", 42, "proper")
     off = config.get_profile("quick", case_markers=False)
-    assert runs.run_name("single", "minilm", off) == "single-minilm-quick-viterbi"
+    assert runs.run_name("single", "minilm", off) == "single-minilm-quick-drop0-viterbi"
     cmd = runs.train_command("single", off, "minilm", 42, "proper")
     assert cmd.endswith("--no-case-markers")
     from craftlib.cli import build_parser
@@ -604,7 +604,7 @@ def test_matched_profile_gives_single_step_the_sub_tokens_of_two_step():
     # the measured quick runs: single 427,632 sub-tokens, two-step 1,023,664 (2.39 passes) -> 2.4 epochs
     m = matched_profile(quick, 427_632, 1_023_664)
     assert m.epochs == 2.4 and m.max_steps == -1 and runs.run_name("single", "minilm", m) == \
-        "single-minilm-quick-ep2.4-case-viterbi"
+        "single-minilm-quick-ep2.4-drop0-case-viterbi"
     assert abs(m.epochs * 427_632 / 1_023_664 - 1) < 0.05  # within the 5 % the issue asks
     smoke = config.get_profile("smoke")  # stops after max_steps=8: two-step makes 8 + 8 steps
     assert matched_profile(smoke, 1000, 2000).max_steps == 16
@@ -765,7 +765,7 @@ def test_italic_markers_precede_italic_words_and_carry_no_label():
 
 def test_italic_markers_in_run_names_commands_and_recipes(tmp_path):
     prof = config.get_profile("quick", italic_markers=True)
-    assert runs.run_name("single", "minilm", prof) == "single-minilm-quick-ital-case-viterbi"
+    assert runs.run_name("single", "minilm", prof) == "single-minilm-quick-ital-drop0-case-viterbi"
     assert "--italic-markers" in runs.train_command("single", prof, "minilm", 42, "proper")
     with pytest.raises(ConfigError, match="augmented copies carry no typesetting"):
         train.load_recipe_data("augmented", config.data_spec(prof, "proper", tmp_path))
@@ -868,7 +868,7 @@ def test_token_budget_trains_one_step_per_batch_and_names_its_run(tiny_model_dir
     assert result.global_step == 2 * len(batches) and result.train_windows == len(feats)
     assert result.tokens_seen == 2 * sum(sum(x) for x in feats["attention_mask"])
     assert runs.run_name("two-step", "minilm", config.get_profile("quick", token_budget=320)) == \
-        "two-step-minilm-quick-tok320-case-viterbi"
+        "two-step-minilm-quick-tok320-drop0-case-viterbi"
     assert "--token-budget 320" in runs.train_command("two-step", config.get_profile("quick", token_budget=320),
                                                       "minilm", 42, "proper")
     with pytest.raises(ConfigError, match="max_length"):
@@ -903,8 +903,10 @@ def test_dropout_and_frozen_word_embeddings_train_as_asked_and_name_their_run(ti
 
     quick = config.get_profile("quick", dropout=0.0, freeze_embeddings=True)
     assert runs.run_name("two-step", "minilm", quick) == "two-step-minilm-quick-frozenemb-drop0-case-viterbi"
-    assert "--dropout 0 --freeze-embeddings" in runs.train_command("two-step", quick, "minilm", 42, "proper")
-    args = cli.build_parser().parse_args(["train", "--profile", "quick", "--dropout", "0", "--freeze-embeddings"])
+    assert runs.train_command("two-step", quick, "minilm", 42, "proper").endswith("--seed 42 --freeze-embeddings")
+    assert runs.train_command("two-step", config.get_profile("quick", dropout=0.1), "minilm", 42, "proper").endswith(
+        "--seed 42 --dropout 0.1")  # the reference recipe's dropout, quick's own is 0
+    args = cli.build_parser().parse_args(["train", "--profile", "quick", "--freeze-embeddings"])
     assert config.get_profile(args.profile, **{f: getattr(args, f) for f in runs.CLI_OVERRIDES}) == quick
     with pytest.raises(ConfigError, match="dropout"):
         config.get_profile("quick", dropout=1.0)
