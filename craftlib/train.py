@@ -1111,8 +1111,8 @@ def add_commands(subparsers) -> None:
                         "IOB2 sequence, no I- after O or another type) or argmax (each word's most likely label on "
                         "its own: the reference recipe); changes the predictions, not the training")
     g.add_argument("--dropout", type=probability, default=None,
-                   help="dropout probability of every dropout layer while training (default: the profile's; 0.1, "
-                        "BERT's own, is the reference recipe's; 0 turns it off)")
+                   help="dropout probability of every dropout layer while training (default: the profile's: 0 on "
+                        "quick, whose one epoch underfits; 0.1, BERT's own and the reference recipe's, elsewhere)")
     g.add_argument("--freeze-embeddings", action=argparse.BooleanOptionalAction, default=None,
                    help="do not train the word-embedding matrix (about half of MiniLM's parameters): cheaper "
                         "optimizer steps; the layers above still learn (default: off)")
