@@ -275,9 +275,12 @@ def _wait_for_checkpoint(models: Path, folder_pattern: str) -> None:
 
     deadline = time.monotonic() + RUN_TIMEOUT_S
     while time.monotonic() < deadline:
-        if any(re.fullmatch(folder_pattern, p.parent.parent.parent.name)
-               for p in models.glob(f".resume-*/checkpoints/checkpoint-*/{ELAPSED_FILE}")):
-            return
+        try:  # another run's resumable folder may vanish mid-glob (its run finished and was renamed): look again
+            if any(re.fullmatch(folder_pattern, p.parent.parent.parent.name)
+                   for p in models.glob(f".resume-*/checkpoints/checkpoint-*/{ELAPSED_FILE}")):
+                return
+        except FileNotFoundError:
+            pass
         if (models / "two-step-minilm-smoke-case-viterbi" / "metrics.json").is_file():  # finished: nothing left to stop
             pytest.fail(f"the two-step run finished before a checkpoint of {folder_pattern} appeared in {models}")
         time.sleep(0.05)
