@@ -197,6 +197,8 @@ class Profile:
     max_length: int = 128
     window_stride: int = 32
     weight_decay: float = 0.0
+    #: fraction of each training step's optimizer steps over which the learning rate rises linearly from 0 (then the
+    #: linear decay); 0 is the reference recipe's (no warm-up)
     warmup_ratio: float = 0.0
     #: a marker token before capitalised / all-caps / mixed-case words (``craftlib.train.CASE_MARKERS``), so that
     #: an uncased model sees how a word was written. On by default (the reference recipe: off, :data:`REFERENCE_SETTINGS`)
@@ -257,6 +259,8 @@ class Profile:
             problems.append(f"decode={self.decode!r} (must be {' or '.join(DECODES)})")
         if not 0.0 <= self.dropout < 1.0:
             problems.append(f"dropout={self.dropout} (must be from 0 to below 1)")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            problems.append(f"warmup_ratio={self.warmup_ratio} (must be from 0 to below 1: a fraction of the steps)")
         if not 0.0 <= self.replace_prob <= 1.0:
             problems.append(f"replace_prob={self.replace_prob} (must be between 0 and 1)")
         for name in ("max_train_sentences", "max_eval_sentences"):
@@ -264,7 +268,8 @@ class Profile:
                 problems.append(f"{name}={getattr(self, name)} (must be >= 1, or None for all)")
         if problems:
             raise ConfigError(f"Profile {self.name!r}: {'; '.join(problems)}. Fix the value (e.g. --epochs, "
-                              "--learning-rate, --max-steps, --replace-prob, --token-budget, --decode, --dropout on the command line).")
+                              "--learning-rate, --max-steps, --replace-prob, --token-budget, --decode, --dropout, --warmup-ratio on the "
+                              "command line).")
 
     def to_dict(self) -> dict:
         return asdict(self)

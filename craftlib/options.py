@@ -57,6 +57,11 @@ def probability(value: str) -> float:
     return _number(float, value, lambda x: 0.0 <= x <= 1.0, "must be a number from 0 to 1")
 
 
+def warmup_value(value: str) -> float:
+    """argparse type of ``--warmup-ratio``: a fraction of the optimizer steps, from 0 to below 1."""
+    return _number(float, value, lambda x: 0.0 <= x < 1.0, "must be a number from 0 to below 1 (a fraction of the steps)")
+
+
 def max_steps_value(value: str) -> int:
     """argparse type of ``--max-steps``: ``-1`` (train by epochs) or a number of steps >= 1."""
     return _number(int, value, lambda n: n == -1 or n >= 1, "must be >= 1, or -1 to train by epochs (0 trains nothing)")

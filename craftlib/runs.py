@@ -71,7 +71,7 @@ def run_name(
 _OVERRIDE_NAMES = {"epochs": "ep", "learning_rate": "lr", "max_train_sentences": "n", "max_steps": "steps",
                    "batch_size": "bs", "max_length": "len", "case_markers": "case", "replace_prob": "p",
                    "italic_markers": "ital", "augment_keep_unchanged": "fullcopy", "fresh_replacements": "fresh",
-                   "token_budget": "tok", "decode": "", "dropout": "drop",
+                   "token_budget": "tok", "decode": "", "dropout": "drop", "warmup_ratio": "wu",
                    "freeze_embeddings": "frozenemb"}
 
 
@@ -135,7 +135,8 @@ CLI_OVERRIDES = {"epochs": "--epochs", "learning_rate": "--learning-rate",
                  "case_markers": "--case-markers", "replace_prob": "--replace-prob",
                  "italic_markers": "--italic-markers", "augment_keep_unchanged": "--full-copy",
                  "fresh_replacements": "--fresh-replacements", "token_budget": "--token-budget",
-                 "decode": "--decode", "dropout": "--dropout", "freeze_embeddings": "--freeze-embeddings"}
+                 "decode": "--decode", "dropout": "--dropout", "freeze_embeddings": "--freeze-embeddings",
+                 "warmup_ratio": "--warmup-ratio"}
 
 
 def train_command(recipe: str, profile: str | config.Profile, base_model: str, seed: int, annotation_set: str,

@@ -47,6 +47,7 @@ from craftlib.options import (
     positive_int,
     probability,
     seed_value,
+    warmup_value,
 )
 from craftlib.progress import live_progress, use_craftlib_progress
 from craftlib.runs import RECIPES, Run
@@ -1116,6 +1117,9 @@ def add_commands(subparsers) -> None:
     g.add_argument("--freeze-embeddings", action=argparse.BooleanOptionalAction, default=None,
                    help="do not train the word-embedding matrix (about half of MiniLM's parameters): cheaper "
                         "optimizer steps; the layers above still learn (default: off)")
+    g.add_argument("--warmup-ratio", type=warmup_value, default=None,
+                   help="fraction of each training step's optimizer steps over which the learning rate rises "
+                        "linearly from 0 before the linear decay (default 0: the reference recipe's, no warm-up)")
     p.set_defaults(func=_cmd_train)
 
     p = subparsers.add_parser(

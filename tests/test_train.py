@@ -911,3 +911,18 @@ def test_dropout_and_frozen_word_embeddings_train_as_asked_and_name_their_run(ti
     with pytest.raises(ConfigError, match="dropout"):
         config.get_profile("quick", dropout=1.0)
     assert config.recorded_setting({}, "dropout") == 0.1 and config.recorded_setting({}, "freeze_embeddings") is False
+
+
+def test_warmup_ratio_is_an_option_named_in_the_run_and_checked():
+    """--warmup-ratio reaches the profile (and Trainer's warm-up), the run name and the command line; a fraction
+    outside [0, 1) is refused in one line, on the command line and in Python."""
+    warm = config.get_profile("quick", warmup_ratio=0.1)
+    assert runs.run_name("two-step", "minilm", warm) == "two-step-minilm-quick-wu0.1-drop0-case-viterbi"
+    assert runs.train_command("two-step", warm, "minilm", 42, "proper").endswith("--seed 42 --warmup-ratio 0.1")
+    args = cli.build_parser().parse_args(["train", "--profile", "quick", "--warmup-ratio", "0.1"])
+    assert config.get_profile(args.profile, **{f: getattr(args, f) for f in runs.CLI_OVERRIDES}) == warm
+    assert train._training_args(Path("x"), warm, 42, False, False, train.detect_device(), 100).get_warmup_steps(100) == 10
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["train", "--warmup-ratio", "1"])
+    with pytest.raises(ConfigError, match="warmup_ratio"):
+        config.get_profile("quick", warmup_ratio=-0.1)
